@@ -1,0 +1,162 @@
+"""SSO round trips per second through the app against raw RSA-2048 signatures per second.
+
+A logged-in citizen who has agreed already: AuthnRequest in (HTTP-Redirect), signed Response
+with a signed Assertion out (the auto-POST page), all through the Flask app, on one core. The
+AuthnRequests are made before timing starts (the portal's work is not ours). Raw signatures:
+``cryptography`` RSA-2048 PKCS#1 v1.5 SHA-256, measured in alternating rounds of the same run.
+
+    python -m benchmarks.sso [--seconds 2] [--rounds 3] [--idp-key-bits 3072]
+    python -m benchmarks.sso --memory      # RSS after 1 000 and after 10 000 responses
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from flask import Flask
+from saml2 import BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+
+from benchmarks.login import rss_kib
+from idp import create_app, schema
+from idp.config import PROJECT_ROOT, Argon2Parameters
+from idp.saml.crypto import install_backend
+from idp.saml.keys import generate_key_pair
+from tests.saml_support import key_pair, metadata_of, sp_config
+
+SP_ENTITY = "https://portal.example.org/saml/metadata"
+SP_ACS = "https://portal.example.org/saml/acs"
+BASE = "http://localhost"
+PASSWORD = "Kräftig-Grün 42"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+TARGET = 0.08
+MEMORY_TARGET_KIB = 10 * 1024
+
+
+def build(workdir: Path, idp_key_bits: int) -> tuple[Flask, Saml2Client]:
+    policies = workdir / "policies"
+    (policies / "portals").mkdir(parents=True)
+    (policies / "password.yaml").write_bytes((PROJECT_ROOT / "policies/password.yaml").read_bytes())
+    sp_key, sp_cert = key_pair(workdir / "sp", "sp")
+    metadata = workdir / "sp.xml"
+    metadata.write_text(metadata_of(sp_config(SP_ENTITY, SP_ACS, sp_key, sp_cert)),
+                        encoding="utf-8")
+    (policies / "portals" / "bench.yaml").write_text(yaml.safe_dump({
+        "display_name": "Benchmark-Portal", "entity_id": SP_ENTITY, "metadata": str(metadata),
+        "attributes": ["givenName", "surname", "mail", "bPK2"],
+        "name_id_format": "persistent"}), encoding="utf-8")
+    keys = generate_key_pair(workdir / "idp", bits=idp_key_bits) if idp_key_bits >= 3072 \
+        else _small_keys(workdir / "idp", idp_key_bits)
+    url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    schema.upgrade(url)
+    app = create_app(test_config={
+        "database_url": url, "instance_path": workdir / "instance", "base_url": BASE,
+        "secret_key": "benchmark-" + "x" * 40, "policy_dir": policies,
+        "key_file": keys[0] if isinstance(keys, tuple) else keys.key_file,
+        "cert_file": keys[1] if isinstance(keys, tuple) else keys.cert_file,
+        "argon2": Argon2Parameters(time_cost=1, memory_cost_kib=1024, parallelism=1)}, env={})
+    idp_metadata = app.test_client().get("/saml/metadata").get_data(as_text=True)
+    client = Saml2Client(config=sp_config(SP_ENTITY, SP_ACS, sp_key, sp_cert, idp_metadata))
+    install_backend(client)
+    return app, client
+
+
+def _small_keys(folder: Path, bits: int) -> tuple[Path, Path]:
+    """For comparison only: the IdP refuses to generate keys below 3072 bits."""
+    return key_pair(folder, "idp", bits=bits)
+
+
+def logged_in_browser(app: Flask, sp: Saml2Client) -> object:
+    """A citizen who registered, logged in and agreed once."""
+    runner = app.test_cli_runner()
+    runner.invoke(args=["user", "create", "--username", "Bench", "--email", "b@example.org",
+                        "--given-name", "Erika", "--surname", "Mustermann",
+                        "--password", PASSWORD])
+    client = app.test_client()
+    token = CSRF.search(client.get("/anmelden").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    client.post("/anmelden", data={"csrf_token": token, "username": "Bench",
+                                   "password": PASSWORD})
+    page = client.get(requests(sp, 1)[0], follow_redirects=True).get_data(as_text=True)
+    transaction = re.search(r'name="transaction" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    client.post("/saml/zustimmung", data={"csrf_token": token, "transaction": transaction,
+                                          "decision": "agree"})
+    return client
+
+
+def requests(sp: Saml2Client, count: int) -> list[str]:
+    paths = []
+    for _ in range(count):
+        _, info = sp.prepare_for_authenticate(entityid=f"{BASE}/saml/metadata",
+                                              binding=BINDING_HTTP_REDIRECT)
+        parts = urlsplit(dict(info["headers"])["Location"])
+        paths.append(f"{parts.path}?{parts.query}")
+    return paths
+
+
+def sso_rate(client: object, paths: list[str], seconds: float) -> tuple[float, int]:
+    count, start = 0, time.perf_counter()
+    while count < len(paths) and time.perf_counter() - start < seconds:
+        response = client.get(paths[count])  # type: ignore[attr-defined]
+        if b"SAMLResponse" not in response.data:
+            raise SystemExit(f"no SAMLResponse (status {response.status_code})")
+        count += 1
+    return count / (time.perf_counter() - start), count
+
+
+def raw_rate(seconds: float) -> float:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    message, count, start = b"x" * 1024, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idp-key-bits", type=int, default=3072)
+    parser.add_argument("--memory", action="store_true")
+    args = parser.parse_args()
+    app, sp = build(Path(tempfile.mkdtemp(prefix="servicekonto-sso-")), args.idp_key_bits)
+    browser = logged_in_browser(app, sp)
+    if args.memory:
+        sso_rate(browser, requests(sp, 1000), 3600)
+        after_1000 = rss_kib()
+        for _ in range(9):
+            sso_rate(browser, requests(sp, 1000), 3600)
+        growth = rss_kib() - after_1000
+        print(f"RSS after 1 000 responses: {after_1000} KiB, after 10 000: "
+              f"{after_1000 + growth} KiB, growth {growth} KiB (target < {MEMORY_TARGET_KIB})")
+        return 0 if growth < MEMORY_TARGET_KIB else 1
+    sso_rate(browser, requests(sp, 20), 1.0)  # warm up
+    ssos, raws = [], []
+    for _ in range(args.rounds):
+        paths = requests(sp, int(400 * args.seconds))
+        ssos.append(sso_rate(browser, paths, args.seconds)[0])
+        raws.append(raw_rate(args.seconds))
+    sso, raw = statistics.median(ssos), statistics.median(raws)
+    print(f"IdP key RSA-{args.idp_key_bits}; two signatures per response (Response and "
+          "Assertion)")
+    print(f"SSO round trips/s (one core): {sso:.1f}  (rounds: "
+          f"{', '.join(f'{r:.1f}' for r in ssos)})")
+    print(f"raw RSA-2048 signatures/s:    {raw:.1f}  (rounds: "
+          f"{', '.join(f'{r:.1f}' for r in raws)})")
+    print(f"ratio: {sso / raw:.3f} (target >= {TARGET})")
+    return 0 if sso / raw >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The password policy (``policies/password.yaml``) and argon2id hashing.
+
+The policy returns every unmet rule as a German message instead of raising, so the form can name
+each one (after Flask-Security-Too's ``password_util``).
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from idp.config import Argon2Parameters, PolicyError
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """The rules a new password must meet."""
+
+    min_length: int
+    max_length: int
+    min_letters: int
+    min_uppercase: int
+    min_lowercase: int
+    min_digits: int
+    min_special: int
+    special_characters: str
+    reject_common: bool
+    reject_username: bool
+
+    @classmethod
+    def load(cls, path: Path) -> PasswordPolicy:
+        """Read and check a policy file; a broken file raises :class:`PolicyError`."""
+        try:
+            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise PolicyError(f"{path}: cannot read: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise PolicyError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{path}: expected a mapping of rules")
+        expected = set(cls.__dataclass_fields__)
+        if missing := expected - set(raw):
+            raise PolicyError(f"{path}: missing rules: {', '.join(sorted(missing))}")
+        if unknown := set(raw) - expected:
+            raise PolicyError(f"{path}: unknown rules: {', '.join(sorted(unknown))}")
+        for name in expected - {"special_characters", "reject_common", "reject_username"}:
+            if not isinstance(raw[name], int) or isinstance(raw[name], bool) or raw[name] < 0:
+                raise PolicyError(f"{path}: {name} must be a whole number ≥ 0")
+        for name in ("reject_common", "reject_username"):
+            if not isinstance(raw[name], bool):
+                raise PolicyError(f"{path}: {name} must be true or false")
+        if not isinstance(raw["special_characters"], str) or not raw["special_characters"]:
+            raise PolicyError(f"{path}: special_characters must be a non-empty string")
+        if raw["max_length"] < max(raw["min_length"], 128):
+            raise PolicyError(f"{path}: max_length must allow at least 128 characters")
+        return cls(**raw)
+
+    def rules(self) -> list[str]:
+        """The rules as the registration form lists them."""
+        shown = " ".join(self.special_characters.replace(" ", ""))
+        rules = [f"mindestens {self.min_length} Zeichen"]
+        if self.min_letters:
+            rules.append(f"davon mindestens {self.min_letters} Buchstabe(n)")
+        if self.min_uppercase:
+            rules.append(f"davon mindestens {self.min_uppercase} Großbuchstabe(n)")
+        if self.min_lowercase:
+            rules.append(f"davon mindestens {self.min_lowercase} Kleinbuchstabe(n)")
+        if self.min_digits:
+            rules.append(f"davon mindestens {self.min_digits} Ziffer(n)")
+        if self.min_special:
+            space = " und Leerzeichen" if " " in self.special_characters else ""
+            rules.append(f"davon mindestens {self.min_special} Sonderzeichen "
+                         f"(erlaubt sind: {shown}{space})")
+        return rules
+
+    def problems(self, password: str, username: str = "") -> list[str]:
+        """Every rule ``password`` breaks, as German messages; empty when it is acceptable."""
+        password = normalise_password(password)
+        if len(password) > self.max_length:
+            return [f"Das Passwort darf höchstens {self.max_length} Zeichen lang sein."]
+        letters = sum(ch.isalpha() for ch in password)
+        upper = sum(ch.isupper() for ch in password)
+        lower = sum(ch.islower() for ch in password)
+        digits = sum(ch.isdigit() for ch in password)
+        special = sum(ch in self.special_characters for ch in password)
+        other = {ch for ch in password
+                 if not (ch.isalnum() or ch in self.special_characters)}
+        problems = []
+        if len(password) < self.min_length:
+            problems.append(f"Das Passwort muss mindestens {self.min_length} Zeichen lang sein.")
+        if letters < self.min_letters:
+            problems.append(f"Das Passwort muss mindestens {self.min_letters} Buchstaben "
+                            "enthalten.")
+        if upper < self.min_uppercase:
+            problems.append(f"Das Passwort muss mindestens {self.min_uppercase} Großbuchstaben "
+                            "enthalten.")
+        if lower < self.min_lowercase:
+            problems.append(f"Das Passwort muss mindestens {self.min_lowercase} Kleinbuchstaben "
+                            "enthalten.")
+        if digits < self.min_digits:
+            problems.append(f"Das Passwort muss mindestens {self.min_digits} Ziffer(n) enthalten.")
+        if special < self.min_special:
+            problems.append(f"Das Passwort muss mindestens {self.min_special} Sonderzeichen "
+                            "enthalten.")
+        if other:
+            problems.append("Das Passwort enthält nicht erlaubte Zeichen. Erlaubt sind Buchstaben, "
+                            "Ziffern und die genannten Sonderzeichen.")
+        if self.reject_username and len(username) >= 3 and \
+                username.casefold() in password.casefold():
+            problems.append("Das Passwort darf den Benutzernamen nicht enthalten.")
+        if self.reject_common and is_common_password(password):
+            problems.append("Dieses Passwort ist zu bekannt und leicht zu erraten. Bitte wählen "
+                            "Sie ein anderes.")
+        return problems
+
+
+def normalise_password(password: str) -> str:
+    """NFKC, so that the same password typed on another keyboard or system still matches."""
+    return unicodedata.normalize("NFKC", password)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    # zxcvbn ships the 30 000 most frequent passwords of public leaks, lower-cased.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def is_common_password(password: str) -> bool:
+    """True for a listed password, also when only dressed up with case, digits or symbols.
+
+    "Passwort1!" is refused because its core "passwort" is listed; a passphrase is not.
+    """
+    common = _common_passwords()
+    lowered = password.casefold()
+    core = lowered.strip("0123456789" + "".join(ch for ch in lowered if not ch.isalnum()))
+    return lowered in common or (len(core) >= 4 and core in common)
+
+
+class PasswordHasher:
+    """argon2id with the configured cost; knows when a stored hash needs a rehash."""
+
+    def __init__(self, parameters: Argon2Parameters) -> None:
+        self._argon2 = Argon2Hasher(time_cost=parameters.time_cost,
+                                    memory_cost=parameters.memory_cost_kib,
+                                    parallelism=parameters.parallelism,
+                                    type=Type.ID)
+        # Verified against when the username is unknown, so that an unknown user costs the
+        # same time as a wrong password (no enumeration by timing).
+        self._dummy_hash = self._argon2.hash("no account has this password")
+
+    def hash(self, password: str) -> str:
+        return self._argon2.hash(normalise_password(password))
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        """Check ``password``; with ``stored_hash=None`` spend the same time and fail."""
+        try:
+            ok = self._argon2.verify(stored_hash or self._dummy_hash, normalise_password(password))
+        except (VerificationError, InvalidHashError):
+            return False
+        return ok and stored_hash is not None
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        return self._argon2.check_needs_rehash(stored_hash)

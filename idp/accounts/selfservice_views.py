@@ -1,0 +1,221 @@
+"""Self-service pages: forgotten password or username, and "Mein Servicekonto".
+
+Thin, like :mod:`idp.accounts.views`: parse the form, call one service of
+:mod:`idp.accounts.selfservice`, render the page. Successful changes redirect (a reload does not
+send the form again); the links from mails show a button on GET and act only on its POST.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.accounts import selfservice as service
+from idp.accounts.context import FormErrors
+from idp.accounts.models import Citizen, Salutation
+from idp.accounts.tokens import LinkState
+from idp.db import db, utcnow
+from idp.links import (
+    EMAIL_CHANGE_PATH,
+    PASSWORD_FORGOTTEN_PATH,
+    PASSWORD_RESET_PATH,
+    USERNAME_FORGOTTEN_PATH,
+)
+from idp.web.context import accounts as account_context
+from idp.web.context import (
+    client_address,
+    current_citizen,
+    login_required,
+    server_session,
+    services,
+)
+from idp.web.forms import single_values
+
+selfservice = Blueprint("selfservice", __name__)
+
+Page = str | tuple[str, int] | BaseResponse
+
+
+# --- "Passwort vergessen" ------------------------------------------------------------------
+
+
+@selfservice.route(PASSWORD_FORGOTTEN_PATH, methods=["GET", "POST"])
+def password_forgotten() -> Page:
+    if request.method == "GET":
+        return render_template("idp/password_forgotten.html", values={}, errors={})
+    form = single_values(request.form, ("username",))
+    try:
+        service.request_password_reset(account_context(), form["username"])
+    except FormErrors as error:
+        return render_template("idp/password_forgotten.html", errors=error.errors,
+                               values={"username": form["username"][:64]}), 422
+    # The same page whether or not the account exists.
+    return render_template("idp/password_mail_sent.html",
+                           minutes=service.whole_minutes(services().settings.password_reset_valid))
+
+
+@selfservice.route(PASSWORD_RESET_PATH, methods=["GET", "POST"])
+def password_reset(token: str) -> Page:
+    """GET shows the form (mail scanners open links); only its POST uses the link up."""
+    ctx = account_context()
+    if request.method == "GET":
+        state = service.password_reset_state(ctx, token)
+        return _reset_form(token) if state is LinkState.USABLE else _link_problem(
+            "idp/password_link_problem.html", state)
+    form = single_values(request.form, ("password", "password_confirm"))
+    try:
+        outcome = service.reset_password(ctx, services().throttle(db.session), token,
+                                         form["password"], form["password_confirm"])
+    except FormErrors as error:
+        return _reset_form(token, error.errors), 422
+    if not outcome.done:
+        return _link_problem("idp/password_link_problem.html", outcome.state)
+    session = server_session()
+    if session.citizen_id is not None and session.citizen_id == outcome.citizen_id:
+        session.end()  # its record is gone already; the cookie goes too
+    return render_template("idp/password_reset_done.html")
+
+
+def _reset_form(token: str, errors: dict[str, list[str]] | None = None) -> str:
+    return render_template("idp/password_reset_form.html", token=token, errors=errors or {},
+                           rules=services().policy.rules())
+
+
+def _link_problem(template: str, state: LinkState, **context: object) -> tuple[str, int]:
+    status = 404 if state is LinkState.UNKNOWN else 410
+    return render_template(template, state=state.value, **context), status
+
+
+# --- "Benutzernamen vergessen" -------------------------------------------------------------
+
+
+@selfservice.route(USERNAME_FORGOTTEN_PATH, methods=["GET", "POST"])
+def username_forgotten() -> Page:
+    if request.method == "GET":
+        return render_template("idp/username_forgotten.html", values={}, errors={})
+    form = single_values(request.form, ("email",))
+    try:
+        service.send_username_reminder(account_context(), form["email"])
+    except FormErrors as error:
+        return render_template("idp/username_forgotten.html", errors=error.errors,
+                               values={"email": form["email"][:254]}), 422
+    return render_template("idp/username_mail_sent.html")
+
+
+# --- "Mein Servicekonto" -------------------------------------------------------------------
+
+
+@selfservice.get("/konto")
+@login_required
+def account() -> Page:
+    citizen = _citizen()
+    return render_template("idp/account.html", citizen=citizen,
+                           pending_email=service.pending_email_change(account_context(), citizen))
+
+
+@selfservice.route("/konto/daten", methods=["GET", "POST"])
+@login_required
+def personal_data() -> Page:
+    citizen = _citizen()
+    if request.method == "GET":
+        return _personal_data_form(service.personal_data(citizen))
+    form = single_values(request.form, service.PERSONAL_FIELDS)
+    try:
+        service.update_personal_data(account_context(), citizen, form)
+    except FormErrors as error:
+        return _personal_data_form(form, error.errors), 422
+    flash("Ihre persönlichen Daten wurden gespeichert.")
+    return redirect(url_for("selfservice.account"))
+
+
+def _personal_data_form(values: dict[str, str],
+                        errors: dict[str, list[str]] | None = None) -> str:
+    return render_template("idp/account_personal_data.html", values=values,
+                           errors=errors or {}, salutations=list(Salutation))
+
+
+@selfservice.route("/konto/email", methods=["GET", "POST"])
+@login_required
+def email_change() -> Page:
+    citizen = _citizen()
+    if request.method == "GET":
+        return render_template("idp/account_email.html", citizen=citizen, values={}, errors={})
+    form = single_values(request.form, ("email", "password"))
+    try:
+        address = service.request_email_change(account_context(), _holder(citizen),
+                                                form["email"], form["password"])
+    except FormErrors as error:
+        return render_template("idp/account_email.html", citizen=citizen, errors=error.errors,
+                               values={"email": form["email"][:254]}), 422
+    flash(f"Wir haben einen Bestätigungslink an {address} gesendet. Ihre E-Mail-Adresse ändert "
+          "sich erst, wenn Sie diesen Link aufrufen und die Änderung bestätigen.")
+    return redirect(url_for("selfservice.account"))
+
+
+@selfservice.route(EMAIL_CHANGE_PATH, methods=["GET", "POST"])
+def email_confirm(token: str) -> Page:
+    """GET shows the new address and one button; only its POST changes the address."""
+    ctx = account_context()
+    problem = "idp/email_change_problem.html"
+    if request.method == "GET":
+        outcome = service.email_change_state(ctx, token)
+        if not outcome.done:
+            return _link_problem(problem, outcome.state)
+        return render_template("idp/email_change_confirm.html", token=token,
+                               new_email=outcome.new_email)
+    try:
+        outcome = service.confirm_email_change(ctx, token)
+    except FormErrors as error:
+        return render_template(problem, state="taken", message=error.errors["email"][0]), 409
+    if not outcome.done:
+        return _link_problem(problem, outcome.state)
+    return render_template("idp/email_change_done.html", new_email=outcome.new_email)
+
+
+@selfservice.route("/konto/passwort", methods=["GET", "POST"])
+@login_required
+def password_change() -> Page:
+    citizen = _citizen()
+    if request.method == "GET":
+        return _password_form()
+    form = single_values(request.form, ("current_password", "password", "password_confirm"))
+    try:
+        service.change_password(account_context(), _holder(citizen), form)
+    except FormErrors as error:
+        return _password_form(error.errors), 422
+    # A new session id for this browser too: a copied cookie of the old one is worthless.
+    server_session().log_in(citizen.id, utcnow())
+    flash("Ihr Passwort wurde geändert. Alle anderen Anmeldungen wurden beendet.")
+    return redirect(url_for("selfservice.account"))
+
+
+def _password_form(errors: dict[str, list[str]] | None = None) -> str:
+    return render_template("idp/account_password.html", errors=errors or {},
+                           rules=services().policy.rules())
+
+
+@selfservice.route("/konto/loeschen", methods=["GET", "POST"])
+@login_required
+def delete_account() -> Page:
+    citizen = _citizen()
+    if request.method == "GET":
+        return render_template("idp/account_delete.html", errors={})
+    form = single_values(request.form, ("password",))
+    try:
+        service.delete_account(account_context(), _holder(citizen), form["password"])
+    except FormErrors as error:
+        return render_template("idp/account_delete.html", errors=error.errors), 422
+    server_session().end()
+    return render_template("idp/account_deleted.html")
+
+
+def _citizen() -> Citizen:
+    citizen = current_citizen()
+    assert citizen is not None, "login_required lets only signed-in citizens through"
+    return citizen
+
+
+def _holder(citizen: Citizen) -> service.AccountHolder:
+    return service.AccountHolder(citizen=citizen, throttle=services().throttle(db.session),
+                                 address=client_address(),
+                                 session_id=server_session().session_id)

@@ -1,0 +1,240 @@
+"""The ``servicekonto`` command line (a Flask CLI group on :func:`idp.create_app`)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from sqlalchemy import select
+
+from idp.config import ConfigError, load_config
+
+
+def _create_app(*_args: Any) -> Flask:
+    from idp import create_app
+
+    try:
+        return create_app()
+    except ConfigError as error:
+        # A clear message and exit code 2 instead of a traceback: the operator must act.
+        click.echo(f"Servicekonto kann nicht starten: {error}", err=True)
+        sys.exit(2)
+
+
+class ServicekontoGroup(FlaskGroup):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(create_app=_create_app, add_default_commands=False,
+                         add_version_option=False, load_dotenv=False, set_debug_flag=False,
+                         **kwargs)
+
+    # Every command is defined on this group; Flask would load the app merely to look for more,
+    # so `servicekonto --help` failed on a database without schema. Look only here.
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, name)
+
+
+@click.group(cls=ServicekontoGroup, help="Servicekonto: SAML-Identitätsprovider für Bürger.")
+def main() -> None:
+    pass
+
+
+# --- database ------------------------------------------------------------------------------
+
+@main.group(help="Datenbank verwalten.")
+def db() -> None:
+    pass
+
+
+# No app context: the app refuses to start on a database without the current schema.
+@db.command("upgrade", help="Datenbankschema auf den neuesten Stand bringen.",
+            with_appcontext=False)
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    from idp import schema
+
+    try:
+        config = load_config()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    config.instance_path.mkdir(parents=True, exist_ok=True)
+    schema.upgrade(config.database_url, revision)
+    click.echo(f"Datenbankschema ist auf Stand {schema.head_revision()}.")
+
+
+# --- running -------------------------------------------------------------------------------
+
+@main.command("run", help="IdP starten (Entwicklung); sendet Mails im Hintergrund.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run(host: str, port: int) -> None:
+    from idp.mail.sender import start_background_sender
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    start_background_sender(app)
+    config = app.config["SERVICEKONTO"]
+    click.echo(f"Servicekonto läuft auf {config.base_url}")
+    if config.uses_dev_mailbox:
+        click.echo(f"Entwicklungs-Postfach: {config.base_url}/entwicklung/postfach/")
+    # Not app.run(): Flask ignores it inside a Flask CLI command (FLASK_RUN_FROM_CLI).
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, use_reloader=False, use_debugger=False, threaded=True)
+
+
+# --- mail ----------------------------------------------------------------------------------
+
+@main.group(help="Mails aus dem Postausgang versenden.")
+def mail() -> None:
+    pass
+
+
+@mail.command("send", help="Fällige Mails des Postausgangs versenden.")
+@click.option("--forever", is_flag=True, help="Nicht beenden, sondern laufend versenden.")
+@click.option("--interval", default=2.0, show_default=True, help="Sekunden zwischen Durchläufen.")
+@with_appcontext
+def mail_send(forever: bool, interval: float) -> None:
+    from idp.mail.sender import run_sender
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sent, failed = run_sender(app, forever=forever, interval=interval)
+    click.echo(f"{sent} Mail(s) versendet, {failed} Fehlversuch(e).")
+
+
+# --- maintenance ---------------------------------------------------------------------------
+
+@main.command("purge", help="Abgelaufene Registrierungen, Sitzungen und alte Mails löschen.")
+@with_appcontext
+def purge() -> None:
+    from idp.accounts.registration import purge_expired_registrations
+    from idp.db import db as database
+    from idp.mail.outbox import purge_finished_mails
+    from idp.security.sessions import purge_expired_sessions
+    from idp.web.context import services
+
+    ctx = services().accounts(database.session)
+    registrations = purge_expired_registrations(ctx)
+    config = services().config
+    with database.transaction() as session:
+        sessions = purge_expired_sessions(session, ctx.now,
+                                          timedelta(minutes=config.session_idle_minutes))
+        mails = purge_finished_mails(session, ctx.now, timedelta(days=config.mail_keep_days))
+    click.echo(f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en) und "
+               f"{mails} alte Mail(s) gelöscht.")
+
+
+# --- users ---------------------------------------------------------------------------------
+
+@main.group(help="Bürgerkonten verwalten.")
+def user() -> None:
+    pass
+
+
+def _find(username: str) -> Any:
+    from idp.accounts.identity import username_key
+    from idp.db import db as database
+    from idp.web.context import services
+
+    citizen = services().accounts(database.session).citizen_by_username_key(
+        username_key(username))
+    if citizen is None:
+        raise click.ClickException(f"Kein Konto mit dem Benutzernamen {username!r}.")
+    return citizen
+
+
+@user.command("create", help="Konto anlegen (sofort aktiv, ohne Aktivierungsmail).")
+@click.option("--username", required=True)
+@click.option("--email", required=True)
+@click.option("--given-name", required=True)
+@click.option("--surname", required=True)
+@click.option("--birth-name", default="")
+@click.option("--salutation", default="keine_angabe",
+              type=click.Choice(["herr", "frau", "divers", "keine_angabe"]))
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def user_create(username: str, email: str, given_name: str, surname: str, birth_name: str,
+                salutation: str, password: str) -> None:
+    from idp.accounts.admin import create_active_citizen
+    from idp.accounts.context import FormErrors
+    from idp.db import db as database
+    from idp.web.context import services
+
+    try:
+        citizen = create_active_citizen(services().accounts(database.session), {
+            "username": username, "email": email, "given_name": given_name,
+            "surname": surname, "birth_name": birth_name, "salutation": salutation,
+            "password": password, "password_confirm": password, "privacy_accepted": "yes"})
+    except FormErrors as error:
+        messages = [m for ms in error.errors.values() for m in ms]
+        raise click.ClickException("\n".join(messages)) from None
+    click.echo(f"Konto {citizen.username} angelegt und aktiviert.")
+
+
+@user.command("list", help="Konten auflisten.")
+@with_appcontext
+def user_list() -> None:
+    from idp.accounts.models import Citizen
+    from idp.db import db as database
+
+    for citizen in database.session.scalars(select(Citizen).order_by(Citizen.id)):
+        click.echo(f"{citizen.username}\t{citizen.email}\t{citizen.status}\t"
+                   f"{citizen.created_at:%Y-%m-%d %H:%M}")
+
+
+@user.command("activate", help="Ausstehende Registrierung ohne Link aktivieren.")
+@click.argument("username")
+@with_appcontext
+def user_activate(username: str) -> None:
+    from idp.accounts.admin import activate_without_link
+    from idp.db import db as database
+    from idp.web.context import services
+
+    citizen = _find(username)
+    activate_without_link(services().accounts(database.session), citizen)
+    click.echo(f"Konto {citizen.username} ist aktiv.")
+
+
+@user.command("unlock", help="Anmeldeverzögerung eines Kontos aufheben.")
+@click.argument("username")
+@with_appcontext
+def user_unlock(username: str) -> None:
+    from idp.db import db as database
+    from idp.web.context import services
+
+    citizen = _find(username)
+    services().throttle(database.session).clear_account(citizen.username_key)
+    click.echo(f"Anmeldeverzögerung für {citizen.username} aufgehoben.")
+
+
+@user.command("delete", help="Konto mit allen persönlichen Daten löschen.")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Ohne Rückfrage löschen.")
+@with_appcontext
+def user_delete(username: str, yes: bool) -> None:
+    from idp.accounts.admin import delete_citizen
+    from idp.db import db as database
+    from idp.web.context import services
+
+    citizen = _find(username)
+    if not yes:
+        click.confirm(f"Konto {citizen.username} wirklich löschen?", abort=True)
+    delete_citizen(services().accounts(database.session), citizen)
+    click.echo(f"Konto {username} gelöscht.")
+
+
+def register_commands(app: Flask) -> None:
+    """The commands are on the ``servicekonto`` group; ``flask --app idp`` gets them too."""
+    for name, command in main.commands.items():
+        app.cli.add_command(command, name)
+
+
+__all__ = ["ScriptInfo", "main", "register_commands"]
+from idp.portals import cli as _portal_commands  # noqa: E402, F401  (registers `portal`)
+from idp.saml import cli as _key_commands  # noqa: E402, F401  (registers `keys`)

@@ -1,0 +1,248 @@
+"""The IdP's configuration: one typed object, read from ``IDP_*`` environment variables.
+
+Everything is validated when the app starts, so that a wrong setting stops the start with a clear
+message instead of failing at the first login.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message tells the operator which and why."""
+
+
+class PolicyError(ConfigError):
+    """A policy file (password rules, a portal) is missing or broken."""
+
+
+@dataclass(frozen=True)
+class Argon2Parameters:
+    """argon2id cost parameters (argon2-cffi's RFC 9106 low-memory profile by default)."""
+
+    time_cost: int = 3
+    memory_cost_kib: int = 65536
+    parallelism: int = 4
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of one IdP instance. Build it with :func:`load_config`."""
+
+    # "development" allows the embedded defaults (SQLite, generated secret, development mailbox);
+    # "production" insists on an explicit secret, an https base URL and a real SMTP server.
+    environment: str = "development"
+    # The public URL. Links in mails and SAML endpoints are built from it, never from the Host
+    # header, so a forged Host cannot redirect a citizen's activation link elsewhere.
+    base_url: str = "http://127.0.0.1:5000"
+    database_url: str = ""
+    secret_key: str = ""
+    redis_url: str = ""
+    instance_path: Path = PROJECT_ROOT / "instance"
+    policy_dir: Path = PROJECT_ROOT / "policies"
+    template_dir: Path = PROJECT_ROOT / "templates"
+    key_file: Path | None = None
+    cert_file: Path | None = None
+    # Hosts accepted in the Host header besides the base URL's own (anything else gets a 400).
+    trusted_hosts: tuple[str, ...] = ()
+    # How many reverse proxies in front of us set X-Forwarded-For; 0 trusts none of it, so a
+    # client cannot pick its own address for the per-address login throttle.
+    proxy_count: int = 0
+
+    mail_server: str = ""
+    mail_port: int = 25
+    mail_use_tls: bool = False
+    mail_use_ssl: bool = False
+    mail_username: str = ""
+    mail_password: str = ""
+    mail_sender: str = "Servicekonto <noreply@servicekonto.invalid>"
+    mail_timeout_seconds: float = 10.0
+    mail_retry_base_seconds: float = 30.0
+    mail_retry_max_seconds: float = 3600.0
+    mail_max_attempts: int = 20
+    # Delivered (or given-up) mails stay this long for the operator, then `purge` removes them.
+    mail_keep_days: int = 30
+
+    argon2: Argon2Parameters = field(default_factory=Argon2Parameters)
+    activation_hours: int = 24
+    password_reset_minutes: int = 60
+    email_change_hours: int = 24
+    # Sessions for level 1/2 logins (TR-03160-1): 12 h absolute, 60 min idle.
+    session_absolute_minutes: int = 12 * 60
+    session_idle_minutes: int = 60
+    # Requests larger than this are refused with 413 before any parsing.
+    max_request_bytes: int = 256 * 1024
+    privacy_version: str = "2026-11"
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def uses_https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def base_host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def uses_dev_mailbox(self) -> bool:
+        """Without an SMTP server (development only) mails go to the development mailbox page."""
+        return not self.mail_server
+
+    @property
+    def sqlite_database_path(self) -> Path:
+        return self.instance_path / "servicekonto.sqlite3"
+
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+               "0": False, "false": False, "no": False, "off": False, "": False}
+
+
+def _as_bool(name: str, raw: str) -> bool:
+    try:
+        return _BOOL_WORDS[raw.strip().lower()]
+    except KeyError:
+        raise ConfigError(f"{name}: expected true or false, got {raw!r}") from None
+
+
+def _as_int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _as_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {value}")
+    return value
+
+
+def _read_secret(env: Mapping[str, str], name: str) -> str:
+    """A secret comes from ``NAME`` or from the file named by ``NAME_FILE`` (Docker secrets)."""
+    if path := env.get(f"{name}_FILE"):
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {error.strerror}") from None
+    return env.get(name, "")
+
+
+def _development_secret(instance_path: Path) -> str:
+    """A per-installation secret kept in the instance folder, created on first use (0600)."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret)
+    return secret
+
+
+def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Read and validate the configuration from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if raw := env.get("IDP_ENV"):
+        values["environment"] = raw
+    if raw := env.get("IDP_BASE_URL"):
+        values["base_url"] = raw.rstrip("/")
+    if raw := env.get("IDP_DATABASE_URL"):
+        values["database_url"] = raw
+    if raw := env.get("IDP_REDIS_URL"):
+        values["redis_url"] = raw
+    if raw := env.get("IDP_INSTANCE_PATH"):
+        values["instance_path"] = Path(raw)
+    if raw := env.get("IDP_POLICY_DIR"):
+        values["policy_dir"] = Path(raw)
+    if raw := env.get("IDP_KEY_FILE"):
+        values["key_file"] = Path(raw)
+    if raw := env.get("IDP_CERT_FILE"):
+        values["cert_file"] = Path(raw)
+    if raw := env.get("IDP_TRUSTED_HOSTS"):
+        values["trusted_hosts"] = tuple(h.strip() for h in raw.split(",") if h.strip())
+    if raw := env.get("IDP_PROXY_COUNT"):
+        values["proxy_count"] = _as_int("IDP_PROXY_COUNT", raw)
+    if raw := env.get("IDP_MAIL_SERVER"):
+        values["mail_server"] = raw
+    if raw := env.get("IDP_MAIL_PORT"):
+        values["mail_port"] = _as_int("IDP_MAIL_PORT", raw, minimum=1)
+    if "IDP_MAIL_USE_TLS" in env:
+        values["mail_use_tls"] = _as_bool("IDP_MAIL_USE_TLS", env["IDP_MAIL_USE_TLS"])
+    if "IDP_MAIL_USE_SSL" in env:
+        values["mail_use_ssl"] = _as_bool("IDP_MAIL_USE_SSL", env["IDP_MAIL_USE_SSL"])
+    if raw := env.get("IDP_MAIL_USERNAME"):
+        values["mail_username"] = raw
+    if password := _read_secret(env, "IDP_MAIL_PASSWORD"):
+        values["mail_password"] = password
+    if raw := env.get("IDP_MAIL_SENDER"):
+        values["mail_sender"] = raw
+    if raw := env.get("IDP_MAIL_RETRY_BASE_SECONDS"):
+        values["mail_retry_base_seconds"] = _as_float("IDP_MAIL_RETRY_BASE_SECONDS", raw)
+    if raw := env.get("IDP_ARGON2_TIME_COST"):
+        values.setdefault("argon2_parts", {})["time_cost"] = _as_int(
+            "IDP_ARGON2_TIME_COST", raw, minimum=1)
+    if raw := env.get("IDP_ARGON2_MEMORY_KIB"):
+        values.setdefault("argon2_parts", {})["memory_cost_kib"] = _as_int(
+            "IDP_ARGON2_MEMORY_KIB", raw, minimum=8)
+    if raw := env.get("IDP_ARGON2_PARALLELISM"):
+        values.setdefault("argon2_parts", {})["parallelism"] = _as_int(
+            "IDP_ARGON2_PARALLELISM", raw, minimum=1)
+    if parts := values.pop("argon2_parts", None):
+        values["argon2"] = Argon2Parameters(**parts)
+    if secret := _read_secret(env, "IDP_SECRET_KEY"):
+        values["secret_key"] = secret
+    values.update(overrides)
+    known = {f.name for f in fields(Config)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return _validated(Config(**values))
+
+
+def _validated(config: Config) -> Config:
+    if config.environment not in ("development", "production"):
+        raise ConfigError(
+            f"IDP_ENV: expected development or production, got {config.environment!r}")
+    parts = urlsplit(config.base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"IDP_BASE_URL: expected an http(s) URL without query, got "
+                          f"{config.base_url!r}")
+    if not config.database_url:
+        config = replace(config, database_url=f"sqlite:///{config.sqlite_database_path}")
+    if not config.secret_key:
+        if not config.is_development:
+            raise ConfigError("IDP_SECRET_KEY (or IDP_SECRET_KEY_FILE) is required in production")
+        config = replace(config, secret_key=_development_secret(config.instance_path))
+    if len(config.secret_key) < 32:
+        raise ConfigError("IDP_SECRET_KEY: must be at least 32 characters long")
+    if not config.is_development:
+        if not config.uses_https:
+            raise ConfigError("IDP_BASE_URL: must be an https URL in production")
+        if not config.mail_server:
+            raise ConfigError("IDP_MAIL_SERVER is required in production (no development mailbox)")
+    if config.mail_use_tls and config.mail_use_ssl:
+        raise ConfigError("IDP_MAIL_USE_TLS and IDP_MAIL_USE_SSL exclude each other")
+    if not config.policy_dir.is_dir():
+        raise ConfigError(f"IDP_POLICY_DIR: {config.policy_dir} is not a directory")
+    return config

@@ -1,0 +1,187 @@
+"""The BundID attribute catalogue (DESIGN §4) and the values an account releases.
+
+Portals map attributes by Name (urn:oid:…), never by FriendlyName. Each released value carries
+an akdb:TrustLevel saying how well it is verified. The catalogue order is the order of the
+consent page and of the assertion.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from idp.accounts.models import Citizen, Salutation
+
+GENDER = "urn:oid:1.3.6.1.4.1.33592.1.3.5"
+GIVEN_NAME = "urn:oid:2.5.4.42"
+SURNAME = "urn:oid:2.5.4.4"
+BIRTH_NAME = "urn:oid:1.2.40.0.10.2.1.1.225566"
+MAIL = "urn:oid:0.9.2342.19200300.100.1.3"
+BPK2 = "urn:oid:1.3.6.1.4.1.25484.494450.3"
+QAA_LEVEL = "urn:oid:1.2.40.0.10.2.1.1.261.94"
+ASSERTION_PROVED_BY = "urn:oid:1.3.6.1.4.1.25484.494450.2"
+
+
+class AttributeTrust(enum.StrEnum):
+    """akdb:TrustLevel of one released value: how well we know it is true."""
+
+    UNTERGEORDNET = "UNTERGEORDNET"  # entered by the citizen, unchecked
+    NORMAL = "NORMAL"  # checked by us (a confirmed e-mail address, our own identifiers)
+    SUBSTANTIELL = "SUBSTANTIELL"
+    HOCH = "HOCH"  # read from an eID
+
+
+@dataclass(frozen=True)
+class Proof:
+    """How the citizen was identified, as EID-CITIZEN-QAA-LEVEL and AssertionProvedBy say it."""
+
+    qaa_level: str
+    proved_by: str
+    qaa_label: str  # the level in the citizen's words, for the consent page
+
+
+# "Anmelden mit Benutzername und Passwort": basisregistriert, the lowest level.
+BY_USERNAME = Proof(qaa_level="STORK-QAA-Level-1", proved_by="Benutzername",
+                    qaa_label="basisregistriert")
+
+# ISO 5218 codes. "divers" has none; it is released as 9 like "keine Angabe" (DESIGN §4).
+GENDER_CODES: dict[Salutation, str] = {
+    Salutation.HERR: "1", Salutation.FRAU: "2",
+    Salutation.DIVERS: "9", Salutation.KEINE_ANGABE: "9",
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a value is computed from: the account, the portal's pairwise id, the login."""
+
+    citizen: Citizen
+    pairwise_id: str | None
+    proof: Proof
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value as sent, and as the consent page shows it to the citizen."""
+
+    sent: str
+    shown: str
+
+
+def _gender(facts: Facts) -> Value | None:
+    salutation = Salutation(facts.citizen.salutation)
+    code = GENDER_CODES[salutation]
+    shown = f"{salutation.label} (Code {code})"
+    if salutation is Salutation.DIVERS:
+        # Say what is sent: the portal cannot tell "divers" from "keine Angabe".
+        shown = f"divers, übermittelt als „keine Angabe“ (Code {code})"
+    return Value(code, shown)
+
+
+def _text(read: Callable[[Citizen], str | None]) -> Callable[[Facts], Value | None]:
+    def value(facts: Facts) -> Value | None:
+        text = read(facts.citizen)
+        return Value(text, text) if text else None
+    return value
+
+
+def _bpk2(facts: Facts) -> Value | None:
+    return Value(facts.pairwise_id, facts.pairwise_id) if facts.pairwise_id else None
+
+
+def _qaa_level(facts: Facts) -> Value | None:
+    return Value(facts.proof.qaa_level, f"{facts.proof.qaa_label} ({facts.proof.qaa_level})")
+
+
+def _proved_by(facts: Facts) -> Value | None:
+    return Value(facts.proof.proved_by, facts.proof.proved_by)
+
+
+@dataclass(frozen=True)
+class CatalogueAttribute:
+    """One attribute we can release: its names, its label, its trust level, its value."""
+
+    name: str
+    friendly_name: str
+    label: str
+    trust_level: AttributeTrust
+    value_of: Callable[[Facts], Value | None]
+
+
+CATALOGUE: tuple[CatalogueAttribute, ...] = (
+    CatalogueAttribute(GENDER, "gender", "Anrede", AttributeTrust.UNTERGEORDNET, _gender),
+    CatalogueAttribute(GIVEN_NAME, "givenName", "Vorname", AttributeTrust.UNTERGEORDNET,
+                       _text(lambda citizen: citizen.given_name)),
+    CatalogueAttribute(SURNAME, "surname", "Nachname", AttributeTrust.UNTERGEORDNET,
+                       _text(lambda citizen: citizen.surname)),
+    CatalogueAttribute(BIRTH_NAME, "birthName", "Geburtsname", AttributeTrust.UNTERGEORDNET,
+                       _text(lambda citizen: citizen.birth_name)),
+    # Only activated accounts log in, and activation proves the mailbox: NORMAL.
+    CatalogueAttribute(MAIL, "mail", "E-Mail-Adresse", AttributeTrust.NORMAL,
+                       _text(lambda citizen: citizen.email)),
+    CatalogueAttribute(BPK2, "bPK2", "Servicekonto-Kennung (bPK2)", AttributeTrust.NORMAL,
+                       _bpk2),
+    CatalogueAttribute(QAA_LEVEL, "EID-CITIZEN-QAA-LEVEL", "Vertrauensniveau",
+                       AttributeTrust.NORMAL, _qaa_level),
+    CatalogueAttribute(ASSERTION_PROVED_BY, "AssertionProvedBy", "Art der Anmeldung",
+                       AttributeTrust.NORMAL, _proved_by),
+)
+BY_NAME: dict[str, CatalogueAttribute] = {entry.name: entry for entry in CATALOGUE}
+
+
+@dataclass(frozen=True)
+class ReleasedAttribute:
+    """One attribute as it leaves us: what the assertion carries and the consent page shows."""
+
+    name: str
+    friendly_name: str
+    label: str
+    values: tuple[str, ...]
+    trust_level: AttributeTrust
+    # The values in the citizen's words ("Frau (Code 2)"); same order as ``values``.
+    shown_values: tuple[str, ...]
+
+
+def release(citizen: Citizen, names: Iterable[str], pairwise_id: str | None,
+            proof: Proof = BY_USERNAME) -> list[ReleasedAttribute]:
+    """The attributes of ``names`` the account has a value for, in catalogue order.
+
+    Names outside the catalogue and attributes without a value (an empty Geburtsname, no
+    pairwise id given) are left out: never an empty or invented value.
+    """
+    wanted = set(names)
+    facts = Facts(citizen, pairwise_id, proof)
+    released = []
+    for entry in CATALOGUE:
+        if entry.name not in wanted:
+            continue
+        value = entry.value_of(facts)
+        if value is not None:
+            released.append(ReleasedAttribute(entry.name, entry.friendly_name, entry.label,
+                                              (value.sent,), entry.trust_level, (value.shown,)))
+    return released
+
+
+def missing_required(citizen: Citizen, required: Iterable[str], pairwise_id: str | None,
+                     proof: Proof = BY_USERNAME) -> list[str]:
+    """The names of ``required`` we cannot give for this account (sorted).
+
+    A portal that requires one of them gets RequestDenied, never a partial or padded release.
+    """
+    wanted = set(required)
+    given = {item.name for item in release(citizen, wanted, pairwise_id, proof)}
+    return sorted(wanted - given)
+
+
+def label_of(name: str) -> str:
+    """The German label of an attribute Name; the Name itself when it is not in the catalogue."""
+    entry = BY_NAME.get(name)
+    return entry.label if entry is not None else name
+
+
+def labels_in_catalogue_order(names: Iterable[str]) -> list[str]:
+    """The labels of ``names``, catalogue attributes first in their order, others after."""
+    wanted = set(names)
+    known = [entry.label for entry in CATALOGUE if entry.name in wanted]
+    return known + sorted(name for name in wanted if name not in BY_NAME)

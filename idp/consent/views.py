@@ -1,0 +1,55 @@
+""""Meine Zustimmungen": the citizen's consents per portal, each revocable.
+
+Thin: read the form, call one service of :mod:`idp.consent.services`, pick a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+
+from idp.consent import services as service
+from idp.db import db, utcnow
+from idp.mail.views import local_time
+from idp.web.context import current_citizen, login_required
+from idp.web.errors import error_page
+
+consent = Blueprint("consent", __name__)
+
+NOT_FOUND = "Diese Zustimmung gibt es in Ihrem Servicekonto nicht (mehr)."
+
+
+def display_name_for(entity_id: str) -> str:
+    """The portal's display name from the portal registry, else its entity id."""
+    names: Mapping[str, str] | None = current_app.extensions.get("portal_names")
+    return (names or {}).get(entity_id) or entity_id
+
+
+def _citizen_id() -> int:
+    citizen = current_citizen()
+    assert citizen is not None, "login_required lets only signed-in citizens through"
+    return citizen.id
+
+
+@consent.get("/konto/zustimmungen")
+@login_required
+def consents() -> ResponseReturnValue:
+    return render_template("idp/consent_list.html",
+                           consents=service.consents_of(db.session, _citizen_id()),
+                           display_name_for=display_name_for, local_time=local_time)
+
+
+@consent.post("/konto/zustimmungen/<int:consent_id>/widerrufen")
+@login_required
+def revoke(consent_id: int) -> ResponseReturnValue:
+    revoked = service.revoke_consent(db.session, _citizen_id(), consent_id, utcnow())
+    if revoked is None:
+        # Someone else's consent looks exactly like one that does not exist.
+        return error_page(404, NOT_FOUND)
+    portal = display_name_for(revoked.portal_entity_id)
+    flash(f"Ihre Zustimmung zur Weitergabe Ihrer Daten an „{portal}“ wurde widerrufen. "
+          "Das Portal erhält Ihre Daten erst wieder, wenn Sie bei der nächsten Anmeldung "
+          "erneut zustimmen.")
+    return redirect(url_for("consent.consents"))

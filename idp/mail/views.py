@@ -1,0 +1,75 @@
+"""The development mailbox: in development without SMTP, mails are read here.
+
+Registered only then (see :func:`idp.create_app`); with an SMTP server configured it does not
+exist. Mail bodies are untrusted text on this page: the plain text is escaped (its links made
+clickable), the HTML body is shown only inside a sandboxed frame without scripts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, render_template
+from markupsafe import Markup, escape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.db import db
+from idp.mail.models import OutboxMail
+
+mailbox = Blueprint("mailbox", __name__, url_prefix="/entwicklung/postfach")
+
+SHOWN_MAILS = 200
+LOCAL_TIME = ZoneInfo("Europe/Berlin")
+# Links end before whitespace and before characters that close a sentence or a bracket.
+LINK = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+
+
+def newest_mails(session: Session, limit: int = SHOWN_MAILS) -> list[OutboxMail]:
+    """The outbox, newest mail first."""
+    return list(session.scalars(select(OutboxMail).order_by(OutboxMail.created_at.desc(),
+                                                            OutboxMail.id.desc()).limit(limit)))
+
+
+def status_of(mail: OutboxMail) -> str:
+    """The mail's state as the mailbox names it."""
+    if mail.sent_at is not None:
+        return "versendet"
+    if mail.failed_at is not None:
+        return "fehlgeschlagen"
+    return "wartet"
+
+
+def linkified(text: str) -> Markup:
+    """``text`` escaped, with its http(s) links made clickable (and nothing else let through)."""
+    parts: list[Markup] = []
+    position = 0
+    for match in LINK.finditer(text):
+        url = match.group(0)
+        parts.append(escape(text[position:match.start()]))
+        parts.append(Markup('<a href="{0}" rel="noopener noreferrer">{0}</a>').format(url))
+        position = match.end()
+    parts.append(escape(text[position:]))
+    return Markup("").join(parts)
+
+
+def local_time(moment: datetime | None) -> str:
+    return "" if moment is None else f"{moment.astimezone(LOCAL_TIME):%d.%m.%Y, %H:%M:%S} Uhr"
+
+
+@mailbox.get("/")
+def inbox() -> str:
+    mails = newest_mails(db.session)
+    return render_template("idp/mailbox.html", mails=mails, status_of=status_of,
+                           local_time=local_time, limit=SHOWN_MAILS)
+
+
+@mailbox.get("/<int:mail_id>")
+def mail(mail_id: int) -> str:
+    found = db.session.get(OutboxMail, mail_id)
+    if found is None:
+        abort(404)
+    return render_template("idp/mailbox_mail.html", mail=found, status=status_of(found),
+                           local_time=local_time, text=linkified(found.body_text))

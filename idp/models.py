@@ -1,0 +1,11 @@
+"""One place that imports every model module, so the metadata is complete (Alembic, tests)."""
+
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    import idp.accounts.models
+    import idp.consent.models
+    import idp.mail.models
+    import idp.saml.models
+    import idp.security.models  # noqa: F401

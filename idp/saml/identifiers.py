@@ -1,0 +1,91 @@
+"""NameIDs and trust levels: which identifier a portal gets, and whether a level is reachable.
+
+No Flask here: the caller passes the database session and the time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from enum import IntEnum
+
+from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.saml.models import PersistentNameId
+
+SUPPORTED_NAME_ID_FORMATS = (NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_PERSISTENT)
+
+
+def transient_name_id() -> str:
+    """A new random value for every login (pysaml2's own would repeat per user and portal)."""
+    return "_" + secrets.token_hex(20)
+
+
+def persistent_name_id(session: Session, citizen_id: int, portal_entity_id: str,
+                       now: datetime) -> str:
+    """The citizen's pairwise identifier at this portal, made once and kept (also bPK2).
+
+    Random, so that two portals cannot link a citizen by comparing identifiers.
+    """
+    query = select(PersistentNameId.value).where(
+        PersistentNameId.citizen_id == citizen_id,
+        PersistentNameId.portal_entity_id == portal_entity_id)
+    if existing := session.scalar(query):
+        return existing
+    session.add(PersistentNameId(citizen_id=citizen_id, portal_entity_id=portal_entity_id,
+                                 value=secrets.token_urlsafe(32), created_at=now))
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another worker made it a moment ago: use theirs.
+        session.rollback()
+    value = session.scalar(query)
+    assert value is not None
+    return value
+
+
+class TrustLevel(IntEnum):
+    """STORK QAA levels (TR-03160-1): 1 basisregistriert … 4 hoch (eID)."""
+
+    LEVEL_1 = 1
+    LEVEL_2 = 2
+    LEVEL_3 = 3
+    LEVEL_4 = 4
+
+    @property
+    def class_ref(self) -> str:
+        return f"STORK-QAA-Level-{self.value}"
+
+    @classmethod
+    def from_class_ref(cls, value: str) -> TrustLevel | None:
+        """The level a class reference names (STORK or eIDAS LoA), None if unknown."""
+        stork = {f"STORK-QAA-Level-{n}": cls(n) for n in range(1, 5)}
+        eidas = {"http://eidas.europa.eu/LoA/low": cls.LEVEL_2,
+                 "http://eidas.europa.eu/LoA/substantial": cls.LEVEL_3,
+                 "http://eidas.europa.eu/LoA/high": cls.LEVEL_4}
+        return stork.get(value.strip()) or eidas.get(value.strip())
+
+
+def satisfiable(requested: tuple[str, ...], comparison: str, reached: TrustLevel) -> bool:
+    """Whether the level the citizen reached meets a RequestedAuthnContext.
+
+    ``minimum`` (what BundID portals send) asks for at least the lowest listed level; ``exact``
+    for one of them; ``better`` for more than the highest listed; ``maximum`` for at most the
+    highest. Unknown class references cannot be met: we never downgrade silently.
+    """
+    if not requested:
+        return True
+    levels = [TrustLevel.from_class_ref(ref) for ref in requested]
+    known = [level for level in levels if level is not None]
+    if not known:
+        return False
+    if comparison == "minimum":
+        return reached >= min(known)
+    if comparison == "better":
+        return reached > max(known)
+    if comparison == "maximum":
+        return reached <= max(known)
+    return reached in known

@@ -1,0 +1,127 @@
+"""The SAML side of one IdP process: keys, crypto backend, portal registry, pysaml2 Server.
+
+Built once per process in :func:`idp.create_app` (``app.extensions["saml"]``); a missing or
+broken key, a broken portal file or unreadable file metadata stops the start with a clear
+message. URL metadata is refreshed from requests, at most once a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from saml2.md import KeyDescriptor
+from saml2.metadata import entity_descriptor, sign_entity_descriptor
+from saml2.xmldsig import KeyInfo, X509Certificate, X509Data
+
+from idp.config import Config, ConfigError
+from idp.portals.policy import PortalPolicy
+from idp.portals.registry import MetadataRefresher, PortalRegistry, load_registry
+from idp.saml.crypto import InProcessCryptoBackend, install_backend, security_context
+from idp.saml.keys import (
+    KeyFileError,
+    KeyPair,
+    generate_key_pair,
+    load_from_folder,
+    load_key_pair,
+    published_certificates,
+)
+from idp.saml.server import IdpEndpoints, SamlIdp, idp_config
+from idp.saml.sp_metadata import verifier_from_backend
+
+log = logging.getLogger(__name__)
+
+REFRESH_EVERY = timedelta(minutes=1)
+METADATA_VALID_HOURS = 24 * 7
+
+
+def load_keys(config: Config) -> KeyPair:
+    """IDP_KEY_FILE/IDP_CERT_FILE, else ``<instance>/keys``; in development made on first start."""
+    try:
+        if config.key_file or config.cert_file:
+            if not (config.key_file and config.cert_file):
+                raise ConfigError("IDP_KEY_FILE and IDP_CERT_FILE must be set together")
+            return load_key_pair(config.key_file, config.cert_file)
+        folder = config.instance_path / "keys"
+        if not (folder / "idp-signing.key").exists() and config.is_development:
+            pair = generate_key_pair(folder)
+            log.warning("generated a new signing key %s (fingerprint %s); portals must fetch "
+                        "our metadata again", pair.key_file, pair.fingerprint)
+            return pair
+        return load_from_folder(folder)
+    except KeyFileError as error:
+        raise ConfigError(f"signing key: {error} Run: servicekonto keys generate") from None
+
+
+@dataclass
+class SamlRuntime:
+    """What the SAML views use; one per process."""
+
+    idp: SamlIdp
+    registry: PortalRegistry
+    keys: KeyPair
+    crypto: InProcessCryptoBackend
+    key_folder: Path
+    _refresher: MetadataRefresher
+    _next_refresh: datetime | None = None
+    _metadata: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def build(cls, config: Config) -> SamlRuntime:
+        keys = load_keys(config)
+        crypto = InProcessCryptoBackend()
+        registry = load_registry(config, verifier_from_backend(crypto))
+        endpoints = IdpEndpoints(config.base_url)
+        pysaml2_config = idp_config(endpoints, str(keys.key_file), str(keys.cert_file),
+                                    registry.metadata_xml())
+        idp = SamlIdp(pysaml2_config, endpoints)
+        install_backend(idp.server, crypto)
+        return cls(idp=idp, registry=registry, keys=keys, crypto=crypto,
+                   key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry))
+
+    def portal_for(self, entity_id: str) -> PortalPolicy | None:
+        return self.registry.portal_for(entity_id)
+
+    def certificates_for(self, entity_id: str) -> list[x509.Certificate]:
+        return self.registry.certificates_for(entity_id)
+
+    def refresh(self, now: datetime) -> None:
+        """Fetch due URL metadata (at most once a minute) and hand changes to pysaml2."""
+        if self._next_refresh is not None and now < self._next_refresh:
+            return
+        with self._lock:
+            if self._next_refresh is not None and now < self._next_refresh:
+                return
+            self._next_refresh = now + REFRESH_EVERY
+            if self._refresher.refresh_due(now):
+                self.idp.server.metadata.reload(self.registry.metadata_spec())
+
+    def metadata_xml(self) -> str:
+        """Our metadata, signed, with the next certificate during a key rollover (cached)."""
+        if self._metadata is None:
+            config = self.idp.server.config
+            descriptor = entity_descriptor(config)
+            published = published_certificates(self.key_folder, self.keys.cert_file)
+            for extra in published[1:]:
+                _publish(descriptor, extra)
+            context = security_context(config, self.crypto)
+            _, signed = sign_entity_descriptor(descriptor, None, context)
+            self._metadata = str(signed)
+        return self._metadata
+
+
+def _publish(descriptor: object, cert_file: Path) -> None:
+    """Add a second signing certificate (rollover) to the IdP descriptor."""
+    text = "".join(cert_file.read_text(encoding="ascii").strip().splitlines()[1:-1])
+    key = KeyDescriptor(use="signing", key_info=KeyInfo(
+        x509_data=[X509Data(x509_certificate=X509Certificate(text=text))]))
+    roles = getattr(descriptor, "idpsso_descriptor", None)
+    for role in roles if isinstance(roles, list) else [roles]:
+        if role is not None:
+            role.key_descriptor.append(key)
+

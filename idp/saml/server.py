@@ -1,0 +1,309 @@
+"""The one adapter around pysaml2's ``Server``: parse AuthnRequests, check what it does not.
+
+pysaml2 is untyped and lenient; everything it hands back is turned into the typed
+:class:`ParsedAuthnRequest` here, after the checks it leaves to us (DESIGN §5): the ACS comes from
+metadata only, IssueInstant lies in a small window, Destination is ours (and present on signed
+requests). The replay cache lives in the database (:mod:`idp.saml.replay`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, samlp
+from saml2.config import IdPConfig
+from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
+from saml2.saml import (
+    NAME_FORMAT_URI,
+    NAMEID_FORMAT_PERSISTENT,
+    NAMEID_FORMAT_TRANSIENT,
+    NAMEID_FORMAT_UNSPECIFIED,
+    Attribute,
+    AttributeStatement,
+    AttributeValue,
+    NameID,
+)
+from saml2.server import Server
+from saml2.sigver import CryptoBackend, SignatureError, SigverError, pre_signature_part
+
+from idp.saml.sp_metadata import parse_instant
+
+# How far an AuthnRequest's IssueInstant may lie from our clock (either way).
+ISSUE_INSTANT_WINDOW = timedelta(minutes=3)
+
+SSO_REDIRECT_PATH = "/saml/sso/redirect"
+SSO_POST_PATH = "/saml/sso/post"
+SLO_REDIRECT_PATH = "/saml/slo/redirect"
+SLO_POST_PATH = "/saml/slo/post"
+METADATA_PATH = "/saml/metadata"
+
+
+class RequestRejected(ValueError):
+    """The request cannot be answered at all (no portal to answer to); show an error page.
+
+    ``str(error)`` is for the log; the citizen sees a German page.
+    """
+
+
+@dataclass(frozen=True)
+class IdpEndpoints:
+    """Our own URLs, all derived from IDP_BASE_URL."""
+
+    base_url: str
+
+    @property
+    def entity_id(self) -> str:
+        return self.base_url + METADATA_PATH
+
+    @property
+    def sso(self) -> list[tuple[str, str]]:
+        return [(self.base_url + SSO_REDIRECT_PATH, BINDING_HTTP_REDIRECT),
+                (self.base_url + SSO_POST_PATH, BINDING_HTTP_POST)]
+
+    @property
+    def slo(self) -> list[tuple[str, str]]:
+        return [(self.base_url + SLO_REDIRECT_PATH, BINDING_HTTP_REDIRECT),
+                (self.base_url + SLO_POST_PATH, BINDING_HTTP_POST)]
+
+    @property
+    def all_urls(self) -> set[str]:
+        return {url for url, _ in self.sso + self.slo}
+
+
+@dataclass(frozen=True)
+class ParsedAuthnRequest:
+    """What we need of an AuthnRequest, checked and typed."""
+
+    request_id: str
+    issuer: str
+    issue_instant: datetime
+    destination: str | None
+    # From the portal's metadata, never from the request alone (DESIGN §5.2).
+    acs_url: str
+    acs_binding: str
+    force_authn: bool
+    is_passive: bool
+    name_id_format: str | None
+    allow_create: bool
+    requested_contexts: tuple[str, ...] = ()
+    comparison: str = "exact"
+    signed: bool = False
+
+
+def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
+               metadata_xml: list[str], *, organization: str = "Servicekonto") -> IdPConfig:
+    """The pysaml2 configuration of our IdP (signing choices per portal are made per response)."""
+    config = IdPConfig()
+    config.load({
+        "entityid": endpoints.entity_id,
+        "key_file": key_file,
+        "cert_file": cert_file,
+        "encryption_keypairs": [{"key_file": key_file, "cert_file": cert_file}],
+        # Not the xmlsec1 program: the in-process backend is installed on the Server below.
+        "crypto_backend": "XMLSecurity",
+        "metadata": {"inline": metadata_xml} if metadata_xml else {},
+        "accepted_time_diff": int(ISSUE_INSTANT_WINDOW.total_seconds()),
+        "service": {"idp": {
+            "name": organization,
+            "endpoints": {"single_sign_on_service": endpoints.sso,
+                          "single_logout_service": endpoints.slo},
+            "name_id_format": [NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_PERSISTENT],
+            # Signed requests are demanded per portal by our own checks, not globally.
+            "want_authn_requests_signed": False,
+            "policy": {"default": {
+                # DESIGN §5.6: never release everything when a required attribute is missing;
+                # attributes are filtered by us before the response is built.
+                "fail_on_missing_requested": False,
+                "sign_response": True,
+                "sign_assertion": True,
+                "sign_alg": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+                "digest_alg": "http://www.w3.org/2001/04/xmlenc#sha256",
+            }},
+        }},
+        # DESIGN §5.8: SHA-256, never SHA-1.
+        "signing_algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        "digest_algorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
+    })
+    return config
+
+
+AKDB_NAMESPACE = "https://www.akdb.de/request/2018/09"
+AKDB_TRUST_LEVEL = f"{{{AKDB_NAMESPACE}}}TrustLevel"
+STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
+STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+
+
+class AttributeRelease(Protocol):
+    """One released attribute (see :class:`idp.consent.attributes.ReleasedAttribute`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def friendly_name(self) -> str: ...
+    @property
+    def values(self) -> tuple[str, ...]: ...
+    @property
+    def trust_level(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """How and when the citizen authenticated, and the SSO session the assertion belongs to."""
+
+    class_ref: str
+    instant: datetime
+    session_index: str
+    session_not_on_or_after: datetime
+
+
+@dataclass(frozen=True)
+class Signing:
+    """Per-portal choices of what to sign and whether to encrypt the assertion."""
+
+    sign_response: bool = True
+    sign_assertion: bool = True
+    encrypt_assertion: bool = False
+
+
+class SamlIdp:
+    """pysaml2's Server, built once per process, with our crypto backend installed."""
+
+    def __init__(self, config: IdPConfig, endpoints: IdpEndpoints,
+                 crypto: CryptoBackend | None = None) -> None:
+        self.endpoints = endpoints
+        self.server = Server(config=config)
+        if crypto is not None:
+            self.server.sec.crypto = crypto
+
+    @property
+    def entity_id(self) -> str:
+        return self.endpoints.entity_id
+
+    def parse_authn_request(self, xml: bytes, now: datetime,
+                            require_signature: bool = False) -> ParsedAuthnRequest:
+        """Parse and check an AuthnRequest (already decoded by :mod:`idp.saml.bindings`)."""
+        try:
+            request = self.server.parse_authn_request(xml.decode("utf-8"), binding=None)
+        except (SignatureError, SigverError) as error:
+            raise RequestRejected(f"bad signature: {error}") from None
+        except Exception as error:  # pysaml2 raises many kinds for malformed input
+            raise RequestRejected(f"unparsable AuthnRequest: {type(error).__name__}") from None
+        if request is None or request.message is None:
+            raise RequestRejected("not an AuthnRequest")
+        message = request.message
+        issuer = message.issuer.text.strip() if message.issuer is not None and \
+            message.issuer.text else ""
+        if not issuer:
+            raise RequestRejected("AuthnRequest without Issuer")
+        known_entities: list[str] = list(self.server.metadata.keys())
+        if issuer not in known_entities:
+            raise RequestRejected(f"unknown issuer {issuer!r}")
+        signed = message.signature is not None
+        # pysaml2 verified an embedded signature while loading (if there was one); a portal
+        # that must sign is refused without one.
+        if require_signature and not signed:
+            raise RequestRejected("unsigned request where a signature is required")
+        destination = message.destination
+        # DESIGN §5.4: Destination must be ours when given, and must be given when signed.
+        if destination is not None and destination not in self.endpoints.all_urls:
+            raise RequestRejected(f"Destination {destination!r} is not ours")
+        if signed and destination is None:
+            raise RequestRejected("signed request without Destination")
+        issue_instant = parse_instant(message.issue_instant)
+        if issue_instant is None or abs(now - issue_instant) > ISSUE_INSTANT_WINDOW:
+            raise RequestRejected("IssueInstant outside the accepted window")
+        try:
+            # DESIGN §5.2: the ACS only from metadata (URL or index must match exactly).
+            args = self.server.response_args(message, [BINDING_HTTP_POST])
+        except (UnknownPrincipal, UnsupportedBinding, Exception) as error:
+            raise RequestRejected(f"ACS not in metadata: {type(error).__name__}") from None
+        policy = message.name_id_policy
+        context = message.requested_authn_context
+        return ParsedAuthnRequest(
+            request_id=message.id, issuer=issuer, issue_instant=issue_instant,
+            destination=destination, acs_url=args["destination"], acs_binding=args["binding"],
+            force_authn=message.force_authn in ("true", "1"),
+            is_passive=message.is_passive in ("true", "1"),
+            name_id_format=(policy.format if policy is not None and policy.format
+                            and policy.format != NAMEID_FORMAT_UNSPECIFIED else None),
+            allow_create=policy is None or policy.allow_create in (None, "true", "1"),
+            requested_contexts=tuple(ref.text.strip() for ref in
+                                     (context.authn_context_class_ref if context else [])
+                                     if ref.text),
+            comparison=(context.comparison or "exact") if context is not None else "exact",
+            signed=signed)
+
+    def create_response(self, request: ParsedAuthnRequest, name_id: str, name_id_format: str,
+                        release: Sequence[AttributeRelease], authentication: Authentication,
+                        signing: Signing) -> str:
+        """A Response with one Assertion for ``request``, signed as the portal's policy says.
+
+        The assertion carries exactly ``release`` (already filtered by policy and consent) and
+        the NameID we chose (DESIGN §5.6, §5.7); pysaml2 fills in Conditions, Audience,
+        SubjectConfirmation with Recipient and InResponseTo.
+        """
+        server = self.server
+        if signing.encrypt_assertion and not server.has_encrypt_cert_in_metadata(
+                request.issuer):
+            # pysaml2 would quietly send the assertion in clear; the portal's policy says no.
+            raise RequestRejected("encryption required but no encryption key in metadata")
+        assertion = server.setup_assertion(
+            authn={"class_ref": authentication.class_ref,
+                   "authn_instant": int(authentication.instant.timestamp())},
+            sp_entity_id=request.issuer, in_response_to=request.request_id,
+            consumer_url=request.acs_url,
+            name_id=NameID(format=name_id_format, text=name_id,
+                           name_qualifier=self.entity_id, sp_name_qualifier=request.issuer),
+            policy=None, _issuer=server._issuer(), authn_statement=None, identity={},
+            best_effort=True,
+            sign_response=signing.sign_response,
+            session_not_on_or_after=_xs_datetime(authentication.session_not_on_or_after))
+        assertion.attribute_statement = [attribute_statement(release)] if release else []
+        for statement in assertion.authn_statement:
+            statement.session_index = authentication.session_index
+        to_sign = []
+        if signing.sign_assertion and not signing.encrypt_assertion:
+            assertion.signature = pre_signature_part(
+                assertion.id, server.sec.my_cert, 2, sign_alg=server.signing_algorithm,
+                digest_alg=server.digest_algorithm)
+            to_sign.append((class_name(assertion), assertion.id))
+        response = server._response(
+            request.request_id, request.acs_url, None, None, signing.sign_response, to_sign,
+            sp_entity_id=request.issuer, encrypt_assertion=signing.encrypt_assertion,
+            # The encrypted assertion must declare its own namespaces: decrypted, it stands
+            # alone (akdb:TrustLevel, xsi:type).
+            encrypt_assertion_self_contained=True,
+            sign_assertion=signing.sign_assertion, sign_alg=server.signing_algorithm,
+            digest_alg=server.digest_algorithm, assertion=assertion)
+        return str(response)
+
+    def create_error_response(self, request: ParsedAuthnRequest, status: str,
+                              sub_status: str | None = None, message: str | None = None,
+                              sign: bool = True) -> str:
+        """A Response without assertion carrying a SAML error status (e.g. RequestDenied)."""
+        inner = samlp.StatusCode(value=sub_status) if sub_status else None
+        status_element = samlp.Status(
+            status_code=samlp.StatusCode(value=status, status_code=inner),
+            status_message=samlp.StatusMessage(text=message) if message else None)
+        response = self.server._response(
+            request.request_id, request.acs_url, status_element, None, sign, [],
+            sp_entity_id=request.issuer, sign_alg=self.server.signing_algorithm,
+            digest_alg=self.server.digest_algorithm)
+        return str(response)
+
+
+
+def _xs_datetime(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def attribute_statement(release: Sequence[AttributeRelease]) -> AttributeStatement:
+    """The BundID attributes: Name and NameFormat uri, FriendlyName, akdb:TrustLevel."""
+    return AttributeStatement(attribute=[
+        Attribute(name=item.name, name_format=NAME_FORMAT_URI, friendly_name=item.friendly_name,
+                  attribute_value=[AttributeValue(text=value) for value in item.values],
+                  extension_attributes={AKDB_TRUST_LEVEL: str(item.trust_level)})
+        for item in release])

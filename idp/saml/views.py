@@ -1,0 +1,272 @@
+"""SAML endpoints: SSO over both bindings, the continuation after login, consent, metadata.
+
+Thin: decode (bindings), call the flow (:mod:`idp.saml.sso`), pick a page. A request that cannot
+be answered safely ends on a German error page at the IdP, never at an unverified address.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from idp.accounts.models import Citizen
+from idp.consent import services as consents
+from idp.consent.attributes import ReleasedAttribute, missing_required, release
+from idp.db import db, utcnow
+from idp.extensions import csrf
+from idp.portals.policy import PortalPolicy
+from idp.saml import sso, state
+from idp.saml.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
+from idp.saml.identifiers import TrustLevel, persistent_name_id
+from idp.saml.runtime import SamlRuntime
+from idp.saml.server import (
+    METADATA_PATH,
+    SSO_POST_PATH,
+    SSO_REDIRECT_PATH,
+    Authentication,
+    RequestRejected,
+    Signing,
+)
+from idp.web.context import current_citizen, server_session, services
+from idp.web.errors import error_page
+from idp.web.forms import single_values
+
+log = logging.getLogger(__name__)
+saml = Blueprint("saml", __name__)
+
+PENDING_KEY = "sso_pending"
+RESUBMITTED = "servicekonto_resubmitted"
+SESSION_INDEX_KEY = "sso_session_index"
+REJECTED = ("Die Anmeldeanfrage des Portals konnte nicht angenommen werden. Bitte kehren Sie "
+            "zum Portal zurück und starten Sie die Anmeldung dort erneut.")
+EXPIRED = ("Diese Anmeldung ist abgelaufen oder wurde bereits abgeschlossen. Bitte starten Sie "
+           "die Anmeldung beim Portal erneut.")
+DECLINED = "Der Bürger hat der Weitergabe seiner Daten nicht zugestimmt."
+
+
+def runtime() -> SamlRuntime:
+    saml_runtime: SamlRuntime = current_app.extensions["saml"]
+    return saml_runtime
+
+
+@saml.before_app_request
+def _refresh_metadata() -> None:
+    runtime().refresh(utcnow())
+
+
+@saml.get(METADATA_PATH)
+def metadata() -> Response:
+    return Response(runtime().metadata_xml(), mimetype="application/samlmetadata+xml")
+
+
+@saml.get(SSO_REDIRECT_PATH)
+def sso_redirect() -> ResponseReturnValue:
+    try:
+        message = decode_redirect(request.query_string)
+    except BindingError as error:
+        log.info("SSO redirect refused: %s", error)
+        return error_page(400, REJECTED)
+    return _receive(message)
+
+
+@saml.post(SSO_POST_PATH)
+def sso_post() -> ResponseReturnValue:
+    # DESIGN §5.10: the portal's auto-POST is cross-site, so a SameSite=Lax session cookie does
+    # not come with it. Rather than weaken the cookie, hand the message back once in a form of
+    # our own: that POST is same-site and brings the citizen's session along.
+    if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies and \
+            RESUBMITTED not in request.form:
+        form = single_values(request.form, ("SAMLRequest", "RelayState"))
+        return render_template("idp/saml_resubmit.html", action=url_for("saml.sso_post"),
+                               saml_request=form["SAMLRequest"],
+                               relay_state=form["RelayState"] if "RelayState" in request.form
+                               else None, flag=RESUBMITTED)
+    try:
+        message = decode_post(request.form.to_dict(flat=False))
+    except BindingError as error:
+        log.info("SSO post refused: %s", error)
+        return error_page(400, REJECTED)
+    return _receive(message)
+
+
+# The portal's auto-POST carries no CSRF token of ours; the SAML message is checked instead.
+csrf.exempt(sso_post)
+
+
+def _receive(message: IncomingMessage) -> ResponseReturnValue:
+    saml_runtime = runtime()
+    try:
+        pending = sso.receive(db.session, saml_runtime.idp, message, saml_runtime.portal_for,
+                              saml_runtime.certificates_for, utcnow())
+    except RequestRejected as error:
+        log.info("SSO request refused: %s", error)
+        return error_page(400, REJECTED)
+    portal = saml_runtime.portal_for(pending.request.issuer)
+    assert portal is not None  # receive() refused unknown portals
+    if refusal := sso.refusal_before_login(pending, portal):
+        return _answer(pending, portal, error=refusal)
+    return _proceed(pending, portal, reference=None)
+
+
+def _pending(reference: str) -> tuple[sso.Pending, PortalPolicy] | None:
+    """The request parked under ``reference`` and its portal, if this browser may use it."""
+    if reference not in server_session().get(PENDING_KEY, []):
+        return None
+    found = state.pending(db.session, reference, utcnow())
+    if found is None:
+        return None
+    pending = sso.Pending.from_dict(found[1])
+    portal = runtime().portal_for(pending.request.issuer)
+    return (pending, portal) if portal is not None else None
+
+
+def _keep(pending: sso.Pending, portal: PortalPolicy) -> str:
+    """Park the request while the citizen logs in or decides; only this browser may resume."""
+    reference = state.keep_pending(db.session, portal.entity_id, pending.to_dict(), utcnow())
+    session = server_session()
+    session[PENDING_KEY] = [*session.get(PENDING_KEY, [])[-4:], reference]
+    return reference
+
+
+@saml.get("/saml/weiter/<reference>")
+def resume(reference: str) -> ResponseReturnValue:
+    """Where the login page sends the citizen back to."""
+    if (found := _pending(reference)) is None:
+        return error_page(410, EXPIRED)
+    return _proceed(*found, reference)
+
+
+def _proceed(pending: sso.Pending, portal: PortalPolicy,
+             reference: str | None) -> ResponseReturnValue:
+    """Log in, agree, or answer at once. The request is parked in the database only when the
+    browser has to go somewhere in between (a logged-in citizen with consent never waits)."""
+    citizen = current_citizen()
+    logged_in_at = server_session().authenticated_at if citizen is not None else None
+    released: list[ReleasedAttribute] = []
+    pairwise = ""
+    consent_needed = False
+    if citizen is not None:
+        pairwise, released = _release(citizen, portal)
+        consent_needed = portal.consent_required and not consents.consent_covers(
+            db.session, citizen.id, portal.entity_id, {item.name for item in released},
+            utcnow())
+    step = sso.next_step(pending, logged_in_at, consent_needed)
+    if step is not sso.Next.ANSWER and pending.request.is_passive:
+        return _answer(pending, portal, error=sso.passive_refusal(), reference=reference)
+    if step is sso.Next.LOG_IN:
+        reference = reference or _keep(pending, portal)
+        return redirect(url_for("accounts.login",
+                                next=url_for("saml.resume", reference=reference),
+                                cancel=url_for("saml.cancel", reference=reference)))
+    assert citizen is not None
+    required = [portal.attribute_names[name] for name in portal.required_attributes]
+    if missing := missing_required(citizen, required, pairwise):
+        return _answer(pending, portal, reference=reference,
+                       error=sso.denied("Required attributes missing: " + " ".join(missing)))
+    if step is sso.Next.CONSENT:
+        return render_template(
+            "idp/consent_request.html", portal_name=portal.display_name,
+            organization_display_name=None, purpose=None, attributes=released,
+            transaction=reference or _keep(pending, portal), action_url=url_for("saml.consent"))
+    return _answer(pending, portal, citizen=citizen, released=released, reference=reference,
+                   pairwise=pairwise)
+
+
+def _release(citizen: Citizen, portal: PortalPolicy) -> tuple[str, list[ReleasedAttribute]]:
+    """The citizen's pairwise id at the portal, and exactly the attributes its policy allows
+    (DESIGN §5.6: never more)."""
+    pairwise = persistent_name_id(db.session, citizen.id, portal.entity_id, utcnow())
+    return pairwise, release(citizen, portal.attribute_names.values(), pairwise)
+
+
+@saml.post("/saml/abbrechen/<reference>")
+def cancel(reference: str) -> ResponseReturnValue:
+    """ABBRECHEN on the login page: the portal learns that no one logged in (AuthnFailed)."""
+    if (found := _pending(reference)) is None:
+        return error_page(410, EXPIRED)
+    return _answer(*found, error=sso.cancelled(), reference=reference)
+
+
+@saml.post("/saml/zustimmung")
+def consent() -> ResponseReturnValue:
+    """ZUSTIMMEN sends the data; ABLEHNEN tells the portal RequestDenied, with no data."""
+    form = single_values(request.form, ("transaction", "decision"))
+    found = _pending(form["transaction"])
+    citizen = current_citizen()
+    if found is None or citizen is None:
+        return error_page(410, EXPIRED)
+    pending, portal = found
+    if form["decision"] == "decline":
+        return _answer(pending, portal, error=sso.denied(DECLINED),
+                       reference=form["transaction"])
+    if form["decision"] != "agree":
+        return error_page(400)
+    pairwise, released = _release(citizen, portal)
+    consents.give_consent(db.session, citizen.id, portal.entity_id,
+                          {item.name for item in released}, utcnow(),
+                          services().settings.privacy_version)
+    return _answer(pending, portal, citizen=citizen, released=released,
+                   reference=form["transaction"], pairwise=pairwise)
+
+
+def _answer(pending: sso.Pending, portal: PortalPolicy, *, citizen: Citizen | None = None,
+            released: list[ReleasedAttribute] | None = None, error: sso.Refusal | None = None,
+            reference: str | None = None, pairwise: str | None = None) -> ResponseReturnValue:
+    """The one answer to the portal: an auto-POST form to the ACS from its metadata."""
+    if reference is not None:
+        if not state.finish_pending(db.session, reference):
+            return error_page(410, EXPIRED)  # answered already (double submit, other tab)
+        session = server_session()
+        session[PENDING_KEY] = [r for r in session.get(PENDING_KEY, []) if r != reference]
+    idp = runtime().idp
+    request_ = pending.request
+    if error is not None or citizen is None:
+        refusal = error or sso.denied("No citizen")
+        xml = idp.create_error_response(request_, refusal.status, refusal.sub_status,
+                                        refusal.message, sign=portal.sign_response)
+    else:
+        try:
+            xml = _assertion_response(pending, portal, citizen, released or [], pairwise)
+        except RequestRejected as problem:  # the portal's policy cannot be met (no key)
+            log.error("SSO answer impossible for %s: %s", portal.entity_id, problem)
+            return error_page(400, REJECTED)
+    response = Response(render_template(
+        "idp/saml_post.html", action=request_.acs_url, portal_name=portal.display_name,
+        saml_response=base64.b64encode(xml.encode("utf-8")).decode("ascii"),
+        relay_state=pending.relay_state, error=error is not None))
+    # The form goes to the portal's ACS (from its metadata): allow exactly that origin.
+    acs = urlsplit(request_.acs_url)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
+        f"base-uri 'none'; frame-ancestors 'none'; form-action {acs.scheme}://{acs.netloc}")
+    return response
+
+
+def _assertion_response(pending: sso.Pending, portal: PortalPolicy, citizen: Citizen,
+                        released: list[ReleasedAttribute], pairwise: str | None) -> str:
+    session = server_session()
+    now = utcnow()
+    name_id, name_id_format = sso.name_id_for(db.session, portal, pending.request, citizen.id,
+                                              now, pairwise)
+    session_index = session.get(SESSION_INDEX_KEY)
+    if session_index is None:  # once per IdP session; writing it again would save the session
+        session_index = session[SESSION_INDEX_KEY] = secrets.token_hex(16)
+    authenticated_at = session.authenticated_at or now
+    authentication = Authentication(
+        class_ref=TrustLevel.LEVEL_1.class_ref, instant=authenticated_at,
+        session_index=session_index,
+        session_not_on_or_after=authenticated_at + sso.session_lifetime(TrustLevel.LEVEL_1))
+    xml = runtime().idp.create_response(
+        pending.request, name_id, name_id_format, released, authentication,
+        Signing(portal.sign_response, portal.sign_assertion, portal.encrypt_assertion))
+    if session.session_id:
+        state.remember_portal_session(db.session, session.session_id, citizen.id,
+                                      portal.entity_id, name_id, name_id_format,
+                                      session_index, now)
+    return xml
+

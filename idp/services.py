@@ -1,0 +1,62 @@
+"""The long-lived collaborators of one IdP instance, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+from redis import Redis
+from sqlalchemy.orm import Session
+
+from idp.accounts.context import AccountContext, AccountSettings
+from idp.accounts.passwords import PasswordHasher, PasswordPolicy
+from idp.config import Config
+from idp.db import Database, utcnow
+from idp.links import Links
+from idp.mail.outbox import MailTemplates
+from idp.security.redis_throttle import RedisThrottleStore
+from idp.security.throttle import SqlThrottleStore, Throttle
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    database: Database
+    hasher: PasswordHasher
+    policy: PasswordPolicy
+    templates: MailTemplates
+    links: Links
+    settings: AccountSettings
+    # Throttling counters go to Redis when IDP_REDIS_URL is set (shared by all workers and
+    # hosts), to the database otherwise.
+    redis: Redis | None = None
+
+    @classmethod
+    def build(cls, config: Config, database: Database) -> Services:
+        """Load the policy and templates; a broken policy file stops the start here."""
+        sender_domain = parseaddr(config.mail_sender)[1].rpartition("@")[2] or "servicekonto"
+        return cls(
+            config=config, database=database,
+            hasher=PasswordHasher(config.argon2),
+            policy=PasswordPolicy.load(config.policy_dir / "password.yaml"),
+            templates=MailTemplates(config.template_dir, sender_domain),
+            links=Links(config.base_url),
+            settings=AccountSettings(
+                activation_valid=timedelta(hours=config.activation_hours),
+                password_reset_valid=timedelta(minutes=config.password_reset_minutes),
+                email_change_valid=timedelta(hours=config.email_change_hours),
+                privacy_version=config.privacy_version),
+            redis=Redis.from_url(config.redis_url) if config.redis_url else None,
+        )
+
+    def accounts(self, session: Session, now: datetime | None = None) -> AccountContext:
+        """A unit of work for the account services."""
+        return AccountContext(session=session, now=now or utcnow(), hasher=self.hasher,
+                              policy=self.policy, templates=self.templates, links=self.links,
+                              settings=self.settings)
+
+    def throttle(self, session: Session) -> Throttle:
+        if self.redis is not None:
+            return Throttle(RedisThrottleStore(self.redis))
+        return Throttle(SqlThrottleStore(session))

@@ -1,0 +1,54 @@
+"""Per-request access to the services and to the citizen who is logged in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import current_app, redirect, request, session, url_for
+
+from idp.accounts.context import AccountContext
+from idp.accounts.models import Citizen
+from idp.db import db
+from idp.security.sessions import ServerSession
+from idp.services import Services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions["servicekonto"])
+
+
+def accounts() -> AccountContext:
+    """A unit of work on the request's database session, at the request's time."""
+    return services().accounts(db.session)
+
+
+def server_session() -> ServerSession:
+    return cast(ServerSession, session._get_current_object())  # type: ignore[attr-defined]
+
+
+def current_citizen() -> Citizen | None:
+    citizen_id = server_session().citizen_id
+    if citizen_id is None:
+        return None
+    citizen = db.session.get(Citizen, citizen_id)
+    return citizen if citizen is not None and citizen.is_active else None
+
+
+def login_required(view: F) -> F:
+    """Pages of "Mein Servicekonto": without a login, go to the login page first."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_citizen() is None:
+            return redirect(url_for("accounts.login", next=request.path))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"

@@ -1,0 +1,161 @@
+"""An AuthnRequest from a real pysaml2 SP is parsed, and what pysaml2 does not check, we do."""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+
+from idp.db import utcnow
+from idp.saml.bindings import decode_redirect
+from idp.saml.server import IdpEndpoints, RequestRejected, SamlIdp, idp_config
+from tests.saml_support import key_pair, metadata_of, sp_client, sp_config, sp_metadata
+
+BASE = "https://konto.example.org"
+SP_ID = "https://portal.example.org/saml/metadata"
+ACS = "https://portal.example.org/saml/acs"
+
+
+@dataclass
+class Federation:
+    idp: SamlIdp
+    sp: Saml2Client
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Federation:
+    endpoints = IdpEndpoints(BASE)
+    idp_key, idp_cert = key_pair(tmp_path / "idp", "idp")
+    sp_key, sp_cert = key_pair(tmp_path / "sp", "sp")
+    bare_sp = sp_config(SP_ID, ACS, sp_key, sp_cert, encryption=False)
+    idp = SamlIdp(idp_config(endpoints, str(idp_key), str(idp_cert), [sp_metadata(bare_sp)]),
+                  endpoints)
+    idp_metadata = metadata_of(idp.server.config)
+    return Federation(idp, sp_client(sp_config(SP_ID, ACS, sp_key, sp_cert, idp_metadata)))
+
+
+def redirect_request(sp: Saml2Client, **kwargs: object) -> bytes:
+    _, info = sp.prepare_for_authenticate(entityid=f"{BASE}/saml/metadata",
+                                          binding=BINDING_HTTP_REDIRECT, **kwargs)
+    location = dict(info["headers"])["Location"]
+    return decode_redirect(urlsplit(location).query.encode()).xml
+
+
+def test_a_redirect_request_of_a_known_portal_is_parsed(federation: Federation) -> None:
+    parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
+    assert parsed.issuer == SP_ID
+    assert parsed.acs_url == ACS and parsed.acs_binding == BINDING_HTTP_POST
+    assert parsed.destination == f"{BASE}/saml/sso/redirect"
+    assert not parsed.force_authn and not parsed.is_passive
+
+
+def test_force_authn_and_is_passive_are_read(federation: Federation) -> None:
+    xml = redirect_request(federation.sp, force_authn="true", is_passive="true")
+    parsed = federation.idp.parse_authn_request(xml, utcnow())
+    assert parsed.force_authn and parsed.is_passive
+
+
+def _rewrite(xml: bytes, old: bytes, new: bytes) -> bytes:
+    assert old in xml, xml
+    return xml.replace(old, new)
+
+
+def test_an_acs_url_not_in_metadata_is_refused(federation: Federation) -> None:
+    xml = _rewrite(redirect_request(federation.sp), ACS.encode(),
+                   b"https://evil.example/steal")
+    with pytest.raises(RequestRejected, match="ACS not in metadata"):
+        federation.idp.parse_authn_request(xml, utcnow())
+
+
+def test_an_acs_index_not_in_metadata_is_refused(federation: Federation) -> None:
+    xml = redirect_request(federation.sp)
+    xml = _rewrite(xml, f'AssertionConsumerServiceURL="{ACS}"'.encode(),
+                   b'AssertionConsumerServiceIndex="7"')
+    with pytest.raises(RequestRejected, match="ACS not in metadata"):
+        federation.idp.parse_authn_request(xml, utcnow())
+
+
+def test_an_unknown_issuer_is_refused(federation: Federation) -> None:
+    xml = _rewrite(redirect_request(federation.sp), SP_ID.encode(),
+                   b"https://stranger.example/sp")
+    with pytest.raises(RequestRejected, match="unknown issuer"):
+        federation.idp.parse_authn_request(xml, utcnow())
+
+
+def test_a_request_for_another_destination_is_refused(federation: Federation) -> None:
+    xml = _rewrite(redirect_request(federation.sp), f"{BASE}/saml/sso/redirect".encode(),
+                   b"https://other-idp.example/sso")
+    with pytest.raises(RequestRejected):
+        federation.idp.parse_authn_request(xml, utcnow())
+
+
+@pytest.mark.parametrize("offset", [timedelta(minutes=-10), timedelta(minutes=10)])
+def test_an_issue_instant_outside_a_few_minutes_is_refused(federation: Federation,
+                                                            offset: timedelta) -> None:
+    xml = redirect_request(federation.sp)
+    with pytest.raises(RequestRejected, match="IssueInstant"):
+        federation.idp.parse_authn_request(xml, utcnow() + offset)
+
+
+def test_an_unsigned_request_is_refused_where_a_signature_is_required(
+        federation: Federation) -> None:
+    with pytest.raises(RequestRejected, match="signature is required"):
+        federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow(),
+                                           require_signature=True)
+
+
+def test_garbage_xml_is_refused_not_crashed_on(federation: Federation) -> None:
+    for xml in (b"<not-saml/>", b"<samlp:AuthnRequest", "<x>\u00e4</x>".encode("latin-1")):
+        with pytest.raises(RequestRejected):
+            federation.idp.parse_authn_request(xml, utcnow())
+
+
+def test_the_redirect_encoding_round_trips_with_pysaml2(federation: Federation) -> None:
+    _, info = federation.sp.prepare_for_authenticate(entityid=f"{BASE}/saml/metadata",
+                                                     binding=BINDING_HTTP_REDIRECT,
+                                                     relay_state="/formulare/42")
+    location = dict(info["headers"])["Location"]
+    query = urlsplit(location).query
+    raw = base64.b64decode(parse_qs(query)["SAMLRequest"][0])
+    assert zlib.decompress(raw, -15) == decode_redirect(query.encode()).xml
+    assert decode_redirect(query.encode()).relay_state == "/formulare/42"
+
+
+def test_an_unsigned_response_carries_exactly_the_released_attributes(
+        federation: Federation) -> None:
+    from idp.consent.attributes import AttributeTrust, ReleasedAttribute
+    from idp.saml.server import Authentication, Signing
+
+    parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
+    now = utcnow()
+    xml = federation.idp.create_response(
+        parsed, "bpk2-value", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        [ReleasedAttribute("urn:oid:2.5.4.42", "givenName", "Vorname", ("Erika",),
+                           AttributeTrust.UNTERGEORDNET, ("Erika",))],
+        Authentication("STORK-QAA-Level-1", now, "session-1", now + timedelta(hours=12)),
+        Signing(sign_response=False, sign_assertion=False))
+    assert 'Name="urn:oid:2.5.4.42"' in xml
+    assert "TrustLevel=\"UNTERGEORDNET\"" in xml
+    assert "bpk2-value" in xml and 'SessionIndex="session-1"' in xml
+    assert f'InResponseTo="{parsed.request_id}"' in xml
+    assert f'Recipient="{ACS}"' in xml
+
+
+def test_a_portal_without_an_encryption_key_never_gets_a_clear_text_assertion_by_mistake(
+        federation: Federation) -> None:
+    from idp.saml.server import Authentication, Signing
+
+    parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
+    now = utcnow()
+    with pytest.raises(RequestRejected, match="encryption required"):
+        federation.idp.create_response(
+            parsed, "_t", "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", [],
+            Authentication("STORK-QAA-Level-1", now, "s", now + timedelta(hours=1)),
+            Signing(encrypt_assertion=True))

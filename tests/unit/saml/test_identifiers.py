@@ -1,0 +1,38 @@
+"""Trust levels are matched as the request asks, never silently downgraded."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.saml.identifiers import TrustLevel, satisfiable, transient_name_id
+
+L1, L2, L3, L4 = (f"STORK-QAA-Level-{n}" for n in range(1, 5))
+
+
+def test_no_requested_context_is_always_met() -> None:
+    assert satisfiable((), "exact", TrustLevel.LEVEL_1)
+
+
+@pytest.mark.parametrize(("requested", "comparison", "met"), [
+    ((L1,), "minimum", True),
+    ((L2,), "minimum", False),
+    ((L1, L3), "minimum", True),
+    ((L1,), "exact", True),
+    ((L2, L3), "exact", False),
+    ((L1,), "better", False),
+    ((L2,), "maximum", True),
+    (("urn:example:unknown",), "minimum", False),
+    (("http://eidas.europa.eu/LoA/substantial",), "minimum", False),
+])
+def test_a_username_login_meets_only_level_1_requests(requested: tuple[str, ...],
+                                                       comparison: str, met: bool) -> None:
+    assert satisfiable(requested, comparison, TrustLevel.LEVEL_1) is met
+
+
+def test_an_eid_login_meets_substantial_and_high() -> None:
+    assert satisfiable(("http://eidas.europa.eu/LoA/high",), "minimum", TrustLevel.LEVEL_4)
+    assert satisfiable((L3,), "minimum", TrustLevel.LEVEL_4)
+
+
+def test_transient_identifiers_never_repeat() -> None:
+    assert len({transient_name_id() for _ in range(1000)}) == 1000

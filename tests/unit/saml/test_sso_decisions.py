@@ -1,0 +1,79 @@
+"""The decisions of single sign-on, one at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from idp.saml.server import ParsedAuthnRequest
+from idp.saml.sso import (
+    INVALID_NAME_ID_POLICY,
+    NO_AUTHN_CONTEXT,
+    Next,
+    Pending,
+    next_step,
+    refusal_before_login,
+)
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Portal:
+    entity_id: str = "https://portal.example/saml/metadata"
+    display_name: str = "Bürgerportal"
+    name_id_format: str = "transient"
+    minimum_trust_level: int = 1
+    consent_required: bool = True
+    want_authn_requests_signed: bool = False
+
+
+REQUEST = ParsedAuthnRequest(
+    request_id="_r1", issuer=Portal.entity_id, issue_instant=T0, destination=None,
+    acs_url="https://portal.example/acs", acs_binding="post", force_authn=False,
+    is_passive=False, name_id_format=None, allow_create=True)
+PENDING = Pending(REQUEST, "/start", T0)
+
+
+def test_a_pending_request_survives_the_database_round_trip() -> None:
+    with_context = replace(PENDING, request=replace(
+        REQUEST, requested_contexts=("STORK-QAA-Level-1",), comparison="minimum"))
+    assert Pending.from_dict(with_context.to_dict()) == with_context
+
+
+def test_a_plain_request_is_not_refused() -> None:
+    assert refusal_before_login(PENDING, Portal()) is None
+
+
+def test_an_unknown_name_id_format_gets_invalid_name_id_policy() -> None:
+    pending = replace(PENDING, request=replace(
+        REQUEST, name_id_format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"))
+    refusal = refusal_before_login(pending, Portal())
+    assert refusal is not None and refusal.sub_status == INVALID_NAME_ID_POLICY
+
+
+def test_a_level_above_username_and_password_gets_no_authn_context() -> None:
+    pending = replace(PENDING, request=replace(
+        REQUEST, requested_contexts=("STORK-QAA-Level-3",), comparison="minimum"))
+    refusal = refusal_before_login(pending, Portal())
+    assert refusal is not None and refusal.sub_status == NO_AUTHN_CONTEXT
+
+
+def test_a_portal_demanding_a_higher_level_gets_no_authn_context() -> None:
+    refusal = refusal_before_login(PENDING, Portal(minimum_trust_level=3))
+    assert refusal is not None and refusal.sub_status == NO_AUTHN_CONTEXT
+
+
+def test_without_a_login_the_citizen_logs_in_first() -> None:
+    assert next_step(PENDING, None, consent_needed=True) is Next.LOG_IN
+
+
+def test_force_authn_asks_for_the_password_again_after_an_earlier_login() -> None:
+    forced = replace(PENDING, request=replace(REQUEST, force_authn=True))
+    assert next_step(forced, T0 - timedelta(minutes=5), consent_needed=False) is Next.LOG_IN
+    assert next_step(forced, T0 + timedelta(seconds=5), consent_needed=False) is Next.ANSWER
+
+
+def test_consent_comes_before_the_answer() -> None:
+    assert next_step(PENDING, T0, consent_needed=True) is Next.CONSENT
+    assert next_step(PENDING, T0, consent_needed=False) is Next.ANSWER
