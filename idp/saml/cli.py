@@ -47,7 +47,29 @@ def generate(folder: Path | None, bits: int, days: int, common_name: str, next_k
                                            key_name=key_name, cert_name=cert_name)
     except key_files.KeyFileError as error:
         raise click.ClickException(str(error)) from None
+    _describe(pair)
+    if next_key:
+        click.echo("Das Zertifikat steht ab dem nächsten Start in den Metadaten neben dem "
+                   "aktuellen. Sobald alle Portale die Metadaten neu geladen haben: "
+                   "servicekonto keys rollover")
+
+
+def _describe(pair: key_files.KeyPair) -> None:
     click.echo(f"Schlüssel:   {pair.key_file}")
     click.echo(f"Zertifikat:  {pair.cert_file}")
     click.echo(f"SHA-256:     {pair.fingerprint}")
     click.echo(f"gültig bis {pair.not_after:%d.%m.%Y %H:%M} UTC")
+
+
+@keys.command("rollover", with_appcontext=False,
+              help="Schlüsselwechsel: den Folgeschlüssel (…-next) zum aktuellen machen.")
+@click.option("--out", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Schlüsselordner (Standard: keys/ im Instanzordner).")
+def rollover(folder: Path | None) -> None:
+    try:
+        pair = key_files.promote_next_key(folder or _default_folder())
+    except key_files.KeyFileError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo("Der Folgeschlüssel ist jetzt der aktuelle Schlüssel; der bisherige liegt als "
+               f"{key_files.PREVIOUS_KEY_NAME} daneben. Bitte alle Prozesse neu starten.")
+    _describe(pair)

@@ -7,6 +7,8 @@ Files, in the key folder (by default ``<instance>/keys/``):
 - ``idp-signing-next.crt`` optional: the certificate of the next key during a rollover. It is
   published in metadata beside the current one so portals trust it before we switch
   (its key is ``idp-signing-next.key``, kept until the switch).
+- ``idp-signing-previous.key``/``.crt``: the pair replaced by the last switch
+  (``servicekonto keys rollover``), kept so that a switch can be undone by hand.
 
 ``IDP_KEY_FILE``/``IDP_CERT_FILE`` point elsewhere when set (DESIGN §6).
 """
@@ -29,6 +31,8 @@ KEY_NAME = "idp-signing.key"
 CERT_NAME = "idp-signing.crt"
 NEXT_KEY_NAME = "idp-signing-next.key"
 NEXT_CERT_NAME = "idp-signing-next.crt"
+PREVIOUS_KEY_NAME = "idp-signing-previous.key"
+PREVIOUS_CERT_NAME = "idp-signing-previous.crt"
 MIN_BITS = 3072  # BSI TR-02102-1: RSA below 3000 bits is not suitable beyond 2023
 DEFAULT_DAYS = 730
 DEFAULT_COMMON_NAME = "Servicekonto IdP"
@@ -145,6 +149,22 @@ def load_key_pair(key_file: Path, cert_file: Path) -> KeyPair:
 def load_from_folder(folder: Path) -> KeyPair:
     """The current pair in a key folder (``idp-signing.key``/``.crt``)."""
     return load_key_pair(folder / KEY_NAME, folder / CERT_NAME)
+
+
+def promote_next_key(folder: Path) -> KeyPair:
+    """The key rollover's switch: the next pair becomes the current one.
+
+    The replaced pair is kept as ``…-previous``; the next pair is checked first, so a broken
+    one changes nothing. Each step is an atomic rename within the folder; workers pick the new
+    key up when they restart.
+    """
+    following = load_key_pair(folder / NEXT_KEY_NAME, folder / NEXT_CERT_NAME)
+    current = load_from_folder(folder)
+    os.replace(current.key_file, folder / PREVIOUS_KEY_NAME)
+    os.replace(current.cert_file, folder / PREVIOUS_CERT_NAME)
+    os.replace(following.key_file, folder / KEY_NAME)
+    os.replace(following.cert_file, folder / CERT_NAME)
+    return load_from_folder(folder)
 
 
 def published_certificates(folder: Path, current_cert: Path | None = None) -> list[Path]:

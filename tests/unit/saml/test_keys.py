@@ -87,6 +87,32 @@ def test_the_next_certificate_is_published_beside_the_current_one(tmp_path: Path
     assert next_pair.fingerprint != keys.load_from_folder(tmp_path).fingerprint
 
 
+def test_rollover_makes_the_next_key_the_current_one_and_keeps_the_old_one(
+        tmp_path: Path) -> None:
+    _generate("--out", str(tmp_path))
+    _generate("--out", str(tmp_path), "--next")
+    old = keys.load_from_folder(tmp_path).fingerprint
+    following = keys.load_key_pair(tmp_path / keys.NEXT_KEY_NAME,
+                                   tmp_path / keys.NEXT_CERT_NAME).fingerprint
+    result = CliRunner().invoke(main, ["keys", "rollover", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert following in result.output
+    assert keys.load_from_folder(tmp_path).fingerprint == following
+    assert keys.load_key_pair(tmp_path / keys.PREVIOUS_KEY_NAME,
+                              tmp_path / keys.PREVIOUS_CERT_NAME).fingerprint == old
+    assert keys.published_certificates(tmp_path) == [tmp_path / keys.CERT_NAME]
+    assert stat.S_IMODE((tmp_path / keys.KEY_NAME).stat().st_mode) == 0o600
+
+
+def test_rollover_without_a_next_key_changes_nothing(tmp_path: Path) -> None:
+    _generate("--out", str(tmp_path))
+    before = keys.load_from_folder(tmp_path).fingerprint
+    result = CliRunner().invoke(main, ["keys", "rollover", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "nicht lesbar" in result.output
+    assert keys.load_from_folder(tmp_path).fingerprint == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [keys.CERT_NAME, keys.KEY_NAME]
+
+
 def test_a_certificate_of_another_key_is_refused_on_loading(tmp_path: Path) -> None:
     _generate("--out", str(tmp_path / "a"))
     _generate("--out", str(tmp_path / "b"))
