@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, class_name, samlp
 from saml2.config import IdPConfig
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.saml import (
@@ -29,6 +29,7 @@ from saml2.saml import (
 from saml2.server import Server
 from saml2.sigver import CryptoBackend, SignatureError, SigverError, pre_signature_part
 
+from idp.saml.akdb import AKDB_NAMESPACE, AuthenticationRequest, ExtensionError, read_extension
 from idp.saml.sp_metadata import parse_instant
 
 # How far an AuthnRequest's IssueInstant may lie from our clock (either way).
@@ -91,6 +92,12 @@ class ParsedAuthnRequest:
     requested_contexts: tuple[str, ...] = ()
     comparison: str = "exact"
     signed: bool = False
+    # The BundID extension as found (DESIGN §4); idp.saml.sso.receive drops it (and a problem
+    # reading it) from unsigned requests, which are answered as plain ones.
+    akdb: AuthenticationRequest | None = None
+    akdb_problem: str | None = None
+    # IdP-initiated: no request behind it, the answer carries no InResponseTo.
+    unsolicited: bool = False
 
 
 def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
@@ -130,7 +137,6 @@ def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
     return config
 
 
-AKDB_NAMESPACE = "https://www.akdb.de/request/2018/09"
 AKDB_TRUST_LEVEL = f"{{{AKDB_NAMESPACE}}}TrustLevel"
 STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
@@ -222,6 +228,12 @@ class SamlIdp:
             raise RequestRejected(f"ACS not in metadata: {type(error).__name__}") from None
         policy = message.name_id_policy
         context = message.requested_authn_context
+        akdb: AuthenticationRequest | None = None
+        akdb_problem: str | None = None
+        try:
+            akdb = read_extension(xml)
+        except ExtensionError as error:  # told to the portal if the request is signed
+            akdb_problem = str(error)
         return ParsedAuthnRequest(
             request_id=message.id, issuer=issuer, issue_instant=issue_instant,
             destination=destination, acs_url=args["destination"], acs_binding=args["binding"],
@@ -234,7 +246,7 @@ class SamlIdp:
                                      (context.authn_context_class_ref if context else [])
                                      if ref.text),
             comparison=(context.comparison or "exact") if context is not None else "exact",
-            signed=signed)
+            signed=signed, akdb=akdb, akdb_problem=akdb_problem)
 
     def create_response(self, request: ParsedAuthnRequest, name_id: str, name_id_format: str,
                         release: Sequence[AttributeRelease], authentication: Authentication,
@@ -250,10 +262,12 @@ class SamlIdp:
                 request.issuer):
             # pysaml2 would quietly send the assertion in clear; the portal's policy says no.
             raise RequestRejected("encryption required but no encryption key in metadata")
+        # IdP-initiated: no InResponseTo anywhere (SAML profiles §4.1.5).
+        in_response_to = None if request.unsolicited else request.request_id
         assertion = server.setup_assertion(
             authn={"class_ref": authentication.class_ref,
                    "authn_instant": int(authentication.instant.timestamp())},
-            sp_entity_id=request.issuer, in_response_to=request.request_id,
+            sp_entity_id=request.issuer, in_response_to=in_response_to,
             consumer_url=request.acs_url,
             name_id=NameID(format=name_id_format, text=name_id,
                            name_qualifier=self.entity_id, sp_name_qualifier=request.issuer),
@@ -271,7 +285,7 @@ class SamlIdp:
                 digest_alg=server.digest_algorithm)
             to_sign.append((class_name(assertion), assertion.id))
         response = server._response(
-            request.request_id, request.acs_url, None, None, signing.sign_response, to_sign,
+            in_response_to, request.acs_url, None, None, signing.sign_response, to_sign,
             sp_entity_id=request.issuer, encrypt_assertion=signing.encrypt_assertion,
             # The encrypted assertion must declare its own namespaces: decrypted, it stands
             # alone (akdb:TrustLevel, xsi:type).
@@ -282,17 +296,47 @@ class SamlIdp:
 
     def create_error_response(self, request: ParsedAuthnRequest, status: str,
                               sub_status: str | None = None, message: str | None = None,
-                              sign: bool = True) -> str:
-        """A Response without assertion carrying a SAML error status (e.g. RequestDenied)."""
+                              sign: bool = True, status_detail: str | None = None) -> str:
+        """A Response without assertion carrying a SAML error status (e.g. RequestDenied).
+
+        ``status_detail`` adds ``samlp:StatusDetail/akdb:StatusDetail`` with that code (for
+        BundID requests with EnableStatusDetail="true").
+        """
         inner = samlp.StatusCode(value=sub_status) if sub_status else None
+        detail = samlp.StatusDetail(extension_elements=[ExtensionElement(
+            "StatusDetail", namespace=AKDB_NAMESPACE, text=status_detail)]) \
+            if status_detail else None
         status_element = samlp.Status(
             status_code=samlp.StatusCode(value=status, status_code=inner),
-            status_message=samlp.StatusMessage(text=message) if message else None)
+            status_message=samlp.StatusMessage(text=message) if message else None,
+            status_detail=detail)
         response = self.server._response(
             request.request_id, request.acs_url, status_element, None, sign, [],
             sp_entity_id=request.issuer, sign_alg=self.server.signing_algorithm,
             digest_alg=self.server.digest_algorithm)
         return str(response)
+
+    def unsolicited_request(self, entity_id: str, now: datetime) -> ParsedAuthnRequest:
+        """IdP-initiated SSO to ``entity_id``: what its answer needs, as if it had asked.
+
+        The Response goes to the portal's default HTTP-POST AssertionConsumerService from its
+        metadata (SAML metadata §2.2.3), never to an address from the browser.
+        """
+        try:
+            services = self.server.metadata.assertion_consumer_service(
+                entity_id, BINDING_HTTP_POST) or []
+        except Exception as error:  # pysaml2 raises KeyError and others for unknown entities
+            raise RequestRejected(f"no metadata for {entity_id!r}: {type(error).__name__}") \
+                from None
+        if not services:
+            raise RequestRejected(f"{entity_id!r} has no HTTP-POST AssertionConsumerService")
+        default = next((srv for srv in services if str(srv.get("is_default")) == "true"),
+                       next((srv for srv in services if str(srv.get("is_default")) != "false"),
+                            services[0]))
+        return ParsedAuthnRequest(
+            request_id="", issuer=entity_id, issue_instant=now, destination=None,
+            acs_url=str(default["location"]), acs_binding=BINDING_HTTP_POST, force_authn=False,
+            is_passive=False, name_id_format=None, allow_create=True, unsolicited=True)
 
 
 

@@ -8,7 +8,8 @@ signature, replay) never reaches the portal: it raises :class:`RequestRejected` 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 from sqlalchemy.orm import Session
 
 from idp.saml import state
+from idp.saml.akdb import AuthenticationRequest, AuthnMethod, StatusDetail
 from idp.saml.bindings import IncomingMessage, verify_redirect_signature
 from idp.saml.identifiers import (
     SUPPORTED_NAME_ID_FORMATS,
@@ -39,7 +41,10 @@ NO_PASSIVE = SAML_STATUS + "NoPassive"
 NO_AUTHN_CONTEXT = SAML_STATUS + "NoAuthnContext"
 INVALID_NAME_ID_POLICY = SAML_STATUS + "InvalidNameIDPolicy"
 REQUEST_DENIED = SAML_STATUS + "RequestDenied"
+REQUEST_UNSUPPORTED = SAML_STATUS + "RequestUnsupported"
 AUTHN_FAILED = SAML_STATUS + "AuthnFailed"
+# The only login method we have (DESIGN §1).
+OUR_METHOD = AuthnMethod.BENUTZERNAME
 
 
 class PortalPolicy(Protocol):
@@ -57,6 +62,12 @@ class PortalPolicy(Protocol):
     def consent_required(self) -> bool: ...
     @property
     def want_authn_requests_signed(self) -> bool: ...
+    @property
+    def attribute_names(self) -> Mapping[str, str]: ...  # FriendlyName → Name, policy order
+    @property
+    def required_attributes(self) -> tuple[str, ...]: ...  # FriendlyNames
+    @property
+    def idp_initiated_allowed(self) -> bool: ...
 
 
 class Next(Enum):
@@ -79,6 +90,7 @@ class Pending:
         data = asdict(self.request)
         data["issue_instant"] = self.request.issue_instant.isoformat()
         data["requested_contexts"] = list(self.request.requested_contexts)
+        data["akdb"] = self.request.akdb.to_dict() if self.request.akdb else None
         return {"request": data, "relay_state": self.relay_state,
                 "received_at": self.received_at.isoformat()}
 
@@ -87,6 +99,8 @@ class Pending:
         request = dict(data["request"])
         request["issue_instant"] = datetime.fromisoformat(request["issue_instant"])
         request["requested_contexts"] = tuple(request["requested_contexts"])
+        if request.get("akdb") is not None:
+            request["akdb"] = AuthenticationRequest.from_dict(request["akdb"])
         return cls(ParsedAuthnRequest(**request), data["relay_state"],
                    datetime.fromisoformat(data["received_at"]))
 
@@ -98,6 +112,8 @@ class Refusal:
     status: str
     sub_status: str
     message: str
+    # akdb:StatusDetail code, sent only to requests that enabled it (status_detail_for).
+    detail: StatusDetail | None = None
 
 
 def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
@@ -123,6 +139,10 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
         raise RequestRejected("unsigned request where the portal must sign")
     if signed and parsed.destination is None:
         raise RequestRejected("signed request without Destination")
+    # DESIGN §4: the BundID extension only counts when the portal signed it; anyone can put
+    # one into an unsigned request, so that is answered as a plain request.
+    parsed = replace(parsed, signed=True) if signed else replace(
+        parsed, akdb=None, akdb_problem=None)
     # DESIGN §5.3: pysaml2 keeps no replay cache.
     if not state.first_sighting(session, parsed.issuer, parsed.request_id, now):
         raise RequestRejected("replayed request ID")
@@ -132,16 +152,82 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
 def refusal_before_login(pending: Pending, portal: PortalPolicy) -> Refusal | None:
     """Errors the portal can be told at once, before anyone logs in."""
     request = pending.request
+    if request.akdb_problem is not None:
+        return Refusal(STATUS_REQUESTER, REQUEST_UNSUPPORTED,
+                       "akdb:AuthenticationRequest not understood: " + request.akdb_problem,
+                       StatusDetail.INVALID_EXTENSION)
     if request.name_id_format and request.name_id_format not in SUPPORTED_NAME_ID_FORMATS:
         return Refusal(STATUS_REQUESTER, INVALID_NAME_ID_POLICY,
-                       "Unsupported NameID format")
+                       "Unsupported NameID format", StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
     # Username and password reach level 1 only; never a silent downgrade.
     reachable = TrustLevel.LEVEL_1
     if portal.minimum_trust_level > reachable or not satisfiable(
             request.requested_contexts, request.comparison, reachable):
         return Refusal(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
-                       "The requested level of assurance cannot be reached")
+                       "The requested level of assurance cannot be reached",
+                       StatusDetail.TRUST_LEVEL_NOT_REACHABLE)
+    if request.akdb is not None:
+        if not request.akdb.allows(OUR_METHOD):
+            # None of the methods the portal enabled exists here: nobody could log in.
+            return Refusal(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
+                           "None of the enabled AuthnMethods is available",
+                           StatusDetail.AUTHN_METHOD_NOT_AVAILABLE)
+        if not_allowed := attributes_for(portal, request).not_allowed:
+            return Refusal(STATUS_REQUESTER, REQUEST_DENIED,
+                           "Required attributes not released to this portal: "
+                           + " ".join(not_allowed), StatusDetail.REQUIRED_ATTRIBUTES_NOT_ALLOWED)
     return None
+
+
+@dataclass(frozen=True)
+class AttributeSelection:
+    """The attribute Names a request gets, those it cannot do without, and those it demands
+    but the portal's policy does not allow (refused before login)."""
+
+    names: tuple[str, ...]
+    required: tuple[str, ...]
+    not_allowed: tuple[str, ...] = ()
+
+
+def attributes_for(portal: PortalPolicy, request: ParsedAuthnRequest) -> AttributeSelection:
+    """What the policy allows; with akdb:RequestedAttributes only those of them it lists.
+
+    Never more than the policy: a listed attribute the policy does not allow is left out (or,
+    if required, named in ``not_allowed``). A policy-required attribute counts only when the
+    request asks for it at all.
+    """
+    allowed = list(portal.attribute_names.values())
+    policy_required = {portal.attribute_names[name] for name in portal.required_attributes}
+    asked = request.akdb.requested_attributes if request.akdb is not None else None
+    if asked is None:
+        return AttributeSelection(tuple(allowed), tuple(sorted(policy_required)))
+    asked_names = {item.name for item in asked}
+    required = {item.name for item in asked if item.required} | (policy_required & asked_names)
+    return AttributeSelection(
+        names=tuple(name for name in allowed if name in asked_names),
+        required=tuple(sorted(required & set(allowed))),
+        not_allowed=tuple(sorted(required - set(allowed))))
+
+
+def status_detail_for(pending: Pending, refusal: Refusal) -> str | None:
+    """The akdb:StatusDetail code to send with ``refusal``, if the request asked for one."""
+    akdb = pending.request.akdb
+    if akdb is None or not akdb.enable_status_detail or refusal.detail is None:
+        return None
+    return refusal.detail.value
+
+
+def unsolicited(idp: SamlIdp, portal: PortalPolicy, relay_state: str | None,
+                now: datetime) -> Pending:
+    """IdP-initiated SSO to ``portal``, as a pending request that nobody sent.
+
+    Raises :class:`RequestRejected` when its policy does not allow this (idp_initiated_allowed)
+    or its metadata has no HTTP-POST AssertionConsumerService.
+    """
+    if not portal.idp_initiated_allowed:
+        raise RequestRejected(f"IdP-initiated SSO not allowed for {portal.entity_id!r}")
+    return Pending(request=idp.unsolicited_request(portal.entity_id, now),
+                   relay_state=relay_state, received_at=now)
 
 
 def next_step(pending: Pending, logged_in_at: datetime | None, consent_needed: bool) -> Next:
@@ -155,11 +241,26 @@ def next_step(pending: Pending, logged_in_at: datetime | None, consent_needed: b
 
 
 def passive_refusal() -> Refusal:
-    return Refusal(STATUS_RESPONDER, NO_PASSIVE, "Passive login not possible")
+    return Refusal(STATUS_RESPONDER, NO_PASSIVE, "Passive login not possible",
+                   StatusDetail.PASSIVE_NOT_POSSIBLE)
 
 
 def cancelled() -> Refusal:
-    return Refusal(STATUS_RESPONDER, AUTHN_FAILED, "The citizen cancelled the login")
+    return Refusal(STATUS_RESPONDER, AUTHN_FAILED, "The citizen cancelled the login",
+                   StatusDetail.AUTHN_CANCELLED)
+
+
+def declined() -> Refusal:
+    return Refusal(STATUS_REQUESTER, REQUEST_DENIED,
+                   "Der Bürger hat der Weitergabe seiner Daten nicht zugestimmt.",
+                   StatusDetail.CONSENT_DECLINED)
+
+
+def required_missing(missing: list[str]) -> Refusal:
+    """The account cannot give attributes the request requires (DESIGN §5.6: no partial data)."""
+    return Refusal(STATUS_REQUESTER, REQUEST_DENIED,
+                   "Required attributes missing: " + " ".join(missing),
+                   StatusDetail.REQUIRED_ATTRIBUTES_MISSING)
 
 
 def denied(message: str) -> Refusal:

@@ -11,7 +11,16 @@ import logging
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from idp.accounts.models import Citizen
@@ -21,7 +30,14 @@ from idp.db import db, utcnow
 from idp.extensions import csrf
 from idp.portals.policy import PortalPolicy
 from idp.saml import sso, state
-from idp.saml.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
+from idp.saml.akdb import StatusDetail
+from idp.saml.bindings import (
+    BindingError,
+    IncomingMessage,
+    check_relay_state,
+    decode_post,
+    decode_redirect,
+)
 from idp.saml.identifiers import TrustLevel, persistent_name_id
 from idp.saml.runtime import SamlRuntime
 from idp.saml.server import (
@@ -46,7 +62,17 @@ REJECTED = ("Die Anmeldeanfrage des Portals konnte nicht angenommen werden. Bitt
             "zum Portal zurück und starten Sie die Anmeldung dort erneut.")
 EXPIRED = ("Diese Anmeldung ist abgelaufen oder wurde bereits abgeschlossen. Bitte starten Sie "
            "die Anmeldung beim Portal erneut.")
-DECLINED = "Der Bürger hat der Weitergabe seiner Daten nicht zugestimmt."
+UNSOLICITED_PATH = "/saml/sso/unsolicited"
+UNKNOWN_PORTAL = ("Dieses Portal kennt das Servicekonto nicht. Bitte prüfen Sie den Link oder "
+                  "rufen Sie das Portal direkt auf.")
+NOT_FROM_HERE = ("Bei diesem Portal können Sie sich nicht von hier aus anmelden. Bitte rufen Sie "
+                 "das Portal direkt auf und starten Sie die Anmeldung dort.")
+BAD_LINK = "Dieser Link zu einem Portal ist ungültig."
+UNSOLICITED_REFUSED = ("Die Anmeldung beim Portal „{portal}“ ist nicht möglich: Ihr Servicekonto "
+                       "enthält nicht alle Daten, die das Portal benötigt, oder das Portal "
+                       "erlaubt diese Anmeldung nicht.")
+UNSOLICITED_DECLINED = ("Sie haben der Weitergabe Ihrer Daten an „{portal}“ nicht zugestimmt. Das "
+                        "Portal hat keine Daten erhalten.")
 
 
 def runtime() -> SamlRuntime:
@@ -150,8 +176,9 @@ def _proceed(pending: sso.Pending, portal: PortalPolicy,
     released: list[ReleasedAttribute] = []
     pairwise = ""
     consent_needed = False
+    selection = sso.attributes_for(portal, pending.request)
     if citizen is not None:
-        pairwise, released = _release(citizen, portal)
+        pairwise, released = _release(citizen, portal, selection)
         consent_needed = portal.consent_required and not consents.consent_covers(
             db.session, citizen.id, portal.entity_id, {item.name for item in released},
             utcnow())
@@ -164,24 +191,25 @@ def _proceed(pending: sso.Pending, portal: PortalPolicy,
                                 next=url_for("saml.resume", reference=reference),
                                 cancel=url_for("saml.cancel", reference=reference)))
     assert citizen is not None
-    required = [portal.attribute_names[name] for name in portal.required_attributes]
-    if missing := missing_required(citizen, required, pairwise):
-        return _answer(pending, portal, reference=reference,
-                       error=sso.denied("Required attributes missing: " + " ".join(missing)))
+    if missing := missing_required(citizen, selection.required, pairwise):
+        return _answer(pending, portal, reference=reference, error=sso.required_missing(missing))
     if step is sso.Next.CONSENT:
+        display = pending.request.akdb.display if pending.request.akdb else None
         return render_template(
             "idp/consent_request.html", portal_name=portal.display_name,
-            organization_display_name=None, purpose=None, attributes=released,
+            organization_display_name=display.organization_display_name if display else None,
+            purpose=display.purpose if display else None, attributes=released,
             transaction=reference or _keep(pending, portal), action_url=url_for("saml.consent"))
     return _answer(pending, portal, citizen=citizen, released=released, reference=reference,
                    pairwise=pairwise)
 
 
-def _release(citizen: Citizen, portal: PortalPolicy) -> tuple[str, list[ReleasedAttribute]]:
-    """The citizen's pairwise id at the portal, and exactly the attributes its policy allows
-    (DESIGN §5.6: never more)."""
+def _release(citizen: Citizen, portal: PortalPolicy,
+             selection: sso.AttributeSelection) -> tuple[str, list[ReleasedAttribute]]:
+    """The citizen's pairwise id at the portal, and exactly the attributes the request gets:
+    those its policy allows, narrowed by akdb:RequestedAttributes (DESIGN §5.6: never more)."""
     pairwise = persistent_name_id(db.session, citizen.id, portal.entity_id, utcnow())
-    return pairwise, release(citizen, portal.attribute_names.values(), pairwise)
+    return pairwise, release(citizen, selection.names, pairwise)
 
 
 @saml.post("/saml/abbrechen/<reference>")
@@ -202,14 +230,15 @@ def consent() -> ResponseReturnValue:
         return error_page(410, EXPIRED)
     pending, portal = found
     if form["decision"] == "decline":
-        return _answer(pending, portal, error=sso.denied(DECLINED),
-                       reference=form["transaction"])
+        return _answer(pending, portal, error=sso.declined(), reference=form["transaction"])
     if form["decision"] != "agree":
         return error_page(400)
-    pairwise, released = _release(citizen, portal)
+    pairwise, released = _release(citizen, portal, sso.attributes_for(portal, pending.request))
+    akdb = pending.request.akdb
     consents.give_consent(db.session, citizen.id, portal.entity_id,
                           {item.name for item in released}, utcnow(),
-                          services().settings.privacy_version)
+                          services().settings.privacy_version,
+                          online_service_id=akdb.display.online_service_id if akdb else None)
     return _answer(pending, portal, citizen=citizen, released=released,
                    reference=form["transaction"], pairwise=pairwise)
 
@@ -225,10 +254,14 @@ def _answer(pending: sso.Pending, portal: PortalPolicy, *, citizen: Citizen | No
         session[PENDING_KEY] = [r for r in session.get(PENDING_KEY, []) if r != reference]
     idp = runtime().idp
     request_ = pending.request
+    if request_.unsolicited and (error is not None or citizen is None):
+        # Nobody at the portal is waiting for an answer: tell the citizen here instead.
+        return _unsolicited_refusal(portal, error)
     if error is not None or citizen is None:
         refusal = error or sso.denied("No citizen")
         xml = idp.create_error_response(request_, refusal.status, refusal.sub_status,
-                                        refusal.message, sign=portal.sign_response)
+                                        refusal.message, sign=portal.sign_response,
+                                        status_detail=sso.status_detail_for(pending, refusal))
     else:
         try:
             xml = _assertion_response(pending, portal, citizen, released or [], pairwise)
@@ -270,3 +303,40 @@ def _assertion_response(pending: sso.Pending, portal: PortalPolicy, citizen: Cit
                                       session_index, now)
     return xml
 
+
+
+@saml.get(UNSOLICITED_PATH)
+def unsolicited() -> ResponseReturnValue:
+    """IdP-initiated SSO (as Shibboleth's /Unsolicited/SSO): ``providerId`` names the portal,
+    ``RelayState`` (or ``target``) goes along unchanged. Login and consent as usual, then an
+    unsolicited Response to the portal's default ACS from its metadata."""
+    provider = request.args.getlist("providerId")
+    relay = request.args.getlist("RelayState") + request.args.getlist("target")
+    if len(provider) != 1 or len(relay) > 1 or len(provider[0]) > 1024:
+        return error_page(400, BAD_LINK)
+    try:
+        relay_state = check_relay_state(relay[0] if relay else None)
+    except BindingError as error:
+        log.info("unsolicited SSO refused: %s", error)
+        return error_page(400, BAD_LINK)
+    saml_runtime = runtime()
+    portal = saml_runtime.portal_for(provider[0])
+    if portal is None:
+        return error_page(404, UNKNOWN_PORTAL)
+    try:
+        pending = sso.unsolicited(saml_runtime.idp, portal, relay_state, utcnow())
+    except RequestRejected as error:
+        log.info("unsolicited SSO refused: %s", error)
+        return error_page(403, NOT_FROM_HERE)
+    return _proceed(pending, portal, reference=None)
+
+
+def _unsolicited_refusal(portal: PortalPolicy, error: sso.Refusal | None) -> ResponseReturnValue:
+    """An IdP-initiated login that ends without data: back to our own pages."""
+    detail = error.detail if error is not None else None
+    if detail is StatusDetail.AUTHN_CANCELLED:
+        return redirect(url_for("accounts.start"))
+    if detail is StatusDetail.CONSENT_DECLINED:
+        flash(UNSOLICITED_DECLINED.format(portal=portal.display_name))
+        return redirect(url_for("selfservice.account"))
+    return error_page(403, UNSOLICITED_REFUSED.format(portal=portal.display_name))
