@@ -49,7 +49,8 @@ FULL = """
   </akdb:RequestedAttributes>
   <akdb:DisplayInformation>
     <classic-ui:Version>
-      <classic-ui:OrganizationDisplayName><![CDATA[Stadt Musterstadt – Bürgerbüro]]></classic-ui:OrganizationDisplayName>
+      <classic-ui:OrganizationDisplayName><![CDATA[Stadt Musterstadt – Bürgerbüro]]>
+      </classic-ui:OrganizationDisplayName>
       <classic-ui:Purpose>Antrag auf Anwohnerparkausweis</classic-ui:Purpose>
       <classic-ui:Lang>de</classic-ui:Lang>
       <classic-ui:OnlineServiceId>musterstadt-parken-01</classic-ui:OnlineServiceId>
