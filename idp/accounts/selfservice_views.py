@@ -7,7 +7,7 @@ send the form again); the links from mails show a button on GET and act only on 
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import selfservice as service
@@ -110,7 +110,16 @@ def username_forgotten() -> Page:
 def account() -> Page:
     citizen = _citizen()
     return render_template("idp/account.html", citizen=citizen,
-                           pending_email=service.pending_email_change(account_context(), citizen))
+                           pending_email=service.pending_email_change(account_context(), citizen),
+                           portals=_portals_to_visit())
+
+
+def _portals_to_visit() -> list[tuple[str, str]]:
+    """(display name, entity id) of the portals the citizen may open from here: available ones
+    whose policy allows IdP-initiated SSO (idp_initiated_allowed)."""
+    registry = current_app.extensions["saml"].registry
+    return [(portal.policy.display_name, portal.entity_id) for portal in registry.portals()
+            if portal.available and portal.policy.idp_initiated_allowed]
 
 
 @selfservice.route("/konto/daten", methods=["GET", "POST"])
