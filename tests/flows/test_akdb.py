@@ -20,7 +20,8 @@ from saml2.xmldsig import SIG_RSA_SHA256
 from idp.consent.services import consents_of
 from idp.db import db
 from tests.conftest import Browser, activate, log_in, register
-from tests.flows.conftest import FORM_FIELD, Portal, decide, field_value, logged_in
+from tests.flows.conftest import FORM_FIELD, Portal, b64, decide, field_value, logged_in
+from tests.flows.test_sso_attacks import assert_refused_at_the_idp, post_sso
 
 GENDER = "urn:oid:1.3.6.1.4.1.33592.1.3.5"
 GIVEN_NAME = "urn:oid:2.5.4.42"
@@ -249,3 +250,18 @@ def test_the_pending_request_keeps_the_extension_while_the_citizen_logs_in(
     assert "Parkausweis" in page and "E-Mail-Adresse" in page and "Nachname" not in page
     assert field_value(page, "transaction")
     assert set(released(portal, decide(visitor).get_data(as_text=True))) == {MAIL}
+
+
+def test_an_extension_slipped_into_a_signed_request_breaks_its_signature(
+        visitor: Browser, portal: Portal) -> None:
+    """A man in the middle cannot widen what a signed request asks for."""
+    _, form = portal.login_url(BINDING_HTTP_POST, sign=True, sigalg=SIG_RSA_SHA256)
+    assert form is not None
+    root = etree.fromstring(base64.b64decode(form["SAMLRequest"]))
+    issuer = root.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer")
+    extensions = etree.fromstring(
+        f'<samlp:Extensions xmlns:samlp="{SAMLP}"><akdb:AuthenticationRequest xmlns:akdb="{AKDB}" '
+        f'Version="2"><akdb:RequestedAttributes><akdb:RequestedAttribute Name="{GENDER}"/>'
+        "</akdb:RequestedAttributes></akdb:AuthenticationRequest></samlp:Extensions>")
+    issuer.addnext(extensions)
+    assert_refused_at_the_idp(post_sso(visitor, b64(etree.tostring(root).decode())))

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from lxml import etree
 
-from tests.conftest import Browser, activate, register
+from tests.conftest import Browser, activate, log_in, register
 from tests.flows.conftest import FORM_FIELD, SP_ACS, SP_ENTITY, Portal, decide, logged_in
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -145,3 +145,15 @@ def test_the_account_page_lists_no_portal_that_does_not_allow_it(
     logged_in(sso_app, visitor)
     page = visitor.get("/konto").get_data(as_text=True)
     assert "Bürgerportal Musterstadt" not in page and "/saml/sso/unsolicited" not in page
+
+
+@pytest.mark.parametrize("portal_changes", [{"idp_initiated_allowed": True,
+                                             "required_attributes": ["birthName"]}])
+def test_a_portal_needing_data_the_account_lacks_gets_nothing_and_the_citizen_is_told(
+        sso_app: Flask, visitor: Browser, accepting: Portal) -> None:
+    register(visitor, birth_name="")
+    activate(visitor, sso_app)
+    log_in(visitor)
+    response = go(visitor, providerId=SP_ENTITY)
+    assert_nothing_sent(response, 403)
+    assert "Bürgerportal Musterstadt" in visitor.last_html
