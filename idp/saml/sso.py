@@ -1,9 +1,13 @@
 """Single sign-on as a sequence of decisions, without Flask.
 
 A request arrives (:func:`receive`), waits in the database while the citizen logs in and agrees,
-and ends in exactly one answer to the portal (:func:`answer`): a Response with an assertion, or a
-SAML error status. What cannot be answered safely (unknown portal, ACS not in metadata, bad
-signature, replay) never reaches the portal: it raises :class:`RequestRejected` for an error page.
+and ends in exactly one answer to the portal: a Response with an assertion, or a SAML error
+status. What cannot be answered safely (unknown portal, ACS not in metadata, bad signature,
+replay) never reaches the portal: it raises :class:`RequestRejected` for an error page.
+
+A signed request may carry BundID's akdb:AuthenticationRequest (:mod:`idp.saml.akdb`): it narrows
+the attributes (:func:`attributes_for`), the login methods and asks for akdb:StatusDetail codes.
+IdP-initiated SSO (:func:`unsolicited`) runs the same way, with no request behind it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""SAML endpoints: SSO over both bindings, the continuation after login, consent, metadata.
+"""SAML endpoints: SSO over both bindings, IdP-initiated SSO, the continuation after login,
+consent, metadata.
 
 Thin: decode (bindings), call the flow (:mod:`idp.saml.sso`), pick a page. A request that cannot
 be answered safely ends on a German error page at the IdP, never at an unverified address.
