@@ -1,0 +1,13 @@
+"""Flask extensions of the portal app, created unbound and bound in :func:`sp_client.create_app`.
+
+The portal has a database of its own (``portal_db``), separate from the IdP's.
+"""
+
+from __future__ import annotations
+
+from flask_wtf.csrf import CSRFProtect
+
+from idp.db import Database
+
+csrf = CSRFProtect()
+portal_db = Database()

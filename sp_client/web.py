@@ -1,0 +1,100 @@
+"""What every portal page shares: German error pages, security headers, the auto-POST form."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, render_template
+from flask.globals import request_ctx
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from sp_client.saml.provider import Outgoing, ServiceProvider
+from sp_client.settings import PortalSettings
+
+log = logging.getLogger(__name__)
+
+MESSAGES: dict[int, tuple[str, str]] = {
+    400: ("Ungültige Anfrage",
+          "Ihre Anfrage konnte nicht verarbeitet werden, weil sie unvollständig oder fehlerhaft "
+          "war. Bitte rufen Sie die Seite erneut auf und versuchen Sie es noch einmal."),
+    403: ("Zugriff verweigert", "Sie haben keine Berechtigung, diese Seite aufzurufen."),
+    404: ("Seite nicht gefunden",
+          "Die aufgerufene Seite gibt es nicht. Bitte prüfen Sie die Adresse."),
+    405: ("Aktion nicht möglich", "Diese Aktion ist auf dieser Seite nicht möglich."),
+    413: ("Anfrage zu groß", "Ihre Anfrage ist zu groß."),
+    500: ("Technischer Fehler",
+          "Leider ist ein technischer Fehler aufgetreten. Bitte versuchen Sie es später erneut."),
+    503: ("Servicekonto.NRW nicht erreichbar",
+          "Das Servicekonto.NRW ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen "
+          "Minuten erneut."),
+}
+CSRF_MESSAGE = ("Das Formular ist abgelaufen oder wurde nicht von dieser Seite gesendet. Bitte "
+                "laden Sie die Seite neu und senden Sie das Formular noch einmal.")
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                           "script-src 'self'; object-src 'none'; base-uri 'none'; "
+                           "form-action 'self'; frame-ancestors 'none'")
+
+
+def settings() -> PortalSettings:
+    portal_settings: PortalSettings = current_app.config["PORTAL"]
+    return portal_settings
+
+
+def provider() -> ServiceProvider:
+    service_provider: ServiceProvider = current_app.extensions["service_provider"]
+    return service_provider
+
+
+def error_page(status: int, message: str | None = None, title: str | None = None,
+               ) -> tuple[str, int]:
+    default_title, default_message = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
+    return render_template("portal/error.html", title=title or default_title,
+                           message=message or default_message, status=status), status
+
+
+def auto_post(outgoing: Outgoing, heading: str, explanation: str) -> Response:
+    """A form that sends a SAML message to the IdP by POST (by script, or by the button)."""
+    response = Response(render_template("portal/saml_post.html", outgoing=outgoing,
+                                        heading=heading, explanation=explanation))
+    # The form goes to the IdP: allow exactly that origin as a form target.
+    target = urlsplit(outgoing.url)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action 'self' {target.scheme}://{target.netloc}")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    uses_https = app.config["PORTAL"].uses_https
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_error: CSRFError) -> tuple[str, int]:
+        return error_page(400, CSRF_MESSAGE)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> tuple[str, int] | HTTPException:
+        if error.code is None or error.code < 400:
+            return error
+        if request_ctx.url_adapter is None:  # the Host header was refused before routing
+            request_ctx.url_adapter = app.url_map.bind(app.config["PORTAL"].host)
+        return error_page(error.code)
+
+    @app.errorhandler(InternalServerError)
+    def _internal(error: InternalServerError) -> tuple[str, int]:
+        log.error("unhandled error", exc_info=error.original_exception)
+        return error_page(500)
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            # Pages with the citizen's data must not stay in caches or history.
+            headers.setdefault("Cache-Control", "no-store")
+        if uses_https:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
