@@ -22,11 +22,13 @@ def fed(tmp_path: Path) -> Federation:
 
 def _encrypted(fed: Federation) -> str:
     """A response whose signed assertion is encrypted for the portal, as the backend does it."""
+    root = forgery.parse(fed.response(sign_response=False))
+    assertion = forgery.first(root, "saml:Assertion")
+    wrapper = forgery.etree.Element(f"{{{forgery.SAML}}}EncryptedAssertion")
+    assertion.addprevious(wrapper)
+    wrapper.append(assertion)  # moves it (prefixes depend on what pysaml2 registered before)
     return InProcessCryptoBackend().encrypt_assertion(
-        fed.response(sign_response=False).replace(
-            "<ns1:Assertion ", "<ns1:EncryptedAssertion><ns1:Assertion ", 1).replace(
-            "</ns1:Assertion>", "</ns1:Assertion></ns1:EncryptedAssertion>", 1),
-        str(fed.sp_cert), pre_encryption_part(key_name="portal"))
+        forgery.text(root), str(fed.sp_cert), pre_encryption_part(key_name="portal"))
 
 
 def _algorithms(document: str) -> list[str]:
