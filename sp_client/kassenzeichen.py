@@ -33,7 +33,8 @@ CODE_LENGTH = 12
 CODE_VALIDITY = timedelta(days=30)
 MAX_ATTEMPTS = 5
 FORMAT_HINT = "Bitte geben Sie das Kassenzeichen im Format 1500.0000.0000 ein."
-_KASSENZEICHEN = re.compile(r"^(\d{4})\.?(\d{4})\.?(\d{4})$")
+# [0-9], not \d: \d also takes other scripts' digits, which no letter would print.
+_KASSENZEICHEN = re.compile(r"^([0-9]{4})\.?([0-9]{4})\.?([0-9]{4})$")
 
 
 class Refused(enum.Enum):

@@ -166,6 +166,12 @@ class Journey:
         self.url = federation.portal_url + "/"
         self.page = ""
         self.response: Any = None
+        # An auto-POST form to this URL is not sent but left on the page (see held_form).
+        self.hold_at: str | None = None
+
+    def new_portal_browser(self) -> None:
+        """Go on at the portal in another browser (no cookies), as an attacker would."""
+        self.portal = self.federation.portal.test_client()
 
     def _client(self, url: str) -> FlaskClient:
         return self.portal if url.startswith(self.federation.portal_url) else self.idp
@@ -191,11 +197,14 @@ class Journey:
                 self.open(response.location, follow=False)
                 continue
             form = AUTO_POST.search(self.page)
-            if form is None:
+            if form is None or html.unescape(form.group(1)) == self.hold_at:
                 return response
-            fields = {name: html.unescape(value) for name, value in HIDDEN.findall(self.page)}
-            self.open(html.unescape(form.group(1)), fields, follow=False)
+            self.open(html.unescape(form.group(1)), self.held_form(), follow=False)
         raise AssertionError("redirect loop")
+
+    def held_form(self) -> dict[str, str]:
+        """The hidden fields of the auto-POST form on the page."""
+        return {name: html.unescape(value) for name, value in HIDDEN.findall(self.page)}
 
     def submit(self, url: str, data: dict[str, str] | None = None, follow: bool = True) -> Any:
         """POST a form of the page last seen (with its CSRF token)."""
