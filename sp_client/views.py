@@ -70,10 +70,16 @@ def login() -> ResponseReturnValue:
     state.remember_request(portal_db.session, outgoing.message_id, state.LOGIN, now,
                            browser_hash=current_session().id_hash, trust_level=level)
     return _send(outgoing, "Sie werden zum Servicekonto.NRW weitergeleitet",
-                 "Bitte melden Sie sich dort an.")
+                 "Bitte melden Sie sich dort an.", after_form=True)
 
 
-def _send(outgoing: Outgoing, heading: str, explanation: str) -> ResponseReturnValue:
+def _send(outgoing: Outgoing, heading: str, explanation: str,
+          after_form: bool = False) -> ResponseReturnValue:
+    """The message on its way to the IdP: a redirect (a page after our own forms, see
+    saml_redirect.html), or a form POSTed by script or button."""
+    if outgoing.is_redirect and after_form:
+        return render_template("portal/saml_redirect.html", url=outgoing.url,
+                               heading=heading, explanation=explanation)
     if outgoing.is_redirect:
         return redirect(outgoing.url, code=303)
     return auto_post(outgoing, heading, explanation)
@@ -151,7 +157,7 @@ def logout() -> ResponseReturnValue:
                                message=LOGOUT_FAILED)
     state.remember_request(portal_db.session, outgoing.message_id, state.LOGOUT, now)
     return _send(outgoing, "Sie werden abgemeldet",
-                 "Sie werden auch beim Servicekonto.NRW abgemeldet.")
+                 "Sie werden auch beim Servicekonto.NRW abgemeldet.", after_form=True)
 
 
 @portal.get(SLO_REDIRECT_PATH)

@@ -35,6 +35,8 @@ from tests.conftest import Browser as IdpBrowser
 from tests.saml_support import key_pair
 
 AUTO_POST = re.compile(r'<form id="saml-weiter" method="post" action="([^"]+)"')
+# The IdP's front-channel logout page: a link the script follows at once.
+AUTO_LINK = re.compile(r'<a id="saml-weiter-link"[^>]* href="([^"]+)"')
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
@@ -190,17 +192,29 @@ class Journey:
         return self.follow() if follow else response
 
     def follow(self) -> Any:
-        """Follow redirects and auto-POST forms until a page wants the citizen."""
+        """Follow redirects, auto-POST forms and auto-links until a page wants the citizen."""
         for _ in range(20):
             response = self.response
             if response.status_code in (301, 302, 303, 307):
                 self.open(response.location, follow=False)
+                continue
+            link = AUTO_LINK.search(self.page)
+            if link is not None and html.unescape(link.group(1)).split("?")[0] != self.hold_at:
+                self.open(html.unescape(link.group(1)), follow=False)
                 continue
             form = AUTO_POST.search(self.page)
             if form is None or html.unescape(form.group(1)) == self.hold_at:
                 return response
             self.open(html.unescape(form.group(1)), self.held_form(), follow=False)
         raise AssertionError("redirect loop")
+
+    def sent_to(self) -> str:
+        """Where the last answer sends the browser: its redirect or its auto-link."""
+        if self.response.status_code in (301, 302, 303, 307):
+            return str(self.response.location)
+        link = AUTO_LINK.search(self.page)
+        assert link, self.page[:2000]
+        return html.unescape(link.group(1))
 
     def held_form(self) -> dict[str, str]:
         """The hidden fields of the auto-POST form on the page."""
