@@ -82,6 +82,9 @@ class Config:
     # Requests larger than this are refused with 413 before any parsing.
     max_request_bytes: int = 256 * 1024
     privacy_version: str = "2026-11"
+    # Development only, for QA of expiry (activation links, sessions, pending logins): the
+    # IdP's clock runs this many hours ahead of the machine's.
+    clock_offset_hours: float = 0.0
 
     @property
     def is_development(self) -> bool:
@@ -210,6 +213,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
             "IDP_ARGON2_PARALLELISM", raw, minimum=1)
     if parts := values.pop("argon2_parts", None):
         values["argon2"] = Argon2Parameters(**parts)
+    if raw := env.get("IDP_CLOCK_OFFSET_HOURS"):
+        values["clock_offset_hours"] = _as_float("IDP_CLOCK_OFFSET_HOURS", raw)
     if secret := _read_secret(env, "IDP_SECRET_KEY"):
         values["secret_key"] = secret
     values.update(overrides)
@@ -241,6 +246,8 @@ def _validated(config: Config) -> Config:
             raise ConfigError("IDP_BASE_URL: must be an https URL in production")
         if not config.mail_server:
             raise ConfigError("IDP_MAIL_SERVER is required in production (no development mailbox)")
+        if config.clock_offset_hours:
+            raise ConfigError("IDP_CLOCK_OFFSET_HOURS is for development only")
     if config.mail_use_tls and config.mail_use_ssl:
         raise ConfigError("IDP_MAIL_USE_TLS and IDP_MAIL_USE_SSL exclude each other")
     if not config.policy_dir.is_dir():

@@ -1,14 +1,69 @@
-"""End-to-end fixtures: a real SMTP server for the real processes."""
+"""End-to-end fixtures: a real SMTP server, the IdP's environment, headless Chromium."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.integration.mail.smtp import SmtpServer, running_smtp_server
+from tests.e2e.browser import AXE, CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, Journey
+from tests.e2e.processes import HttpBrowser, start_idp
+from tests.integration.mail.smtp import SmtpServer, free_port, running_smtp_server
 
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     yield from running_smtp_server()
+
+
+@pytest.fixture
+def idp_env(tmp_path: Path) -> dict[str, str]:
+    port = free_port()
+    return {**os.environ, "IDP_ENV": "development", "IDP_BASE_URL": f"http://127.0.0.1:{port}",
+            "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
+            "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'servicekonto.sqlite3'}",
+            "IDP_SECRET_KEY": "e2e-" + "x" * 40, "IDP_ARGON2_TIME_COST": "1",
+            "IDP_ARGON2_MEMORY_KIB": "1024", "IDP_ARGON2_PARALLELISM": "1"}
+
+
+@pytest.fixture
+def idp_with_smtp(idp_env: dict[str, str], smtp_server: SmtpServer,
+                  tmp_path: Path) -> Iterator[HttpBrowser]:
+    env = idp_env | {"IDP_MAIL_SERVER": "127.0.0.1", "IDP_MAIL_PORT": str(smtp_server.port)}
+    yield from start_idp(env, tmp_path / "idp.log")
+
+
+@pytest.fixture
+def idp_with_mailbox(idp_env: dict[str, str], tmp_path: Path) -> Iterator[HttpBrowser]:
+    yield from start_idp(idp_env, tmp_path / "idp.log")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (CI installs it)")
+    if not AXE.exists():
+        pytest.skip("axe-core is missing: npm ci --prefix tests/e2e (CI installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                             args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def journey(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Journey]:
+    """A fresh browser (no cookies), German, a laptop's window; screenshots per test."""
+    context = chromium.new_context(locale="de-DE", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
+    try:
+        yield Journey(context.new_page(), SCREENSHOTS / slug)
+    finally:
+        context.close()

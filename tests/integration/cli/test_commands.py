@@ -95,6 +95,13 @@ def test_production_without_a_secret_key_is_refused() -> None:
                         "IDP_MAIL_SERVER": "mail.example.org"})
 
 
+def test_a_moved_clock_is_refused_in_production() -> None:
+    with pytest.raises(ConfigError, match="IDP_CLOCK_OFFSET_HOURS is for development only"):
+        create_app(env={"IDP_ENV": "production", "IDP_BASE_URL": "https://konto.example.org",
+                        "IDP_MAIL_SERVER": "mail.example.org", "IDP_SECRET_KEY": "s" * 40,
+                        "IDP_CLOCK_OFFSET_HOURS": "25"})
+
+
 def _servicekonto(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-c", "from idp.cli import main; main()", *args]
     return subprocess.run(command, env=os.environ | env, capture_output=True, text=True,

@@ -1,0 +1,111 @@
+"""Real processes for the end-to-end tests: the IdP as ``servicekonto run``, and a small HTTP
+client that behaves like a citizen's browser without JavaScript."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import TypeVar
+
+from tests.conftest import CSRF
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SERVICEKONTO = Path(sys.executable).with_name("servicekonto")
+T = TypeVar("T")
+
+
+@dataclass
+class Page:
+    status: int
+    url: str
+    html: str
+
+
+class HttpBrowser:
+    """A citizen's browser over real HTTP: keeps cookies, follows redirects, fills in CSRF."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(CookieJar()))
+        self.last_html = ""
+
+    def _open(self, request: urllib.request.Request) -> Page:
+        try:
+            with self._opener.open(request, timeout=30) as response:
+                page = Page(response.status, response.url, response.read().decode("utf-8"))
+        except urllib.error.HTTPError as error:
+            page = Page(error.code, error.url or "", error.read().decode("utf-8"))
+        self.last_html = page.html
+        return page
+
+    def get(self, path: str) -> Page:
+        return self._open(urllib.request.Request(self.base_url + path))  # noqa: S310 (our http URL)
+
+    def submit(self, path: str, fields: dict[str, str] | None = None) -> Page:
+        match = CSRF.search(self.last_html)
+        assert match, "the page has no form with a CSRF token"
+        data = urllib.parse.urlencode({"csrf_token": match.group(1), **(fields or {})})
+        request = urllib.request.Request(self.base_url + path, data=data.encode(),  # noqa: S310
+                                         method="POST")
+        return self._open(request)
+
+
+def eventually(probe: Callable[[], T | None], seconds: float = 20.0) -> T:
+    """Ask ``probe`` until it answers (the background sender works every few seconds)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (answer := probe()) is not None:
+            return answer
+        time.sleep(0.1)
+    raise AssertionError(f"nothing after {seconds} s")
+
+
+def start_idp(env: dict[str, str], log: Path, *, migrate: bool = True) -> Iterator[HttpBrowser]:
+    """Migrate the database, start ``servicekonto run``, and stop it afterwards."""
+    if migrate:
+        upgrade_database(env)
+    yield from _run_idp(env, log)
+
+
+def upgrade_database(env: dict[str, str]) -> None:
+    upgrade = subprocess.run([str(SERVICEKONTO), "db", "upgrade"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert upgrade.returncode == 0, upgrade.stderr
+
+
+def _run_idp(env: dict[str, str], log: Path) -> Iterator[HttpBrowser]:
+    base_url = env["IDP_BASE_URL"]
+    port = base_url.rpartition(":")[2]
+    with log.open("ab") as output:
+        process = subprocess.Popen([str(SERVICEKONTO), "run", "--port", port], env=env,
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        browser = HttpBrowser(base_url)
+
+        def up() -> bool | None:
+            assert process.poll() is None, log.read_text(errors="replace")
+            try:
+                return browser.get("/").status == 200 or None
+            except OSError:
+                return None
+
+        eventually(up)
+        yield browser
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
