@@ -236,5 +236,6 @@ def register_commands(app: Flask) -> None:
 
 
 __all__ = ["ScriptInfo", "main", "register_commands"]
+from idp import demo as _demo_command  # noqa: E402, F401  (registers `demo`)
 from idp.portals import cli as _portal_commands  # noqa: E402, F401  (registers `portal`)
 from idp.saml import cli as _key_commands  # noqa: E402, F401  (registers `keys`)

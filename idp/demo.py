@@ -1,0 +1,204 @@
+"""``servicekonto demo``: the IdP and both demo portals on loopback ports, ready to click through.
+
+Everything lives in one instance folder (default ``instance/demo``): the IdP's SQLite database
+and keys, each portal's database and keys, and a policy folder naming the portals at the ports
+chosen. The portals start first (their metadata needs nothing), then the IdP, which fetches their
+metadata over HTTP at once; the portals read the IdP's metadata on first use. Mails go to the
+development mailbox, letters to the mags portal's postal outbox. Ctrl-C stops all three.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import yaml
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from idp.cli import main
+from idp.config import PROJECT_ROOT, ConfigError
+
+HOST = "127.0.0.1"  # loopback only: the demo has well-known passwords and no TLS
+
+
+@dataclass(frozen=True)
+class DemoCitizen:
+    """An activated account ``--seed`` creates (the first owns three Kassenzeichen at mags)."""
+
+    username: str
+    salutation: str
+    given_name: str
+    surname: str
+    birth_name: str
+    email: str
+
+
+# Not a secret: the demo's documented password for its demo accounts (printed at start).
+DEMO_PASSWORD = "Servicekonto-Demo 2026!"
+DEMO_CITIZENS = (
+    DemoCitizen("ErikaM", "frau", "Erika", "Mustermann", "Gabler", "erika.mustermann@example.org"),
+    DemoCitizen("MaxM", "herr", "Max", "Mustermann", "", "max.mustermann@example.org"),
+    DemoCitizen("JSchmitz", "herr", "Jürgen", "Schmitz", "", "juergen.schmitz@example.org"),
+)
+
+
+def _url(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def write_policies(instance: Path, ports: dict[str, int]) -> Path:
+    """The shipped policies, with the portals' entity ids and metadata at the chosen ports."""
+    folder = instance / "policies"
+    (folder / "portals").mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", folder / "password.yaml")
+    for name, port in ports.items():
+        shipped = PROJECT_ROOT / "policies" / "portals" / f"{name}.yaml"
+        policy = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+        policy["entity_id"] = policy["metadata"] = f"{_url(port)}/saml/metadata"
+        (folder / "portals" / f"{name}.yaml").write_text(
+            f"# Written by `servicekonto demo` from {shipped.name}; changes are overwritten.\n"
+            + yaml.safe_dump(policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def build_idp(instance: Path, port: int, policy_dir: Path) -> Flask:
+    """The IdP on SQLite in ``instance/idp`` (schema made or upgraded first)."""
+    from idp import create_app, schema
+
+    folder = instance / "idp"
+    folder.mkdir(parents=True, exist_ok=True)
+    database_url = f"sqlite:///{folder / 'servicekonto.sqlite3'}"
+    schema.upgrade(database_url)
+    # The environment is ignored on purpose: the demo is the same on every machine.
+    return create_app(test_config={"base_url": _url(port), "instance_path": folder,
+                                   "database_url": database_url, "policy_dir": policy_dir},
+                      env={})
+
+
+def seed_citizens(app: Flask) -> list[str]:
+    """Create the demo accounts that do not exist yet; their usernames."""
+    from idp.accounts.admin import create_active_citizen
+    from idp.accounts.context import FormErrors
+    from idp.db import db
+    from idp.web.context import services
+
+    created = []
+    with app.app_context():
+        for citizen in DEMO_CITIZENS:
+            form: dict[str, Any] = {
+                "username": citizen.username, "email": citizen.email,
+                "given_name": citizen.given_name, "surname": citizen.surname,
+                "birth_name": citizen.birth_name, "salutation": citizen.salutation,
+                "password": DEMO_PASSWORD, "password_confirm": DEMO_PASSWORD,
+                "privacy_accepted": "yes"}
+            try:
+                create_active_citizen(services().accounts(db.session), form)
+            except FormErrors:
+                db.session.rollback()  # there from an earlier run
+                continue
+            created.append(citizen.username)
+    return created
+
+
+@contextmanager
+def serving(apps: list[tuple[Flask, int]]) -> Iterator[None]:
+    """Serve each app on its loopback port in a thread; stop them all on leaving."""
+    servers: list[BaseWSGIServer] = []
+    try:
+        for app, port in apps:
+            servers.append(make_server(HOST, port, app, threaded=True))
+    except OSError as error:
+        for server in servers:
+            server.server_close()
+        raise click.ClickException(f"Port belegt oder nicht verfügbar: {error}") from None
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+@contextmanager
+def stop_signal() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM while inside (also during the start)."""
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {number: signal.signal(number, _stop)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@main.command("demo", with_appcontext=False,
+              help="IdP und beide Demo-Portale starten (SQLite, erzeugte Schlüssel, "
+                   "Entwicklungs-Postfach).")
+@click.option("--instance", type=click.Path(file_okay=False, path_type=Path),
+              default=PROJECT_ROOT / "instance" / "demo", show_default=True,
+              help="Ordner für Datenbanken, Schlüssel und Richtlinien der Demo.")
+@click.option("--idp-port", default=5000, show_default=True, type=int)
+@click.option("--dueren-port", default=5001, show_default=True, type=int)
+@click.option("--mags-port", default=5002, show_default=True, type=int)
+@click.option("--seed", is_flag=True, help="Aktivierte Demo-Konten anlegen (Erika, Max, Jürgen).")
+def demo(instance: Path, idp_port: int, dueren_port: int, mags_port: int, seed: bool) -> None:
+    instance = instance.resolve()
+    ports = {"dueren": dueren_port, "mags": mags_port}
+    if len({idp_port, *ports.values()}) != 3:
+        raise click.ClickException("Die drei Ports müssen verschieden sein.")
+    with stop_signal() as stop:
+        _run(instance, idp_port, ports, seed, stop)
+    click.echo("Demo beendet.")
+
+
+def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
+         stop: threading.Event) -> None:
+    from sp_client import PortalConfigError
+    from sp_client import create_app as create_portal
+    from sp_client.profiles import PROFILES
+
+    click.echo("Demo startet (beim ersten Start werden Schlüssel erzeugt) …")
+    policy_dir = write_policies(instance, ports)
+    try:
+        portals = [(create_portal(name, idp_metadata=f"{_url(idp_port)}/saml/metadata",
+                                  base_url=_url(port), instance_path=instance / f"portal-{name}"),
+                    port) for name, port in ports.items()]
+    except PortalConfigError as error:
+        raise click.ClickException(f"Demo-Portal kann nicht starten: {error}") from None
+    with serving(portals):
+        try:
+            idp = build_idp(instance, idp_port, policy_dir)
+        except ConfigError as error:
+            raise click.ClickException(f"Servicekonto kann nicht starten: {error}") from None
+        with serving([(idp, idp_port)]):
+            lines = [f"Servicekonto (IdP):            {_url(idp_port)}/",
+                     *(f"{PROFILES[name].display_name + ':':<31}{_url(port)}/"
+                       for name, port in ports.items()),
+                     f"Entwicklungs-Postfach:         {_url(idp_port)}/entwicklung/postfach/",
+                     f"Postausgang (mags, Briefe):    {_url(ports['mags'])}/post"]
+            if seed:
+                created = seed_citizens(idp)
+                lines.append("Demo-Konten (Passwort „" + DEMO_PASSWORD + "“): "
+                             + ", ".join(c.username for c in DEMO_CITIZENS)
+                             + ("" if created else " (schon vorhanden)"))
+            click.echo("\n".join(lines))
+            click.echo("Demo läuft. Beenden mit Strg+C.")
+            while not stop.wait(0.5):
+                pass
