@@ -103,6 +103,12 @@ def portal_options() -> dict[str, Any]:
     return {}
 
 
+@pytest.fixture
+def policy_changes() -> dict[str, Any]:
+    """Changes to the IdP's shipped policy of the portal (override in a test)."""
+    return {}
+
+
 @dataclass
 class Federation:
     """The IdP and the portal of one test, each knowing the other's metadata."""
@@ -124,7 +130,7 @@ class Federation:
 @pytest.fixture
 def federation(settings: dict[str, Any], policy_dir: Path, tmp_path: Path,
                portal_profile: str, portal_options: dict[str, Any],
-               portal_database_url: str,
+               policy_changes: dict[str, Any], portal_database_url: str,
                portal_keys: dict[str, tuple[Path, Path]]) -> Iterator[Federation]:
     holder: list[Flask] = []
 
@@ -144,7 +150,7 @@ def federation(settings: dict[str, Any], policy_dir: Path, tmp_path: Path,
     # The shipped policy of this portal, reading our metadata from the file.
     policy = yaml.safe_load((PROJECT_ROOT / "policies" / "portals" / f"{portal_profile}.yaml")
                             .read_text(encoding="utf-8"))
-    policy["metadata"] = str(metadata_file)
+    policy.update(policy_changes, metadata=str(metadata_file))
     (policy_dir / "portals" / f"{portal_profile}.yaml").write_text(
         yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
     idp = create_idp(test_config=settings, env={})

@@ -70,6 +70,17 @@ def test_a_citizen_logs_in_at_mags_over_the_post_binding(citizen: Journey) -> No
     assert "urn:oasis:names:tc:SAML:2.0:nameid-format:transient" in page
 
 
+@pytest.mark.parametrize("policy_changes", [{"encrypt_assertion": True}])
+def test_an_encrypted_assertion_is_decrypted_with_the_portals_key(citizen: Journey) -> None:
+    citizen.hold_at = DUEREN_ACS
+    citizen.log_in()
+    answer = base64.b64decode(citizen.held_form()["SAMLResponse"])
+    assert b"EncryptedAssertion" in answer and b"Mustermann" not in answer
+    citizen.hold_at = None
+    citizen.follow()
+    assert "Sie sind angemeldet" in citizen.page and "Mustermann" in citizen.page
+
+
 def test_the_request_is_signed_and_asks_for_trust_level_and_attributes(
         journey: Journey, portal_keys: dict[str, tuple[Path, Path]]) -> None:
     journey.open("/anmelden")
