@@ -45,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     from idp.accounts.views import accounts
     from idp.consent.views import consent
     from idp.mail.views import mailbox
+    from idp.saml.logout_views import slo
     from idp.saml.runtime import SamlRuntime
     from idp.saml.views import saml
 
@@ -54,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     app.extensions["portal_names"] = {
         portal.entity_id: portal.policy.display_name for portal in saml_runtime.registry.portals()}
     app.register_blueprint(saml)
+    app.register_blueprint(slo)
     app.register_blueprint(accounts)
     app.register_blueprint(selfservice)
     app.register_blueprint(consent)

@@ -57,8 +57,12 @@ class Login:
         return values[0] if values else None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Login:
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any]) -> Login | None:
+        """The login kept in a session; None for a record this version cannot read."""
+        try:
+            return cls(**data)
+        except TypeError:
+            return None
 
 
 class PortalSession(CallbackDict[str, Any], SessionMixin):

@@ -14,6 +14,7 @@ from idp.consent.attributes import BIRTH_NAME, BPK2, GENDER, GIVEN_NAME, MAIL, S
 from idp.db import utcnow
 from idp.saml.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from sp_client.extensions import csrf, portal_db
+from sp_client.profiles import trust_level_of
 from sp_client.saml import messages, state
 from sp_client.saml.logout import LogoutRefused, read_logout_request, read_logout_response
 from sp_client.saml.provider import (
@@ -130,7 +131,7 @@ def overview() -> ResponseReturnValue:
         return redirect(url_for("portal.login_page"))
     rows = [(label_of(name), _shown(name, login.value(name)), login.attribute_trust.get(name))
             for name in SHOWN_ATTRIBUTES if name in login.attributes]
-    level = int(login.class_ref[-1]) if login.class_ref[-1:].isdigit() else None
+    level = trust_level_of(login.class_ref)
     return render_template("portal/overview.html", login=login, rows=rows,
                            trust_level=TRUST_WORDS.get(level or 0, login.class_ref))
 

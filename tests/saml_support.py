@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -36,7 +37,10 @@ def key_pair(folder: Path, name: str, bits: int = 2048) -> tuple[Path, Path]:
 
 def sp_config(entity_id: str, acs_url: str, key: Path, cert: Path,
               idp_metadata: str | None = None, sign_requests: bool = False,
-              encryption: bool = True) -> SPConfig:
+              encryption: bool = True,
+              slo_bindings: Sequence[str] = (BINDING_HTTP_REDIRECT,)) -> SPConfig:
+    """A pysaml2 SP; its SingleLogoutService (next to the ACS, at …/slo) takes ``slo_bindings``
+    (none: the portal offers no single logout)."""
     config = SPConfig()
     config.load({
         "entityid": entity_id,
@@ -49,8 +53,8 @@ def sp_config(entity_id: str, acs_url: str, key: Path, cert: Path,
         "service": {"sp": {
             "endpoints": {
                 "assertion_consumer_service": [(acs_url, BINDING_HTTP_POST)],
-                "single_logout_service": [(acs_url.rsplit("/", 1)[0] + "/slo",
-                                           BINDING_HTTP_REDIRECT)],
+                "single_logout_service": [(acs_url.rsplit("/", 1)[0] + "/slo", binding)
+                                          for binding in slo_bindings],
             },
             "authn_requests_signed": sign_requests,
             "want_response_signed": True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import registration
 from idp.accounts.authentication import LOGIN_FAILED, NOT_ACTIVATED, LoginOutcome, authenticate
@@ -13,6 +12,7 @@ from idp.accounts.models import Salutation
 from idp.accounts.tokens import LinkState
 from idp.db import db, utcnow
 from idp.links import ACTIVATION_PATH, LOGIN_PATH
+from idp.saml.logout_views import log_out_everywhere
 from idp.web.context import accounts as account_context
 from idp.web.context import client_address, current_citizen, server_session, services
 from idp.web.errors import error_page
@@ -63,9 +63,9 @@ def login() -> ResponseReturnValue:
 
 
 @accounts.post("/abmelden")
-def logout() -> BaseResponse:
-    server_session().end()
-    return redirect(url_for("accounts.logged_out"))
+def logout() -> ResponseReturnValue:
+    """End the session here, then tell every portal it logged in to (single logout)."""
+    return log_out_everywhere()
 
 
 @accounts.get("/abgemeldet")

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -26,6 +27,7 @@ MAX_XML_BYTES = 128 * 1024
 # The binding spec says 80 bytes; real SPs (python3-saml, SimpleSAMLphp) send return URLs.
 MAX_RELAY_STATE_BYTES = 512
 DEFLATE_ENCODING = "urn:oasis:names:tc:SAML:2.0:bindings:URL-Encoding:DEFLATE"
+MESSAGE_PARAMETERS = ("SAMLRequest", "SAMLResponse")
 
 # Signature algorithms accepted on the Redirect binding: SHA-256 and stronger only.
 REDIRECT_SIGNATURE_ALGORITHMS: dict[str, tuple[str, hashes.HashAlgorithm]] = {
@@ -56,10 +58,16 @@ class IncomingMessage:
     signed_query: bytes | None = None
     sig_alg: str | None = None
     signature: bytes | None = None
+    # The parameter that carried it: a request (SAMLRequest) or a response (SAMLResponse).
+    parameter: str = "SAMLRequest"
 
     @property
     def has_redirect_signature(self) -> bool:
         return self.signature is not None
+
+    @property
+    def is_response(self) -> bool:
+        return self.parameter == "SAMLResponse"
 
 
 def _b64decode(value: bytes | str, what: str) -> bytes:
@@ -107,6 +115,17 @@ def check_relay_state(value: str | None) -> str | None:
     return value
 
 
+def _message_parameter(names: Iterable[str], parameter: str | None) -> str:
+    """``parameter``, or with None the one of SAMLRequest and SAMLResponse that came (exactly
+    one: an endpoint taking both must not guess which of two messages to act on)."""
+    if parameter is not None:
+        return parameter
+    present = [name for name in MESSAGE_PARAMETERS if name in names]
+    if len(present) != 1:
+        raise BindingError("expected exactly one of SAMLRequest and SAMLResponse")
+    return present[0]
+
+
 def _query_pairs(query: bytes) -> list[tuple[bytes, bytes]]:
     pairs = []
     for part in query.split(b"&"):
@@ -117,8 +136,12 @@ def _query_pairs(query: bytes) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def decode_redirect(query_string: bytes, parameter: str = "SAMLRequest") -> IncomingMessage:
-    """Decode an HTTP-Redirect message from the raw (still percent-encoded) query string."""
+def decode_redirect(query_string: bytes,
+                    parameter: str | None = "SAMLRequest") -> IncomingMessage:
+    """Decode an HTTP-Redirect message from the raw (still percent-encoded) query string.
+
+    ``parameter=None`` takes a request or a response, whichever came (single logout).
+    """
     if len(query_string) > 2 * MAX_ENCODED_BYTES:
         raise BindingError("query string too long")
     raw: dict[str, bytes] = {}
@@ -129,6 +152,7 @@ def decode_redirect(query_string: bytes, parameter: str = "SAMLRequest") -> Inco
             # could differ. Refuse instead of picking.
             raise BindingError(f"parameter {name} appears more than once")
         raw[name] = value
+    parameter = _message_parameter(raw, parameter)
     if parameter not in raw:
         raise BindingError(f"{parameter} is missing")
     encoding = raw.get("SAMLEncoding")
@@ -154,11 +178,17 @@ def decode_redirect(query_string: bytes, parameter: str = "SAMLRequest") -> Inco
         sig_alg = unquote_to_bytes(raw["SigAlg"]).decode("utf-8", "replace")
         signature = _b64decode(unquote_to_bytes(raw["Signature"]), "Signature")
     return IncomingMessage(xml=xml, relay_state=relay_state, binding="redirect",
-                           signed_query=signed_query, sig_alg=sig_alg, signature=signature)
+                           signed_query=signed_query, sig_alg=sig_alg, signature=signature,
+                           parameter=parameter)
 
 
-def decode_post(form: dict[str, list[str]], parameter: str = "SAMLRequest") -> IncomingMessage:
-    """Decode an HTTP-POST message; ``form`` maps each field to all values sent for it."""
+def decode_post(form: dict[str, list[str]],
+                parameter: str | None = "SAMLRequest") -> IncomingMessage:
+    """Decode an HTTP-POST message; ``form`` maps each field to all values sent for it.
+
+    ``parameter=None`` takes a request or a response, whichever came (single logout).
+    """
+    parameter = _message_parameter(form, parameter)
     for name, values in form.items():
         if len(values) > 1 and name in (parameter, "RelayState", "SAMLEncoding"):
             raise BindingError(f"parameter {name} appears more than once")
@@ -168,7 +198,8 @@ def decode_post(form: dict[str, list[str]], parameter: str = "SAMLRequest") -> I
     # HTTP-POST carries plain XML; some senders deflate anyway, which we accept, capped.
     xml = decoded if decoded.lstrip().startswith(b"<") else inflate(decoded)
     relay_state = check_relay_state(form["RelayState"][0]) if form.get("RelayState") else None
-    return IncomingMessage(xml=_checked_xml(xml), relay_state=relay_state, binding="post")
+    return IncomingMessage(xml=_checked_xml(xml), relay_state=relay_state, binding="post",
+                           parameter=parameter)
 
 
 def verify_redirect_signature(message: IncomingMessage, certificates: list[Certificate]) -> bool:

@@ -66,3 +66,25 @@ class PortalSession(Base):
     name_id_format: Mapped[str] = mapped_column(String(256))
     session_index: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LogoutChain(Base):
+    """A single logout on its way through the portals of one browser session.
+
+    The IdP session has ended before the chain starts, so the chain cannot live there: the
+    browser carries only a random reference (as RelayState through each portal); which portals
+    are still to be told and what each answered stays here, for any worker to continue. A row
+    exists only while a portal's LogoutResponse is awaited.
+    """
+
+    __tablename__ = "saml_logout_chain"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The portal asked last and the ID of the LogoutRequest it got: only its answer, once,
+    # moves the chain on.
+    awaiting_portal: Mapped[str] = mapped_column(String(1024))
+    awaiting_request: Mapped[str] = mapped_column(String(256))
+    # The initiator (if a portal started it), the portals still to be told, the answers so far.
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

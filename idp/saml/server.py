@@ -8,13 +8,15 @@ requests). The replay cache lives in the database (:mod:`idp.saml.replay`).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, class_name, samlp
 from saml2.config import IdPConfig
+from saml2.pack import http_redirect_message
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.saml import (
     NAME_FORMAT_URI,
@@ -28,8 +30,10 @@ from saml2.saml import (
 )
 from saml2.server import Server
 from saml2.sigver import CryptoBackend, SignatureError, SigverError, pre_signature_part
+from saml2.validate import valid_instance
 
 from idp.saml.akdb import AKDB_NAMESPACE, AuthenticationRequest, ExtensionError, read_extension
+from idp.saml.crypto import DIGEST_ALGORITHM, SIGN_ALGORITHM
 from idp.saml.sp_metadata import parse_instant
 
 # How far an AuthnRequest's IssueInstant may lie from our clock (either way).
@@ -172,6 +176,57 @@ class Signing:
     sign_response: bool = True
     sign_assertion: bool = True
     encrypt_assertion: bool = False
+
+
+STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+LOGOUT_REASON_USER = "urn:oasis:names:tc:SAML:2.0:logout:user"
+
+
+@dataclass(frozen=True)
+class LogoutSubject:
+    """Whom a LogoutRequest is about: the NameID as the portal knows it."""
+
+    name_id: str
+    name_id_format: str | None = None
+    name_qualifier: str | None = None
+    sp_name_qualifier: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedLogoutRequest:
+    """What we need of a portal's LogoutRequest, checked and typed."""
+
+    request_id: str
+    issuer: str
+    destination: str
+    subject: LogoutSubject
+    session_indexes: tuple[str, ...]
+    # An embedded XML signature was present and verified with the portal's key from metadata.
+    signed: bool
+
+
+@dataclass(frozen=True)
+class ParsedLogoutResponse:
+    """A portal's answer to our LogoutRequest, checked and typed."""
+
+    issuer: str
+    in_response_to: str | None
+    status: str
+    sub_status: str | None
+    signed: bool
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A SAML message on its way through the browser to ``url``.
+
+    HTTP-Redirect: ``url`` is the whole signed address. HTTP-POST: ``url`` is the form's action
+    and ``fields`` its hidden fields (SAMLRequest or SAMLResponse, RelayState).
+    """
+
+    binding: str
+    url: str
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 class SamlIdp:
@@ -338,6 +393,145 @@ class SamlIdp:
             acs_url=str(default["location"]), acs_binding=BINDING_HTTP_POST, force_authn=False,
             is_passive=False, name_id_format=None, allow_create=True, unsolicited=True)
 
+    # --- single logout -------------------------------------------------------------------
+
+    def parse_logout_request(self, xml: bytes, now: datetime) -> ParsedLogoutRequest:
+        """Parse and check a LogoutRequest (already decoded by :mod:`idp.saml.bindings`).
+
+        An embedded signature is verified with the issuer's key from metadata; whether the
+        request is signed at all (embedded or over the Redirect query) the caller decides.
+        """
+        message = self._load(xml, "logout_request")
+        issuer = self._known_issuer(message)
+        # DESIGN §5.4: a signed message names its Destination, and it must be our SLO endpoint.
+        if message.destination is None:
+            raise RequestRejected("LogoutRequest without Destination")
+        self._check_destination(message.destination)
+        _check_issue_instant(message.issue_instant, now)
+        if message.not_on_or_after is not None:
+            expires = parse_instant(message.not_on_or_after)
+            if expires is None or expires <= now:
+                raise RequestRejected("LogoutRequest past its NotOnOrAfter")
+        name_id = message.name_id
+        if name_id is None or not (name_id.text or "").strip():
+            # BaseID and EncryptedID name no one we could compare with a session.
+            raise RequestRejected("LogoutRequest without a plain NameID")
+        return ParsedLogoutRequest(
+            request_id=message.id, issuer=issuer, destination=message.destination,
+            subject=LogoutSubject(name_id.text.strip(), name_id.format, name_id.name_qualifier,
+                                  name_id.sp_name_qualifier),
+            session_indexes=tuple(index.text.strip() for index in message.session_index
+                                  if index.text and index.text.strip()),
+            signed=message.signature is not None)
+
+    def parse_logout_response(self, xml: bytes, now: datetime) -> ParsedLogoutResponse:
+        """Parse and check a portal's LogoutResponse (an embedded signature is verified)."""
+        message = self._load(xml, "logout_response")
+        issuer = self._known_issuer(message)
+        if message.destination is not None:
+            self._check_destination(message.destination)
+        _check_issue_instant(message.issue_instant, now)
+        code = message.status.status_code
+        return ParsedLogoutResponse(
+            issuer=issuer, in_response_to=message.in_response_to, status=code.value,
+            sub_status=code.status_code.value if code.status_code is not None else None,
+            signed=message.signature is not None)
+
+    def create_logout_request(self, portal: str, destination: str, subject: LogoutSubject,
+                              session_index: str, sign: bool) -> tuple[str, str]:
+        """A LogoutRequest telling ``portal`` that the citizen's session ended: (ID, XML).
+
+        ``sign`` embeds an XML signature (HTTP-POST); on HTTP-Redirect :meth:`encode` signs.
+        """
+        name_id = NameID(text=subject.name_id, format=subject.name_id_format,
+                         name_qualifier=subject.name_qualifier,
+                         sp_name_qualifier=subject.sp_name_qualifier)
+        request_id, request = self.server.create_logout_request(
+            destination, portal, name_id=name_id, reason=LOGOUT_REASON_USER,
+            session_indexes=[session_index], sign=sign, sign_alg=SIGN_ALGORITHM,
+            digest_alg=DIGEST_ALGORITHM)
+        return str(request_id), str(request)
+
+    def create_logout_response(self, in_response_to: str, destination: str, status: str,
+                               sub_status: str | None = None, message: str | None = None,
+                               sign: bool = False) -> str:
+        """A LogoutResponse; ``sign`` embeds an XML signature (HTTP-POST)."""
+        inner = samlp.StatusCode(value=sub_status) if sub_status else None
+        status_element = samlp.Status(
+            status_code=samlp.StatusCode(value=status, status_code=inner),
+            status_message=samlp.StatusMessage(text=message) if message else None)
+        response = self.server._status_response(
+            samlp.LogoutResponse, self.server._issuer(), status_element, sign,
+            sign_alg=SIGN_ALGORITHM, digest_alg=DIGEST_ALGORITHM,
+            in_response_to=in_response_to, destination=destination)
+        return str(response)
+
+    def encode(self, xml: str, binding: str, destination: str, relay_state: str | None,
+               parameter: str) -> OutgoingMessage:
+        """``xml`` (a SAMLRequest or SAMLResponse) ready to go through the browser.
+
+        HTTP-Redirect signs the query string (SAML bindings §3.4.4.1); the XML must then carry no
+        signature of its own. HTTP-POST carries the XML as it is. Always RSA-SHA256: pysaml2's
+        own ``signing_algorithm`` falls back to SHA-1 unless configured per service.
+        """
+        if binding == BINDING_HTTP_REDIRECT:
+            info = http_redirect_message(
+                xml, destination, relay_state or "", parameter,
+                sigalg=SIGN_ALGORITHM, sign=True,
+                backend=self.server.sec.sec_backend)
+            return OutgoingMessage(binding, str(dict(info["headers"])["Location"]))
+        fields = [(parameter, base64.b64encode(xml.encode("utf-8")).decode("ascii"))]
+        if relay_state is not None:
+            fields.append(("RelayState", relay_state))
+        return OutgoingMessage(binding, destination, tuple(fields))
+
+    def _load(self, xml: bytes, kind: str) -> Any:
+        """The message of pysaml2's type ``kind``, schema-valid, an embedded signature (if
+        any) verified with the issuer's key from metadata, never with KeyInfo."""
+        verify = getattr(self.server.sec, f"correctly_signed_{kind}")
+        try:
+            message = verify(xml.decode("utf-8"), must=False)
+            valid_instance(message)
+        except (SignatureError, SigverError) as error:
+            raise RequestRejected(f"bad signature: {error}") from None
+        except Exception as error:  # pysaml2 raises many kinds for malformed input
+            raise RequestRejected(f"unparsable {kind}: {type(error).__name__}") from None
+        if message.version != "2.0":
+            raise RequestRejected(f"SAML version {message.version!r}")
+        return message
+
+    def _known_issuer(self, message: Any) -> str:
+        issuer = message.issuer.text.strip() if message.issuer is not None and \
+            message.issuer.text else ""
+        if not issuer:
+            raise RequestRejected("message without Issuer")
+        known: list[str] = list(self.server.metadata.keys())
+        if issuer not in known:
+            raise RequestRejected(f"unknown issuer {issuer!r}")
+        return str(issuer)
+
+    def _check_destination(self, destination: str) -> None:
+        if destination not in {url for url, _ in self.endpoints.slo}:
+            raise RequestRejected(f"Destination {destination!r} is not our logout endpoint")
+
+
+
+
+def _check_issue_instant(value: str | None, now: datetime) -> None:
+    """DESIGN §5.3: the same small window as for AuthnRequests."""
+    issue_instant = parse_instant(value)
+    if issue_instant is None or abs(now - issue_instant) > ISSUE_INSTANT_WINDOW:
+        raise RequestRejected("IssueInstant outside the accepted window")
+
+
+SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
+STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+XS_NS = "http://www.w3.org/2001/XMLSchema"
+_NSMAP = {"samlp": SAMLP_NS, "saml": SAML_NS, "ds": "http://www.w3.org/2000/09/xmldsig#",
+          "akdb": AKDB_NAMESPACE, "xsi": "http://www.w3.org/2001/XMLSchema-instance"}
 
 
 def _xs_datetime(value: datetime) -> str:

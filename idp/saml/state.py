@@ -1,4 +1,5 @@
-"""SAML state in the database: the replay cache and pending requests (any worker can finish).
+"""SAML state in the database: the replay cache, pending requests, the portals of a browser
+session and single logouts in progress (any worker can finish each).
 
 No Flask here; callers pass the session and the time.
 """
@@ -11,16 +12,18 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idp.saml.models import PendingRequest, PortalSession, SeenRequest
+from idp.saml.models import LogoutChain, PendingRequest, PortalSession, SeenRequest
 
 # A request ID is remembered at least as long as its IssueInstant would still be accepted.
 REPLAY_MEMORY = timedelta(minutes=10)
 # A citizen has this long between the portal's request and our answer (login, consent).
 PENDING_LIFETIME = timedelta(minutes=30)
+# A portal has this long to answer a LogoutRequest before the chain is given up.
+LOGOUT_STEP_LIFETIME = timedelta(minutes=10)
 
 
 def _hash(reference: str) -> str:
@@ -122,3 +125,67 @@ def remember_portal_session(session: Session, browser_session: str, citizen_id: 
 def portal_sessions(session: Session, browser_session: str) -> list[PortalSession]:
     return list(session.scalars(select(PortalSession).where(
         PortalSession.browser_session_hash == _hash(browser_session))))
+
+
+def forget_portal_sessions(session: Session, browser_session: str) -> int:
+    """Forget the portals of a browser session (its single logout has started)."""
+    result = session.execute(delete(PortalSession).where(
+        PortalSession.browser_session_hash == _hash(browser_session)))
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def keep_logout_chain(session: Session, data: dict[str, Any], awaiting_portal: str,
+                      awaiting_request: str, now: datetime) -> str:
+    """Store a single logout that now waits for ``awaiting_portal``; return its reference."""
+    reference = secrets.token_urlsafe(24)
+    session.add(LogoutChain(
+        id_hash=_hash(reference), awaiting_portal=awaiting_portal,
+        awaiting_request=awaiting_request, data=json.dumps(data, separators=(",", ":")),
+        created_at=now, expires_at=now + LOGOUT_STEP_LIFETIME))
+    session.commit()
+    return reference
+
+
+def logout_chain(session: Session, reference: str | None,
+                 now: datetime) -> tuple[str, str, dict[str, Any]] | None:
+    """(awaited portal, awaited request ID, data) of a fresh chain; None if unknown or expired."""
+    if not reference or len(reference) > 64:
+        return None
+    record = session.get(LogoutChain, _hash(reference))
+    if record is None or record.expires_at <= now:
+        return None
+    data: dict[str, Any] = json.loads(record.data)
+    return record.awaiting_portal, record.awaiting_request, data
+
+
+def advance_logout_chain(session: Session, reference: str, answered_request: str,
+                         data: dict[str, Any], awaiting_portal: str, awaiting_request: str,
+                         now: datetime) -> bool:
+    """Move the chain on to the next portal, if ``answered_request`` is still the awaited one.
+
+    Compare and set in one UPDATE: of two answers to the same step (a double submit, two
+    workers), exactly one gets True.
+    """
+    result = session.execute(update(LogoutChain).where(
+        LogoutChain.id_hash == _hash(reference),
+        LogoutChain.awaiting_request == answered_request).values(
+        awaiting_portal=awaiting_portal, awaiting_request=awaiting_request,
+        data=json.dumps(data, separators=(",", ":")), expires_at=now + LOGOUT_STEP_LIFETIME))
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish_logout_chain(session: Session, reference: str, answered_request: str) -> bool:
+    """Remove a chain whose last awaited answer came; of two finishes exactly one gets True."""
+    result = session.execute(delete(LogoutChain).where(
+        LogoutChain.id_hash == _hash(reference),
+        LogoutChain.awaiting_request == answered_request))
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def forget_expired_logout_chains(session: Session, now: datetime) -> int:
+    result = session.execute(delete(LogoutChain).where(LogoutChain.expires_at <= now))
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]

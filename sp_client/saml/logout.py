@@ -19,10 +19,9 @@ from idp.saml.bindings import IncomingMessage, verify_redirect_signature
 from idp.saml.crypto import DSIG, RefusedDocument, parse_xml
 from idp.saml.sp_metadata import parse_instant
 from sp_client.saml import state
+from sp_client.saml.messages import STATUS_SUCCESS
 from sp_client.saml.provider import CLOCK_SKEW, ServiceProvider
 from sp_client.saml.responses import RESPONSE_MAX_AGE_SECONDS, SAMLP
-
-STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 
 class LogoutRefused(Exception):

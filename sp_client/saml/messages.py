@@ -82,7 +82,7 @@ def logout_request(provider: ServiceProvider, now: datetime, login: Login) -> Ou
     client = provider.client(now)
     binding = provider.settings.profile.slo_binding
     destination = provider.idp_endpoint(now, "slo", binding)
-    name_id = NameID(text=login.name_id, format=login.name_id_format,
+    name_id = NameID(text=login.name_id, format=login.name_id_format or None,
                      name_qualifier=login.name_qualifier,
                      sp_name_qualifier=login.sp_name_qualifier)
     request_id, request = client.create_logout_request(
@@ -103,6 +103,5 @@ def logout_response(provider: ServiceProvider, now: datetime, request: LogoutReq
         request, bindings=[binding], status=Status(status_code=StatusCode(
             value=status, status_code=inner)),
         sign=binding != BINDING_HTTP_REDIRECT, sign_alg=SIGN_ALG, digest_alg=DIGEST_ALG)
-    message_id = response.id if hasattr(response, "id") else ""
-    return _send(client, message_id, str(response), binding, destination, relay_state,
-                 response=True)
+    # Signed (POST) it is a string already; nobody waits for an answer to it.
+    return _send(client, "", str(response), binding, destination, relay_state, response=True)

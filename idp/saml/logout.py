@@ -1,0 +1,346 @@
+"""Single logout as a sequence of decisions, without Flask.
+
+A portal's LogoutRequest arrives (:func:`receive_request`); if it names this browser's session,
+the IdP session ends and the chain starts (:func:`start`): every other portal the session logged
+in to gets a signed LogoutRequest in turn, through the browser (front channel), and its
+LogoutResponse (:func:`receive_response`) moves the chain on. At the end the initiator gets its
+LogoutResponse (:func:`answer`): Success when every portal confirmed, else PartialLogout.
+
+The chain lives in the database under a random reference that travels as RelayState; the IdP
+session is gone by then, so nothing else could carry it. What cannot be answered safely
+(unknown portal, no signature, no SingleLogoutService, replay) raises
+:class:`~idp.saml.server.RequestRejected` for an error page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from cryptography.x509 import Certificate
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
+from sqlalchemy.orm import Session
+
+from idp.saml import state
+from idp.saml.bindings import IncomingMessage, verify_redirect_signature
+from idp.saml.server import (
+    STATUS_REQUESTER,
+    STATUS_SUCCESS,
+    LogoutSubject,
+    OutgoingMessage,
+    ParsedLogoutRequest,
+    RequestRejected,
+    SamlIdp,
+)
+from idp.saml.sp_metadata import Endpoint
+
+log = logging.getLogger(__name__)
+
+PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
+# IncomingMessage.binding → the binding's URI.
+BINDINGS = {"redirect": BINDING_HTTP_REDIRECT, "post": BINDING_HTTP_POST}
+
+
+class SigningPolicy(Protocol):
+    """The part of a portal's policy single logout reads."""
+
+    @property
+    def want_authn_requests_signed(self) -> bool: ...
+
+
+class LogoutPortal(Protocol):
+    """What single logout needs of a portal (:class:`idp.portals.registry.Portal`)."""
+
+    @property
+    def policy(self) -> SigningPolicy: ...
+    def slo_endpoints(self) -> list[Endpoint]: ...
+    def signing_certificates(self) -> list[Certificate]: ...
+
+
+# The available portal with this entity id (``PortalRegistry.portal``), None if unknown.
+PortalLookup = Callable[[str], LogoutPortal | None]
+
+
+class ChainUnknown(LookupError):
+    """No logout waits under this reference: expired, finished already, or made up."""
+
+
+@dataclass(frozen=True)
+class LogoutStatus:
+    """The status of a LogoutResponse to the initiator."""
+
+    status: str
+    sub_status: str | None = None
+    message: str | None = None
+
+
+SUCCESS = LogoutStatus(STATUS_SUCCESS)
+# SAML core §3.7.3.2: the top-level code says whether the session authority ended the session
+# itself (it did); PartialLogout below it, that not every other participant confirmed.
+PARTIAL = LogoutStatus(STATUS_SUCCESS, PARTIAL_LOGOUT,
+                       "Not every portal of the session confirmed the logout")
+NOT_THIS_SESSION = LogoutStatus(STATUS_REQUESTER, UNKNOWN_PRINCIPAL,
+                                "The NameID does not belong to this browser's session")
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A portal this browser session logged in to, with the NameID it got there."""
+
+    entity_id: str
+    name_id: str
+    name_id_format: str
+    session_index: str
+
+    def subject(self, idp_entity_id: str) -> LogoutSubject:
+        """The NameID exactly as the portal's assertion carried it (qualifiers included)."""
+        return LogoutSubject(self.name_id, self.name_id_format, idp_entity_id, self.entity_id)
+
+
+@dataclass(frozen=True)
+class Initiator:
+    """The portal that asked for the logout, and where its answer goes (from its metadata)."""
+
+    entity_id: str
+    request_id: str
+    relay_state: str | None
+    binding: str
+    location: str
+
+
+@dataclass(frozen=True)
+class Received:
+    """A checked LogoutRequest and how to answer its sender."""
+
+    request: ParsedLogoutRequest
+    initiator: Initiator
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A single logout under way: who asked, who is still to be told, who answered how."""
+
+    initiator: Initiator | None
+    to_notify: tuple[Participant, ...]
+    logged_out: tuple[str, ...] = ()
+    not_logged_out: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Every portal of the session confirmed its logout."""
+        return not self.not_logged_out and not self.to_notify
+
+    def answered(self, portal: str, confirmed: bool) -> Chain:
+        if confirmed:
+            return replace(self, logged_out=(*self.logged_out, portal))
+        return replace(self, not_logged_out=(*self.not_logged_out, portal))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chain:
+        initiator = data["initiator"]
+        return cls(initiator=Initiator(**initiator) if initiator else None,
+                   to_notify=tuple(Participant(**item) for item in data["to_notify"]),
+                   logged_out=tuple(data["logged_out"]),
+                   not_logged_out=tuple(data["not_logged_out"]))
+
+
+@dataclass(frozen=True)
+class Notify:
+    """The browser goes on to ``portal`` with its LogoutRequest."""
+
+    portal: str
+    message: OutgoingMessage
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Every portal was told (or could not be); answer the initiator or show the result."""
+
+    chain: Chain
+
+
+Step = Notify | Finished
+
+
+def slo_endpoint(endpoints: Sequence[Endpoint], preferred: str | None = None) -> Endpoint | None:
+    """Where a portal takes logout messages: the ``preferred`` binding if it offers it, else
+    HTTP-Redirect, else HTTP-POST (the front-channel bindings we speak; not SOAP or Artifact)."""
+    for binding in (preferred, BINDING_HTTP_REDIRECT, BINDING_HTTP_POST):
+        for endpoint in endpoints:
+            if binding is not None and endpoint.binding == binding:
+                return endpoint
+    return None
+
+
+def receive_request(session: Session, idp: SamlIdp, message: IncomingMessage,
+                    portal_of: PortalLookup, now: datetime) -> Received:
+    """Check an incoming LogoutRequest; raise RequestRejected if it cannot be answered."""
+    request = idp.parse_logout_request(message.xml, now)
+    portal = portal_of(request.issuer)
+    if portal is None:
+        raise RequestRejected(f"no portal policy for {request.issuer!r}")
+    # SAML profiles §4.4.4.1: a LogoutRequest must be authenticated. Anyone may send one that
+    # names a citizen; only the portal's signature makes it the portal's.
+    if message.has_redirect_signature:
+        if not verify_redirect_signature(message, portal.signing_certificates()):
+            raise RequestRejected("invalid Redirect-binding signature")
+    elif not request.signed:
+        raise RequestRejected("unsigned LogoutRequest")
+    # The answer goes only to an address from metadata; without one there is no one to answer.
+    endpoint = slo_endpoint(portal.slo_endpoints(), BINDINGS[message.binding])
+    if endpoint is None:
+        raise RequestRejected(f"{request.issuer!r} has no SingleLogoutService in its metadata")
+    # DESIGN §5.3: the same replay cache as for AuthnRequests.
+    if not state.first_sighting(session, request.issuer, request.request_id, now):
+        raise RequestRejected("replayed request ID")
+    return Received(request, Initiator(
+        entity_id=request.issuer, request_id=request.request_id, relay_state=message.relay_state,
+        binding=endpoint.binding, location=endpoint.response_location or endpoint.location))
+
+
+def portal_logins(session: Session, browser_session: str) -> list[Participant]:
+    """The portals this browser session logged in to (oldest first)."""
+    rows = sorted(state.portal_sessions(session, browser_session), key=lambda row: row.id)
+    return [Participant(row.portal_entity_id, row.name_id, row.name_id_format,
+                        row.session_index) for row in rows]
+
+
+def names_this_session(request: ParsedLogoutRequest, logins: Sequence[Participant],
+                       idp_entity_id: str) -> bool:
+    """Whether the request names the citizen as this browser session logged in to its sender.
+
+    NameID value, format and qualifiers (where given) and a SessionIndex (if any) must match
+    what we sent that portal: a request about anyone else must not end this session.
+    """
+    subject = request.subject
+    for login in logins:
+        if login.entity_id == request.issuer and login.name_id == subject.name_id and \
+                subject.name_id_format in (None, NAMEID_FORMAT_UNSPECIFIED,
+                                           login.name_id_format) and \
+                subject.name_qualifier in (None, idp_entity_id) and \
+                subject.sp_name_qualifier in (None, request.issuer) and \
+                (not request.session_indexes or login.session_index in request.session_indexes):
+            return True
+    return False
+
+
+def start(session: Session, idp: SamlIdp, browser_session: str, logins: Sequence[Participant],
+          initiator: Initiator | None, portal_of: PortalLookup, now: datetime) -> Step:
+    """Begin telling every portal of the (already ended) browser session but the initiator.
+
+    The session's portals are forgotten at once: whatever happens to the chain, no later
+    logout can be started for them from this session.
+    """
+    state.forget_portal_sessions(session, browser_session)
+    chain = Chain(initiator, tuple(login for login in logins
+                                   if initiator is None or login.entity_id != initiator.entity_id))
+    return _go_on(session, idp, chain, portal_of, now, stored=None)
+
+
+def receive_response(session: Session, idp: SamlIdp, message: IncomingMessage,
+                     portal_of: PortalLookup, now: datetime) -> Step:
+    """Take the awaited portal's LogoutResponse and move the chain on.
+
+    Raises :class:`ChainUnknown` for an unknown reference or an answer that came already, and
+    RequestRejected for an answer from a portal other than the awaited one.
+    """
+    reference = message.relay_state or ""
+    found = state.logout_chain(session, reference, now)
+    if found is None:
+        raise ChainUnknown("no logout waits under this RelayState")
+    portal, request_id, data = found
+    confirmed = _confirmed(idp, message, portal, request_id, portal_of, now)
+    chain = Chain.from_dict(data).answered(portal, confirmed)
+    return _go_on(session, idp, chain, portal_of, now, stored=(reference, request_id))
+
+
+def _confirmed(idp: SamlIdp, message: IncomingMessage, portal: str, request_id: str,
+               portal_of: PortalLookup, now: datetime) -> bool:
+    """Whether ``portal`` confirmed our LogoutRequest ``request_id``.
+
+    An answer failing a check counts as not logged out. A well-formed answer from another
+    portal (e.g. an earlier step's answer submitted twice) is refused instead: it must not
+    decide about the awaited portal.
+    """
+    try:
+        response = idp.parse_logout_response(message.xml, now)
+    except RequestRejected as error:
+        log.info("LogoutResponse awaited from %s refused: %s", portal, error)
+        return False
+    if response.issuer != portal:
+        raise RequestRejected(f"LogoutResponse from {response.issuer!r}, awaited {portal!r}")
+    known = portal_of(portal)
+    if message.has_redirect_signature:
+        signed = known is not None and verify_redirect_signature(
+            message, known.signing_certificates())
+        if not signed:
+            log.info("LogoutResponse from %s: invalid Redirect-binding signature", portal)
+            return False
+    else:
+        signed = response.signed
+    # The InResponseTo of a random, single-use ID binds an unsigned answer to our request; a
+    # portal whose policy says it signs its messages must sign this one too.
+    if not signed and (known is None or known.policy.want_authn_requests_signed):
+        log.info("LogoutResponse from %s is not signed", portal)
+        return False
+    if response.in_response_to != request_id:
+        log.info("LogoutResponse from %s answers %r, not %r", portal, response.in_response_to,
+                 request_id)
+        return False
+    return response.status == STATUS_SUCCESS and response.sub_status != PARTIAL_LOGOUT
+
+
+def _go_on(session: Session, idp: SamlIdp, chain: Chain, portal_of: PortalLookup,
+           now: datetime, stored: tuple[str, str] | None) -> Step:
+    """Send the next portal with a SingleLogoutService its LogoutRequest, or finish.
+
+    ``stored``: the chain's reference and the ID of the request just answered (None at the
+    start, before anything is stored). It moves on only if that request is still awaited.
+    """
+    not_reached = list(chain.not_logged_out)
+    for index, participant in enumerate(chain.to_notify):
+        portal = portal_of(participant.entity_id)
+        endpoint = slo_endpoint(portal.slo_endpoints()) if portal is not None else None
+        if endpoint is None:
+            not_reached.append(participant.entity_id)
+            continue
+        chain = replace(chain, to_notify=chain.to_notify[index + 1:],
+                        not_logged_out=tuple(not_reached))
+        request_id, xml = idp.create_logout_request(
+            participant.entity_id, endpoint.location, participant.subject(idp.entity_id),
+            participant.session_index, sign=endpoint.binding == BINDING_HTTP_POST)
+        if stored is None:
+            reference = state.keep_logout_chain(session, chain.to_dict(), participant.entity_id,
+                                                request_id, now)
+        else:
+            reference, answered = stored
+            if not state.advance_logout_chain(session, reference, answered, chain.to_dict(),
+                                              participant.entity_id, request_id, now):
+                raise ChainUnknown("this step was answered already")
+        return Notify(participant.entity_id, idp.encode(
+            xml, endpoint.binding, endpoint.location, reference, "SAMLRequest"))
+    chain = replace(chain, to_notify=(), not_logged_out=tuple(not_reached))
+    if stored is not None and not state.finish_logout_chain(session, *stored):
+        raise ChainUnknown("this step was answered already")
+    return Finished(chain)
+
+
+def answer(idp: SamlIdp, initiator: Initiator, status: LogoutStatus) -> OutgoingMessage:
+    """The initiator's LogoutResponse, signed, to its SingleLogoutService from metadata."""
+    xml = idp.create_logout_response(
+        initiator.request_id, initiator.location, status.status, status.sub_status,
+        status.message, sign=initiator.binding == BINDING_HTTP_POST)
+    return idp.encode(xml, initiator.binding, initiator.location, initiator.relay_state,
+                      "SAMLResponse")
+
+
+def outcome(chain: Chain) -> LogoutStatus:
+    return SUCCESS if chain.complete else PARTIAL
