@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, Executable, MetaData, Row, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -79,6 +79,17 @@ class BoundDatabase:
 
     engine: Engine
     sessionmaker: sessionmaker[Session]
+
+
+def first_row(session: Session, statement: Executable, **params: Any) -> Row[Any] | None:
+    """The first row of ``statement`` run with ``params`` on the session's connection.
+
+    For the SSO hot path: a statement built once per module (with ``bindparam``) keeps its
+    cache key, and running it on the connection skips the ORM's per-statement work (about a
+    quarter of a ``session.get``). Rows are plain tuples, never entities in the session; no
+    autoflush, so ORM changes not yet flushed are not seen.
+    """
+    return session.connection().execute(statement, params).first()
 
 
 class Database:

@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from idp.consent.attributes import labels_in_catalogue_order
 from idp.consent.models import Consent
+from idp.db import first_row
 
 PRIVACY_VERSION_LENGTH = 32
 ONLINE_SERVICE_ID_LENGTH = 200
@@ -33,15 +34,16 @@ class ConsentView:
     online_service_id: str | None
 
 
-def _current(session: Session, citizen_id: int, portal_entity_id: str,
-             now: datetime) -> Consent | None:
-    """The newest consent not revoked that the citizen gave the portal by ``now``."""
-    return session.scalar(
-        select(Consent)
-        .where(Consent.citizen_id == citizen_id, Consent.portal_entity_id == portal_entity_id,
-               Consent.revoked_at.is_(None), Consent.given_at <= now)
-        .order_by(Consent.given_at.desc(), Consent.id.desc())
-        .limit(1))
+# The attributes of the newest consent not revoked that the citizen gave the portal by ``now``.
+# Asked at every SSO, so built once and read as one column (see idp.db.first_row); never
+# cached, so that a consent revoked on another device counts at the next SSO.
+_CURRENT_ATTRIBUTES = (
+    select(Consent.attributes)
+    .where(Consent.citizen_id == bindparam("citizen_id"),
+           Consent.portal_entity_id == bindparam("portal_entity_id"),
+           Consent.revoked_at.is_(None), Consent.given_at <= bindparam("now"))
+    .order_by(Consent.given_at.desc(), Consent.id.desc())
+    .limit(1))
 
 
 def consent_covers(session: Session, citizen_id: int, portal_entity_id: str,
@@ -50,8 +52,9 @@ def consent_covers(session: Session, citizen_id: int, portal_entity_id: str,
 
     A portal asking for fewer attributes is covered; one asking for more must ask again.
     """
-    current = _current(session, citizen_id, portal_entity_id, now)
-    return current is not None and set(attribute_names) <= current.attribute_names
+    current = first_row(session, _CURRENT_ATTRIBUTES, citizen_id=citizen_id,
+                        portal_entity_id=portal_entity_id, now=now)
+    return current is not None and set(attribute_names) <= set(current.attributes.split())
 
 
 def give_consent(session: Session, citizen_id: int, portal_entity_id: str,

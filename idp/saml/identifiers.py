@@ -10,13 +10,18 @@ from datetime import datetime
 from enum import IntEnum
 
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from idp.db import first_row
 from idp.saml.models import PersistentNameId
 
 SUPPORTED_NAME_ID_FORMATS = (NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_PERSISTENT)
+# Read at every SSO: built once (see idp.db.first_row).
+_PAIRWISE = select(PersistentNameId.value).where(
+    PersistentNameId.citizen_id == bindparam("citizen_id"),
+    PersistentNameId.portal_entity_id == bindparam("portal_entity_id"))
 
 
 def transient_name_id() -> str:
@@ -30,11 +35,9 @@ def persistent_name_id(session: Session, citizen_id: int, portal_entity_id: str,
 
     Random, so that two portals cannot link a citizen by comparing identifiers.
     """
-    query = select(PersistentNameId.value).where(
-        PersistentNameId.citizen_id == citizen_id,
-        PersistentNameId.portal_entity_id == portal_entity_id)
-    if existing := session.scalar(query):
-        return existing
+    ids = {"citizen_id": citizen_id, "portal_entity_id": portal_entity_id}
+    if existing := first_row(session, _PAIRWISE, **ids):
+        return str(existing.value)
     session.add(PersistentNameId(citizen_id=citizen_id, portal_entity_id=portal_entity_id,
                                  value=secrets.token_urlsafe(32), created_at=now))
     try:
@@ -42,9 +45,9 @@ def persistent_name_id(session: Session, citizen_id: int, portal_entity_id: str,
     except IntegrityError:
         # Another worker made it a moment ago: use theirs.
         session.rollback()
-    value = session.scalar(query)
-    assert value is not None
-    return value
+    made = first_row(session, _PAIRWISE, **ids)
+    assert made is not None
+    return str(made.value)
 
 
 class TrustLevel(IntEnum):

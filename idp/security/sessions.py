@@ -14,15 +14,19 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import CallbackDict
 
-from idp.db import Database, utcnow
+from idp.db import Database, first_row, utcnow
 from idp.security.models import BrowserSession
 
 # Refresh last_seen_at at most this often, so that reading a page rarely writes.
 TOUCH_INTERVAL = timedelta(seconds=60)
+# Read on every request that brings a cookie: built once (see idp.db.first_row).
+_RECORD = select(BrowserSession.data, BrowserSession.citizen_id, BrowserSession.authenticated_at,
+                 BrowserSession.created_at, BrowserSession.last_seen_at,
+                 BrowserSession.expires_at).where(BrowserSession.id_hash == bindparam("id_hash"))
 
 
 def _hash(session_id: str) -> str:
@@ -76,17 +80,16 @@ class DatabaseSessionInterface(SessionInterface):
         if not session_id or len(session_id) > 100:
             return ServerSession()
         now = utcnow()
-        with self._db.new_session() as db_session:
-            record = db_session.get(BrowserSession, _hash(session_id))
-            if record is None or record.expires_at <= now or \
-                    record.last_seen_at + self._idle <= now:
-                return ServerSession()
-            try:
-                data = json.loads(record.data)
-            except ValueError:
-                data = {}
-            return ServerSession(data, session_id, record.citizen_id, record.authenticated_at,
-                                 record.created_at, record.last_seen_at)
+        # On the request's database session: one pooled connection per request, not two.
+        record = first_row(self._db.session, _RECORD, id_hash=_hash(session_id))
+        if record is None or record.expires_at <= now or record.last_seen_at + self._idle <= now:
+            return ServerSession()
+        try:
+            data = json.loads(record.data)
+        except ValueError:
+            data = {}
+        return ServerSession(data, session_id, record.citizen_id, record.authenticated_at,
+                             record.created_at, record.last_seen_at)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)
