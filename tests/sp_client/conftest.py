@@ -109,18 +109,27 @@ def policy_changes() -> dict[str, Any]:
     return {}
 
 
+@pytest.fixture
+def other_portals() -> list[str]:
+    """Further demo portals federated with the same IdP (their databases: SQLite)."""
+    return []
+
+
 @dataclass
 class Federation:
-    """The IdP and the portal of one test, each knowing the other's metadata."""
+    """The IdP and the portal(s) of one test, each knowing the other's metadata."""
 
     portal: Flask
     idp: Flask | None = None
-    # The IdP's metadata as the portal reads it (tests may swap the document).
-    idp_metadata: list[bytes] = field(default_factory=list)
+    others: list[Flask] = field(default_factory=list)
 
     @property
     def portal_url(self) -> str:
         return str(self.portal.config["PORTAL"].base_url)
+
+    @property
+    def portals(self) -> list[Flask]:
+        return [self.portal, *self.others]
 
     def idp_app(self) -> Flask:
         assert self.idp is not None
@@ -131,6 +140,7 @@ class Federation:
 def federation(settings: dict[str, Any], policy_dir: Path, tmp_path: Path,
                portal_profile: str, portal_options: dict[str, Any],
                policy_changes: dict[str, Any], portal_database_url: str,
+               other_portals: list[str],
                portal_keys: dict[str, tuple[Path, Path]]) -> Iterator[Federation]:
     holder: list[Flask] = []
 
@@ -138,27 +148,35 @@ def federation(settings: dict[str, Any], policy_dir: Path, tmp_path: Path,
         assert holder, "the IdP is not running yet"
         return bytes(holder[0].test_client().get("/saml/metadata").data)
 
-    portal = create_portal(
-        portal_profile, instance_path=tmp_path / "portal", database_url=portal_database_url,
-        secret_key="portal-" + "p" * 40, key_files=portal_keys["signing"],
-        encryption_key_files=portal_keys["encryption"], metadata_loader=idp_metadata,
-        **portal_options)
-    portal.config["TESTING"] = True
-    metadata_file = tmp_path / f"{portal_profile}-metadata.xml"
-    metadata_file.write_bytes(portal.test_client().get(
-        "/saml/metadata", base_url=portal.config["PORTAL"].base_url).data)
-    # The shipped policy of this portal, reading our metadata from the file.
-    policy = yaml.safe_load((PROJECT_ROOT / "policies" / "portals" / f"{portal_profile}.yaml")
-                            .read_text(encoding="utf-8"))
-    policy.update(policy_changes, metadata=str(metadata_file))
-    (policy_dir / "portals" / f"{portal_profile}.yaml").write_text(
-        yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    def start(profile: str, database_url: str, **options: Any) -> Flask:
+        portal = create_portal(
+            profile, instance_path=tmp_path / f"portal-{profile}", database_url=database_url,
+            secret_key="portal-" + "p" * 40, key_files=portal_keys["signing"],
+            encryption_key_files=portal_keys["encryption"], metadata_loader=idp_metadata,
+            **options)
+        portal.config["TESTING"] = True
+        metadata_file = tmp_path / f"{profile}-metadata.xml"
+        metadata_file.write_bytes(portal.test_client().get(
+            "/saml/metadata", base_url=portal.config["PORTAL"].base_url).data)
+        # The shipped policy of this portal, reading its metadata from the file.
+        policy = yaml.safe_load((PROJECT_ROOT / "policies" / "portals" / f"{profile}.yaml")
+                                .read_text(encoding="utf-8"))
+        policy.update(policy_changes if profile == portal_profile else {},
+                      metadata=str(metadata_file))
+        (policy_dir / "portals" / f"{profile}.yaml").write_text(
+            yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+        return portal
+
+    portal = start(portal_profile, portal_database_url, **portal_options)
+    others = [start(profile, f"sqlite:///{tmp_path / f'{profile}.sqlite3'}")
+              for profile in other_portals]
     idp = create_idp(test_config=settings, env={})
     idp.config["TESTING"] = True
     holder.append(idp)
-    yield Federation(portal, idp)
+    yield Federation(portal, idp, others)
     db.bound(idp).engine.dispose()
-    portal_db.bound(portal).engine.dispose()
+    for app in (portal, *others):
+        portal_db.bound(app).engine.dispose()
 
 
 # --- a citizen's browser across both sites --------------------------------------------------
@@ -170,6 +188,8 @@ class Journey:
     def __init__(self, federation: Federation) -> None:
         self.federation = federation
         self.portal = federation.portal.test_client()
+        self.others = {str(app.config["PORTAL"].base_url): app.test_client()
+                       for app in federation.others}
         self.idp = federation.idp_app().test_client()
         self.url = federation.portal_url + "/"
         self.page = ""
@@ -182,7 +202,10 @@ class Journey:
         self.portal = self.federation.portal.test_client()
 
     def _client(self, url: str) -> FlaskClient:
-        return self.portal if url.startswith(self.federation.portal_url) else self.idp
+        if url.startswith(self.federation.portal_url):
+            return self.portal
+        return next((client for base, client in self.others.items() if url.startswith(base)),
+                    self.idp)
 
     def open(self, url: str, data: dict[str, str] | None = None, follow: bool = True) -> Any:
         """GET (or POST ``data`` to) ``url``, relative to the page last seen."""

@@ -211,3 +211,21 @@ def test_a_logout_request_for_someone_else_leaves_the_session_alone(
     assert answer.status_code == 303
     _logout_response_xml(answer, logged_in.page, portal_keys)
     assert is_logged_in(logged_in)
+
+
+# --- the IdP's chain through both demo portals ----------------------------------------------
+
+@pytest.mark.parametrize("other_portals", [["mags"]])
+def test_abmelden_at_dueren_logs_the_citizen_out_at_mags_too(citizen: Journey) -> None:
+    mags = "http://127.0.0.1:5002"
+    citizen.log_in()
+    citizen.open(mags + "/anmelden")
+    citizen.submit(mags + "/anmelden")  # single sign-on: no password, only mags' consent
+    citizen.decide("agree")
+    assert citizen.url == mags + "/uebersicht" and "Sie sind angemeldet" in citizen.page
+    citizen.open(portal_url(citizen, "/uebersicht"))
+    citizen.submit(portal_url(citizen, "/abmelden"))
+    assert "Sie haben sich beim Bürgerportal der Stadt Düren und beim Servicekonto.NRW " \
+           "abgemeldet." in citizen.page
+    citizen.open(mags + "/uebersicht")
+    assert citizen.url == mags + "/anmelden"
