@@ -38,7 +38,7 @@ def akdb_extension(profile: PortalProfile) -> Extensions:
         f'</akdb:Benutzername></akdb:AuthnMethods>'
         f'<akdb:RequestedAttributes>{wishes}</akdb:RequestedAttributes>'
         f'<akdb:DisplayInformation><classic-ui:Version xmlns:classic-ui="{CLASSIC_UI_NAMESPACE}">'
-        f'<classic-ui:OrganizationDisplayName>{escape(profile.display_name)}'
+        f'<classic-ui:OrganizationDisplayName>{escape(profile.municipality)}'
         f'</classic-ui:OrganizationDisplayName>'
         f'<classic-ui:Lang>de</classic-ui:Lang>'
         f'<classic-ui:Purpose>{escape(profile.purpose)}</classic-ui:Purpose>'

@@ -41,7 +41,10 @@ def not_logged_in(journey: Journey) -> bool:
 def test_a_citizen_logs_in_at_dueren_agrees_and_sees_her_data(citizen: Journey) -> None:
     citizen.go_to_servicekonto()
     citizen.log_in_at_idp()
-    assert "Bürgerportal der Stadt Düren" in citizen.page
+    # The consent page names the portal, and what the BundID extension says about it.
+    for shown in ("Bürgerportal der Stadt Düren", "<dd>Stadt Düren</dd>",
+                  "Anmeldung an den Onlinediensten der Stadt Düren"):
+        assert shown in citizen.page
     citizen.decide("agree")
     assert citizen.url.endswith("/uebersicht")
     page = citizen.page
