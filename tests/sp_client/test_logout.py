@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.samlp import logout_request_from_string

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
 from idp.saml.crypto import InProcessCryptoBackend
 from tests.conftest import Clock

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import BINDING_HTTP_POST
 from sqlalchemy import select
 
