@@ -1,0 +1,356 @@
+"""The IdP under gunicorn with the project's settings (idp/gunicorn_conf.py), as in production.
+
+A real gunicorn with two workers on a loopback port, in production mode behind a (simulated)
+proxy, on SQLite and on PostgreSQL: migrated first, then asked for its metadata, its login page
+and a Redirect-binding request near the 64 KiB cap; its access log is read afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+from flask import Flask
+from gunicorn.config import Config as GunicornConfig
+from saml2 import BINDING_HTTP_REDIRECT, ExtensionElement
+from saml2.config import SPConfig
+from saml2.samlp import Extensions
+
+from idp.config import PROJECT_ROOT, ConfigError
+from idp.gunicorn_conf import RouteAccessLog, check_argon2_budget, default_size
+from idp.saml.bindings import MAX_ENCODED_BYTES
+from idp.saml.server import METADATA_PATH, SSO_REDIRECT_PATH
+from tests.saml_support import key_pair, sp_client, sp_config, sp_metadata
+
+BIN = Path(sys.executable).parent
+HOST = "servicekonto.test"
+BASE_URL = f"https://{HOST}"
+PORTAL = "https://portal.test/saml/metadata"
+CLIENT_ADDRESS = "203.0.113.9"  # what the proxy says the citizen's address is
+# gunicorn's largest request-line limit short of "unlimited".
+GUNICORN_MAX_LIMITED_LINE = 8190
+
+
+@dataclass
+class RunningIdp:
+    port: int
+    access_log: Path
+    error_log: Path
+    folder: Path
+
+    def get(self, target: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        """A GET as the proxy in front of the IdP would send it."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.request("GET", target, headers={
+            "Host": HOST, "X-Forwarded-For": CLIENT_ADDRESS, "X-Forwarded-Proto": "https",
+            **(headers or {})})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response
+
+    def access_log_once(self, *expected: str, seconds: float = 5.0) -> str:
+        """The access log, as soon as it holds every ``expected`` text (gunicorn writes a line
+        after the response has gone out)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            text = self.access_log.read_text(encoding="utf-8")
+            if all(item in text for item in expected) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def production_env(folder: Path, database_url: str, signing_keys: tuple[Path, Path],
+                   policy_dir: Path) -> dict[str, str]:
+    """The environment of a production IdP behind one proxy, secrets from files."""
+    secret_file = folder / "secret_key"
+    secret_file.write_text(secrets.token_urlsafe(48), encoding="ascii")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("IDP_", "SERVICEKONTO_", "GUNICORN_", "WEB_CONCURRENCY"))}
+    env.update({
+        "IDP_ENV": "production", "IDP_BASE_URL": BASE_URL, "IDP_PROXY_COUNT": "1",
+        "IDP_SECRET_KEY_FILE": str(secret_file), "IDP_DATABASE_URL": database_url,
+        "IDP_MAIL_SERVER": "mail.invalid",  # only the mail sender talks to it
+        "IDP_KEY_FILE": str(signing_keys[0]), "IDP_CERT_FILE": str(signing_keys[1]),
+        "IDP_POLICY_DIR": str(policy_dir), "IDP_INSTANCE_PATH": str(folder / "instance"),
+        # The same sizing on every machine: 2 workers × 4 threads × 64 MiB fit exactly.
+        "SERVICEKONTO_ARGON2_BUDGET_MIB": "512",
+    })
+    return env
+
+
+def portal_policies(folder: Path) -> Path:
+    """The shipped password policy and one portal (file metadata) to send requests from."""
+    policy_dir = folder / "policies"
+    (policy_dir / "portals").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", policy_dir / "password.yaml")
+    (policy_dir / "portals" / "portal-metadata.xml").write_text(
+        sp_metadata(portal_config(folder)), encoding="utf-8")
+    (policy_dir / "portals" / "portal.yaml").write_text(
+        f"display_name: Testportal\nentity_id: {PORTAL}\nmetadata: portal-metadata.xml\n"
+        "attributes: [givenName, surname]\n", encoding="utf-8")
+    return policy_dir
+
+
+def portal_config(folder: Path) -> SPConfig:
+    key, cert = key_pair(folder / "portal-keys", "portal")
+    return sp_config(PORTAL, "https://portal.test/saml/acs", key, cert)
+
+
+def start_gunicorn(env: dict[str, str], folder: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "gunicorn"), "--config", "python:idp.gunicorn_conf", *extra,
+         "idp:create_app()"],
+        cwd=folder, env=env, stdout=(folder / "access.log").open("wb"),
+        stderr=(folder / "error.log").open("wb"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gunicorn_idp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+        signing_keys: tuple[Path, Path]) -> Iterator[RunningIdp]:
+    folder = tmp_path_factory.mktemp(f"gunicorn-{request.param}")
+    database_url = (f"sqlite:///{folder / 'servicekonto.sqlite3'}" if request.param == "sqlite"
+                    else request.getfixturevalue("postgres_database"))
+    env = production_env(folder, database_url, signing_keys, portal_policies(folder))
+    # As the compose file's one-shot `migrate` does before the IdP starts.
+    migrated = subprocess.run([str(BIN / "servicekonto"), "db", "upgrade"], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    process = start_gunicorn(env, folder, "--bind", f"127.0.0.1:{port}", "--workers", "2")
+    running = RunningIdp(port, folder / "access.log", folder / "error.log", folder)
+    try:
+        _wait_until_ready(running, process)
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_ready(running: RunningIdp, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("gunicorn stopped: " + running.error_log.read_text(encoding="utf-8"))
+        booted = running.error_log.read_text(encoding="utf-8").count("Booting worker")
+        try:
+            if running.get(METADATA_PATH).status == 200 and booted >= 2:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("gunicorn did not answer: " + running.error_log.read_text(encoding="utf-8"))
+
+
+def redirect_request_of_size(folder: Path, encoded_bytes: int) -> str:
+    """The query string of an AuthnRequest from the test portal whose base64 SAMLRequest is
+    about ``encoded_bytes`` long: random text in an extension element deflates poorly."""
+    client = sp_client(portal_config(folder))
+    padding_chars = encoded_bytes * 3 // 4
+    for _ in range(20):
+        padding = ExtensionElement("Padding", namespace="urn:test:padding",
+                                   text=secrets.token_urlsafe(padding_chars)[:padding_chars])
+        _, request = client.create_authn_request(
+            BASE_URL + SSO_REDIRECT_PATH, binding=BINDING_HTTP_REDIRECT,
+            extensions=Extensions(extension_elements=[padding]))
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        deflated = compressor.compress(str(request).encode("utf-8")) + compressor.flush()
+        encoded = base64.b64encode(deflated).decode("ascii")
+        if abs(len(encoded) - encoded_bytes) < 512:
+            return urlencode({"SAMLRequest": encoded, "RelayState": "relay-marker-7f3a"},
+                             quote_via=quote)
+        padding_chars = padding_chars * encoded_bytes // len(encoded)
+    raise AssertionError("could not size the request")
+
+
+# --- the running IdP ----------------------------------------------------------------------------
+
+def test_gunicorn_serves_the_signed_metadata_and_the_login_page(gunicorn_idp: RunningIdp) -> None:
+    metadata = gunicorn_idp.get(METADATA_PATH)
+    login = gunicorn_idp.get("/anmelden")
+
+    assert metadata.status == 200
+    assert metadata.headers["Content-Type"].startswith("application/samlmetadata+xml")
+    assert login.status == 200
+    assert login.headers["Strict-Transport-Security"]  # it knows it is served over https
+
+
+def test_gunicorn_runs_the_two_workers_asked_for_and_says_how_much_argon2_memory_they_need(
+        gunicorn_idp: RunningIdp) -> None:
+    log = gunicorn_idp.error_log.read_text(encoding="utf-8")
+
+    assert log.count("Booting worker") == 2
+    assert "Using worker: gthread" in log
+    assert "servicekonto: 2 workers x 4 threads" in log
+
+
+def test_a_redirect_request_near_the_64_kib_cap_reaches_the_idp_and_is_taken(
+        gunicorn_idp: RunningIdp) -> None:
+    query = redirect_request_of_size(gunicorn_idp.folder, MAX_ENCODED_BYTES - 2048)
+    target = f"{SSO_REDIRECT_PATH}?{query}"
+    assert len(f"GET {target} HTTP/1.1") > GUNICORN_MAX_LIMITED_LINE
+
+    response = gunicorn_idp.get(target)
+
+    # Not 414/400 from gunicorn: the IdP read the whole request and sends the citizen to log in.
+    assert response.status == 302, response.status
+    assert response.headers["Location"].startswith("/anmelden?")
+
+
+def test_the_access_log_holds_routes_but_no_query_string_token_or_saml_message(
+        gunicorn_idp: RunningIdp) -> None:
+    token = secrets.token_urlsafe(32)
+    gunicorn_idp.get(f"/aktivieren/{token}?utm_source=mail")
+    gunicorn_idp.get(f"{SSO_REDIRECT_PATH}?{redirect_request_of_size(gunicorn_idp.folder, 4096)}")
+    gunicorn_idp.get("/nirgendwo/" + token)
+
+    log = gunicorn_idp.access_log_once('"GET /aktivieren/<token> HTTP/1.1"',
+                                       f'"GET {SSO_REDIRECT_PATH} ', '"GET /nirgendwo/… HTTP/1.1"')
+
+    assert '"GET /aktivieren/<token> HTTP/1.1"' in log
+    assert f'"GET {SSO_REDIRECT_PATH} HTTP/1.1" 302' in log
+    assert '"GET /nirgendwo/… HTTP/1.1" 404' in log
+    for secret in (token, "SAMLRequest", "relay-marker-7f3a", "utm_source", "?"):
+        assert secret not in log
+
+
+def test_the_access_log_names_the_citizen_the_proxy_forwarded_not_the_proxy(
+        gunicorn_idp: RunningIdp) -> None:
+    gunicorn_idp.get("/datenschutz")
+
+    log = gunicorn_idp.access_log_once('"GET /datenschutz HTTP/1.1"')
+
+    line = next(line for line in log.splitlines() if "/datenschutz" in line)
+    assert line.startswith(CLIENT_ADDRESS + " ")
+
+
+def test_the_image_health_check_tells_a_running_idp_from_a_missing_one(
+        gunicorn_idp: RunningIdp) -> None:
+    def health_check(port: int) -> int:
+        return subprocess.run(
+            [sys.executable, str(PROJECT_ROOT / "docker" / "healthcheck.py"),
+             f"http://127.0.0.1:{port}{METADATA_PATH}"],
+            env={**os.environ, "IDP_BASE_URL": BASE_URL}, timeout=30, check=False).returncode
+
+    assert health_check(gunicorn_idp.port) == 0
+    assert health_check(free_port()) == 1
+
+
+# --- refusing to start --------------------------------------------------------------------------
+
+def _refused_start(tmp_path: Path, signing_keys: tuple[Path, Path],
+                   **changes: str | None) -> subprocess.CompletedProcess[bytes]:
+    env = production_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", signing_keys,
+                         PROJECT_ROOT / "policies")
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    process = start_gunicorn(env, tmp_path, "--bind", f"127.0.0.1:{free_port()}")
+    try:
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode,
+                                       b"", (tmp_path / "error.log").read_bytes())
+
+
+def test_gunicorn_refuses_to_start_in_production_without_a_secret_key_and_says_so(
+        tmp_path: Path, signing_keys: tuple[Path, Path]) -> None:
+    result = _refused_start(tmp_path, signing_keys, IDP_SECRET_KEY_FILE=None)
+
+    assert result.returncode == 2
+    assert b"Servicekonto kann nicht starten: IDP_SECRET_KEY" in result.stderr
+    assert b"Booting worker" not in result.stderr
+
+
+def test_gunicorn_refuses_more_workers_and_threads_than_the_argon2_budget_allows(
+        tmp_path: Path, signing_keys: tuple[Path, Path]) -> None:
+    result = _refused_start(tmp_path, signing_keys, SERVICEKONTO_ARGON2_BUDGET_MIB="256",
+                            GUNICORN_CMD_ARGS="--workers 3 --threads 2")
+
+    assert result.returncode == 2
+    assert b"3 Worker \xc3\x97 2 Threads \xc3\x97 64 MiB argon2id = 384 MiB" in result.stderr
+
+
+# --- the settings, one by one -------------------------------------------------------------------
+
+def test_a_worker_per_cpu_with_four_threads_when_memory_allows() -> None:
+    assert default_size(cpus=4, budget_mib=4096, hash_mib=64) == (4, 4)
+    assert default_size(cpus=1, budget_mib=4096, hash_mib=64) == (2, 4)  # never one alone
+
+
+def test_threads_then_workers_shrink_until_concurrent_argon2_hashes_fit_the_budget() -> None:
+    assert default_size(cpus=4, budget_mib=512, hash_mib=64) == (4, 2)
+    assert default_size(cpus=4, budget_mib=128, hash_mib=64) == (2, 1)
+
+
+def test_an_explicit_size_beyond_the_budget_is_refused_with_the_numbers() -> None:
+    with pytest.raises(ConfigError, match="8 Worker × 8 Threads × 64 MiB argon2id = 4096 MiB"):
+        check_argon2_budget(8, 8, 64, 1024)
+    assert "at most 512 MiB" in check_argon2_budget(2, 4, 64, 1024)
+
+
+def _access_log_for(app: Flask | None) -> RouteAccessLog:
+    logger = RouteAccessLog(GunicornConfig())
+    logger.use_routes_of(app)
+    return logger
+
+
+def test_the_access_log_writes_a_route_for_a_known_path_and_one_segment_for_an_unknown() -> None:
+    app = Flask(__name__)
+    app.add_url_rule("/aktivieren/<token>", "activate", lambda token: token)
+    logger = _access_log_for(app)
+
+    assert logger.route_of("/aktivieren/abc123", "GET") == "/aktivieren/<token>"
+    assert logger.route_of("/aktivieren/abc123/", "GET") == "/aktivieren/…"
+    assert logger.route_of("/wp-login.php", "GET") == "/wp-login.php"
+    assert logger.route_of("/" + "x" * 500, "GET") == "/" + "x" * 64 + "/…"
+    assert _access_log_for(None).route_of("/aktivieren/abc123", "GET") == "/aktivieren/…"
+
+
+def test_gunicorns_own_error_messages_lose_the_request_target_and_query(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask(__name__)
+    app.add_url_rule("/saml/sso", "sso", lambda: "")
+    logger = _access_log_for(app)
+    logger.error_log.propagate = True
+
+    with caplog.at_level("INFO", logger="gunicorn.error"):
+        try:
+            raise OSError("client went away")
+        except OSError:
+            logger.exception("Error handling request %s %s", "GET", "/saml/sso?SAMLRequest=abc")
+        logger.warning("Invalid request from ip=1.2.3.4: Invalid Request Line "
+                       "'GET /saml/sso?SAMLRequest=abc HTTP/1.1'")
+
+    assert "SAMLRequest" not in caplog.text
+    assert "Error handling request GET /saml/sso" in caplog.text
