@@ -7,13 +7,11 @@ Docker's .dockerignore rules, and the container scripts run here as they would i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,8 +19,14 @@ from packaging.requirements import Requirement
 
 from idp.config import PROJECT_ROOT
 from tests.deployment.build_context import is_sent, read_dockerignore
+from tests.deployment.dockerfile import (
+    DOCKERFILE,
+    exec_form,
+    final_stage,
+    image_command,
+    instructions,
+)
 
-DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
 ENTRYPOINT = PROJECT_ROOT / "docker" / "entrypoint.sh"
 # What must never reach an image: the development instance folder (SQLite, keys, secret), the
 # compose secrets, environment files, keys and certificates wherever they lie.
@@ -38,48 +42,6 @@ SECRETS_IN_A_WORKING_TREE = [
 # File names that hold keys or secrets, and COPY sources that point into such places.
 SECRET_FILE = re.compile(r"(\.(key|pem|crt|p12|env)$|^\.env|^secret_key$)")
 SECRET_SOURCE = re.compile(r"(secret|instance|\.env|\.key$|\.pem$)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    arguments: str
-    stage: int
-
-
-def instructions() -> list[Instruction]:
-    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
-    joined: list[str] = []
-    pending = ""
-    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue
-        pending += " " + stripped.removesuffix("\\").strip()
-        if not stripped.endswith("\\"):
-            joined.append(pending.strip())
-            pending = ""
-    stage, result = -1, []
-    for text in joined:
-        keyword, _, arguments = text.partition(" ")
-        if keyword.upper() == "FROM":
-            stage += 1
-        result.append(Instruction(keyword.upper(), arguments.strip(), stage))
-    return result
-
-
-def final_stage() -> list[Instruction]:
-    everything = instructions()
-    last = max(item.stage for item in everything)
-    return [item for item in everything if item.stage == last]
-
-
-def exec_form(instruction: Instruction) -> list[str]:
-    """The JSON array of CMD/ENTRYPOINT/HEALTHCHECK CMD."""
-    text = instruction.arguments
-    return list(json.loads(text[text.index("["):]))
 
 
 def build_context_files() -> list[str]:
@@ -158,7 +120,7 @@ def test_every_file_the_image_runs_is_in_the_build_context() -> None:
 
 def test_the_image_starts_gunicorn_with_the_project_settings_on_the_port_it_exposes() -> None:
     stage = final_stage()
-    command = exec_form(next(item for item in reversed(stage) if item.keyword == "CMD"))
+    command = image_command()
     exposed = {item.arguments for item in stage if item.keyword == "EXPOSE"}
 
     assert command[0] == "gunicorn"
