@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from idp.config import PROJECT_ROOT, load_config
-from idp.gunicorn_conf import default_size
+from idp.gunicorn_conf import check_argon2_budget, default_size
 from idp.portals.policy import load_portal_policies
 from idp.saml.bindings import MAX_ENCODED_BYTES
 from sp_client.__main__ import parse_arguments
@@ -269,13 +269,17 @@ def test_the_compose_portals_ask_for_what_the_shipped_portals_ask_for() -> None:
         assert composed == shipped, name
 
 
-def test_the_idp_container_limits_give_two_workers_with_four_threads() -> None:
+def test_the_idp_container_runs_two_workers_whose_concurrent_logins_fit_its_memory() -> None:
     idp = services()[IDP]
+    workers = int(idp["environment"]["WEB_CONCURRENCY"])
     memory = re.fullmatch(r"(\d+)([mg])", idp["mem_limit"])
     assert memory
-    memory_mib = int(memory.group(1)) * (1024 if memory.group(2) == "g" else 1)
+    budget_mib = int(memory.group(1)) * (1024 if memory.group(2) == "g" else 1) / 2
 
-    assert default_size(int(idp["cpus"]), memory_mib / 2, 64) == (2, 4)
+    threads = default_size(workers, budget_mib, 64)[1]
+
+    assert workers >= 2 and threads == 4
+    check_argon2_budget(workers, threads, 64, budget_mib)  # gunicorn would start
 
 
 def test_compose_gives_gunicorn_time_to_finish_running_logins_when_stopping() -> None:
