@@ -1,9 +1,10 @@
 """gunicorn settings for the IdP: ``gunicorn -c python:idp.gunicorn_conf 'idp:create_app()'``.
 
 Part of the package rather than of ``docker/``, so that a host without containers (systemd, a
-VM) runs the IdP with the same limits, and so that the limits follow the code they protect (the
-SAML bindings' size caps, the argon2 cost). Every value can be overridden on the command line or
-in ``GUNICORN_CMD_ARGS``; ``WEB_CONCURRENCY`` sets the number of workers.
+VM) runs the IdP with the same limits, and so that the limits are tested together with the code
+they protect (tests/deployment: the bindings' size caps, the argon2 cost). Every value can be
+overridden on the command line or in ``GUNICORN_CMD_ARGS``; ``WEB_CONCURRENCY`` sets the number
+of workers.
 
 - **Workers and threads** (gthread): each login, registration and password change hashes with
   argon2id and holds ``IDP_ARGON2_MEMORY_KIB`` (64 MiB by default) while it does, so at most
