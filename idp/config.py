@@ -170,7 +170,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         values["environment"] = raw
     if raw := env.get("IDP_BASE_URL"):
         values["base_url"] = raw.rstrip("/")
-    if raw := env.get("IDP_DATABASE_URL"):
+    # The URL may hold the database password: it may come from a file too (Docker secrets).
+    if raw := _read_secret(env, "IDP_DATABASE_URL"):
         values["database_url"] = raw
     if raw := env.get("IDP_REDIS_URL"):
         values["redis_url"] = raw

@@ -245,6 +245,8 @@ def test_the_idp_would_start_with_the_settings_and_portals_of_the_compose_file(
     shutil.copytree(COMPOSE.parent / portal_mount[0], policy_dir / "portals")
     shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", policy_dir / "password.yaml")
     (tmp_path / "idp_secret_key").write_text("s" * 48, encoding="ascii")
+    (tmp_path / "idp_database_url").write_text(
+        "postgresql+psycopg://servicekonto:s3cr3t@postgres/servicekonto", encoding="ascii")
     env = {key: value.replace(f"{SECRETS}/", f"{tmp_path}/")
            for key, value in idp_environment().items()}
     env.update(IDP_POLICY_DIR=str(policy_dir), IDP_INSTANCE_PATH=str(tmp_path / "instance"))
@@ -254,6 +256,7 @@ def test_the_idp_would_start_with_the_settings_and_portals_of_the_compose_file(
 
     assert config.environment == "production" and config.uses_https
     assert config.proxy_count == 1  # Caddy, and nothing else, sets X-Forwarded-For
+    assert config.database_url.startswith("postgresql+psycopg://")  # from the secret file
     assert sorted(policy.name for policy in policies) == sorted(portals())
 
 

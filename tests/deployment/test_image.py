@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
 
 from idp.config import PROJECT_ROOT
@@ -27,7 +26,6 @@ from tests.deployment.dockerfile import (
     instructions,
 )
 
-ENTRYPOINT = PROJECT_ROOT / "docker" / "entrypoint.sh"
 # What must never reach an image: the development instance folder (SQLite, keys, secret), the
 # compose secrets, environment files, keys and certificates wherever they lie.
 SECRETS_IN_A_WORKING_TREE = [
@@ -96,7 +94,7 @@ def test_the_build_context_holds_the_code_and_none_of_the_secrets_of_a_working_t
     assert not [path for path in sent if SECRET_FILE.search(Path(path).name)]
     needed = {"setup.cfg", "pyproject.toml", "README.md", "idp/__init__.py",
               "idp/gunicorn_conf.py", "idp/migrations/env.py", "sp_client/__main__.py",
-              "templates/idp/login.html", "policies/password.yaml", "docker/entrypoint.sh",
+              "templates/idp/login.html", "policies/password.yaml",
               "docker/healthcheck.py"}
     assert needed <= sent, needed - sent
 
@@ -143,39 +141,3 @@ def test_the_image_installs_exactly_the_dependencies_setup_cfg_names() -> None:
                     if line.strip() and not line.startswith("#")]
     names = {requirement.name.lower() for requirement in requirements}
     assert {"gunicorn", "xmlsec", "lxml", "psycopg", "pysaml2", "argon2-cffi"} <= names
-
-
-def _entrypoint(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["/bin/sh", str(ENTRYPOINT), *command], env=env,
-                          capture_output=True, text=True, timeout=30, check=False)
-
-
-def test_the_entrypoint_hands_the_database_url_from_its_secret_file_to_the_command(
-        tmp_path: Path) -> None:
-    url_file = tmp_path / "idp_database_url"
-    url_file.write_text("postgresql+psycopg://servicekonto:s3cr3t@postgres/servicekonto\n",
-                        encoding="utf-8")
-
-    result = _entrypoint({"PATH": "/usr/bin:/bin", "IDP_DATABASE_URL_FILE": str(url_file)},
-                         "env")
-
-    assert result.returncode == 0, result.stderr
-    assert ("IDP_DATABASE_URL=postgresql+psycopg://servicekonto:s3cr3t@postgres/servicekonto"
-            in result.stdout.splitlines())
-    assert "IDP_DATABASE_URL_FILE" not in result.stdout
-
-
-@pytest.mark.parametrize("setting", ["missing", "unset"])
-def test_the_entrypoint_without_a_readable_url_file_stops_or_passes_through(
-        tmp_path: Path, setting: str) -> None:
-    env = {"PATH": "/usr/bin:/bin"}
-    if setting == "missing":
-        env["IDP_DATABASE_URL_FILE"] = str(tmp_path / "nowhere")
-
-    result = _entrypoint(env, "echo", "started")
-
-    if setting == "missing":
-        assert result.returncode == 2
-        assert "IDP_DATABASE_URL_FILE" in result.stderr and "started" not in result.stdout
-    else:
-        assert result.returncode == 0 and result.stdout == "started\n"

@@ -95,6 +95,18 @@ def test_production_without_a_secret_key_is_refused() -> None:
                         "IDP_MAIL_SERVER": "mail.example.org"})
 
 
+def test_the_database_url_may_come_from_a_file(tmp_path: Path) -> None:
+    from idp.config import load_config
+
+    url_file = tmp_path / "database_url"
+    url_file.write_text(f"sqlite:///{tmp_path / 'from-file.sqlite3'}\n", encoding="utf-8")
+    config = load_config({"IDP_DATABASE_URL_FILE": str(url_file),
+                          "IDP_INSTANCE_PATH": str(tmp_path)})
+    assert config.database_url == f"sqlite:///{tmp_path / 'from-file.sqlite3'}"
+    with pytest.raises(ConfigError, match="IDP_DATABASE_URL_FILE: cannot read"):
+        load_config({"IDP_DATABASE_URL_FILE": str(tmp_path / "nowhere")})
+
+
 def test_a_moved_clock_is_refused_in_production() -> None:
     with pytest.raises(ConfigError, match="IDP_CLOCK_OFFSET_HOURS is for development only"):
         create_app(env={"IDP_ENV": "production", "IDP_BASE_URL": "https://konto.example.org",
