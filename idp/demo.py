@@ -4,15 +4,17 @@ Everything lives in one instance folder (default ``instance/demo``): the IdP's S
 and keys, each portal's database and keys, and a policy folder naming the portals at the ports
 chosen. The portals start first (their metadata needs nothing), then the IdP, which fetches their
 metadata over HTTP at once; the portals read the IdP's metadata on first use. Mails go to the
-development mailbox, letters to the mags portal's postal outbox. Ctrl-C stops all three.
+development mailbox (or, with ``IDP_MAIL_SERVER`` set, to that SMTP server), letters to the mags
+portal's postal outbox. Ctrl-C stops all three.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,10 @@ from idp.cli import main
 from idp.config import PROJECT_ROOT, ConfigError
 
 HOST = "127.0.0.1"  # loopback only: the demo has well-known passwords and no TLS
+# The only IdP settings taken from the environment: how mails leave, the password hash cost and
+# the development clock (for QA and the end-to-end tests). Where the data lives, the secret and
+# the URLs are the demo's own, so that a shell's production settings cannot leak into it.
+PASSED_ON = ("IDP_MAIL_", "IDP_ARGON2_", "IDP_CLOCK_OFFSET_HOURS")
 
 
 @dataclass(frozen=True)
@@ -70,18 +76,24 @@ def write_policies(instance: Path, ports: dict[str, int]) -> Path:
     return folder
 
 
-def build_idp(instance: Path, port: int, policy_dir: Path) -> Flask:
-    """The IdP on SQLite in ``instance/idp`` (schema made or upgraded first)."""
+def passed_on(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``environ`` the demo's IdP takes over (see :data:`PASSED_ON`)."""
+    return {name: value for name, value in environ.items() if name.startswith(PASSED_ON)}
+
+
+def build_idp(instance: Path, port: int, policy_dir: Path,
+              environ: Mapping[str, str] | None = None) -> Flask:
+    """The IdP on SQLite in ``instance/idp`` (schema made or upgraded first); of ``environ``
+    (default: ``os.environ``) only the variables in :data:`PASSED_ON` count."""
     from idp import create_app, schema
 
     folder = instance / "idp"
     folder.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{folder / 'servicekonto.sqlite3'}"
     schema.upgrade(database_url)
-    # The environment is ignored on purpose: the demo is the same on every machine.
     return create_app(test_config={"base_url": _url(port), "instance_path": folder,
                                    "database_url": database_url, "policy_dir": policy_dir},
-                      env={})
+                      env=passed_on(os.environ if environ is None else environ))
 
 
 def seed_citizens(app: Flask) -> list[str]:
@@ -187,11 +199,19 @@ def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
             idp = build_idp(instance, idp_port, policy_dir)
         except ConfigError as error:
             raise click.ClickException(f"Servicekonto kann nicht starten: {error}") from None
+        config = idp.config["SERVICEKONTO"]
+        if not config.uses_dev_mailbox:
+            from idp.mail.sender import start_background_sender
+
+            start_background_sender(idp, stop=stop)
         with serving([(idp, idp_port)]):
+            mails = (f"Entwicklungs-Postfach:         {_url(idp_port)}/entwicklung/postfach/"
+                     if config.uses_dev_mailbox else
+                     f"Mails per SMTP an:             {config.mail_server}:{config.mail_port}")
             lines = [f"Servicekonto (IdP):            {_url(idp_port)}/",
                      *(f"{PROFILES[name].display_name + ':':<31}{_url(port)}/"
                        for name, port in ports.items()),
-                     f"Entwicklungs-Postfach:         {_url(idp_port)}/entwicklung/postfach/",
+                     mails,
                      f"Postausgang (mags, Briefe):    {_url(ports['mags'])}/post"]
             if seed:
                 created = seed_citizens(idp)

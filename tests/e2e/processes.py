@@ -1,8 +1,12 @@
-"""Real processes for the end-to-end tests: the IdP as ``servicekonto run``, and a small HTTP
-client that behaves like a citizen's browser without JavaScript."""
+"""Real processes for the end-to-end tests: the IdP as ``servicekonto run``, the demo (IdP and
+both portals) as ``servicekonto demo``, and a small HTTP client that behaves like a citizen's
+browser without JavaScript."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,3 +113,65 @@ def _run_idp(env: dict[str, str], log: Path) -> Iterator[HttpBrowser]:
             process.wait()
 
 
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different loopback ports free at the moment (held together while choosing)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@dataclass
+class Demo:
+    """A running ``servicekonto demo``: its process, the three base URLs, and its output."""
+
+    process: subprocess.Popen[bytes]
+    idp: str
+    dueren: str
+    mags: str
+    log: Path
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        """Ctrl-C, as a person at the terminal would stop it (killed if it hangs)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_demo(instance: Path, log: Path, env: dict[str, str] | None = None, *,
+             seed: bool = True) -> Iterator[Demo]:
+    """Start ``servicekonto demo`` on free ports, wait until it says it runs; stop it afterwards.
+
+    The output goes to ``log`` (a pipe nobody reads would fill up and stop the servers).
+    """
+    ports = free_ports(3)
+    command = [str(SERVICEKONTO), "demo", "--instance", str(instance),
+               "--idp-port", str(ports[0]), "--dueren-port", str(ports[1]),
+               "--mags-port", str(ports[2]), *(["--seed"] if seed else [])]
+    environment = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as output:
+        process = subprocess.Popen(command, env=environment, stdout=output,
+                                   stderr=subprocess.STDOUT)
+    demo = Demo(process, *(f"http://127.0.0.1:{port}" for port in ports), log=log)
+    try:
+        def running() -> bool | None:
+            assert process.poll() is None, "the demo did not start:\n" + demo.output
+            return "Demo läuft" in demo.output or None
+
+        eventually(running, seconds=120)
+        yield demo
+    finally:
+        demo.stop()

@@ -6,10 +6,6 @@ from __future__ import annotations
 import html
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from idp.demo import DEMO_PASSWORD
+from tests.e2e.processes import Demo, run_demo
 
 pytestmark = pytest.mark.slow
 
@@ -28,55 +25,9 @@ FORM = re.compile(r'<form id="saml-weiter" method="post" action="([^"]+)"')
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-class Demo:
-    def __init__(self, process: subprocess.Popen[str], ports: list[int]) -> None:
-        self.process = process
-        self.idp, self.dueren, self.mags = (f"http://127.0.0.1:{port}" for port in ports)
-        self.output: list[str] = []
-
-    def wait_until_running(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        assert self.process.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            if "Demo läuft" in line:
-                return
-        raise AssertionError("the demo did not start:\n" + "".join(self.output))
-
-
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    ports = free_ports(3)
-    command = [str(Path(sys.executable).parent / "servicekonto"), "demo",
-               "--instance", str(tmp_path / "demo"), "--idp-port", str(ports[0]),
-               "--dueren-port", str(ports[1]), "--mags-port", str(ports[2]), "--seed"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
-    running = Demo(process, ports)
-    try:
-        running.wait_until_running()
-        yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    yield from run_demo(tmp_path / "demo", tmp_path / "demo.log")
 
 
 class Browser:
@@ -108,7 +59,7 @@ class Browser:
 
 
 def test_the_demo_serves_idp_and_both_portals_and_prints_their_urls(demo: Demo) -> None:
-    printed = "".join(demo.output)
+    printed = demo.output
     for url in (demo.idp, demo.dueren, demo.mags):
         assert f"{url}/" in printed
     assert "Entwicklungs-Postfach" in printed and "ErikaM" in printed
@@ -137,8 +88,7 @@ def test_a_seeded_citizen_logs_in_at_dueren_through_the_running_idp(demo: Demo) 
 
 def test_ctrl_c_stops_the_demo_cleanly(demo: Demo) -> None:
     demo.process.send_signal(signal.SIGINT)
-    output, _ = demo.process.communicate(timeout=30)
-    assert demo.process.returncode == 0
-    assert "Demo beendet." in output
+    assert demo.process.wait(timeout=30) == 0
+    assert "Demo beendet." in demo.output
     with pytest.raises(OSError):
         urllib.request.urlopen(demo.dueren + "/", timeout=2)  # noqa: S310 (loopback http)

@@ -1,0 +1,31 @@
+"""``servicekonto demo`` takes the mail server, the hash cost and the development clock from the
+environment, and nothing else: where the demo's data lives and what it is stay its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from idp.demo import build_idp, passed_on, write_policies
+
+
+def test_the_demo_takes_mail_hash_cost_and_clock_from_the_environment_and_nothing_else() -> None:
+    environ = {"IDP_MAIL_SERVER": "127.0.0.1", "IDP_MAIL_PORT": "2525",
+               "IDP_ARGON2_TIME_COST": "1", "IDP_CLOCK_OFFSET_HOURS": "25",
+               "IDP_ENV": "production", "IDP_DATABASE_URL": "postgresql://elsewhere/db",
+               "IDP_BASE_URL": "https://idp.example.org", "IDP_SECRET_KEY_FILE": "/run/secret",
+               "HOME": "/root"}
+    assert passed_on(environ) == {"IDP_MAIL_SERVER": "127.0.0.1", "IDP_MAIL_PORT": "2525",
+                                  "IDP_ARGON2_TIME_COST": "1", "IDP_CLOCK_OFFSET_HOURS": "25"}
+
+
+def test_the_demo_idp_mails_over_the_smtp_server_named_in_the_environment(tmp_path: Path) -> None:
+    policy_dir = write_policies(tmp_path, {"dueren": 1, "mags": 2})  # portals not running: fine
+    app = build_idp(tmp_path, 3, policy_dir, {
+        "IDP_MAIL_SERVER": "127.0.0.1", "IDP_MAIL_PORT": "2525",
+        "IDP_ENV": "production", "IDP_DATABASE_URL": "postgresql://elsewhere/db"})
+    config = app.config["SERVICEKONTO"]
+    assert (config.mail_server, config.mail_port) == ("127.0.0.1", 2525)
+    assert not config.uses_dev_mailbox
+    assert config.environment == "development"
+    assert config.database_url == f"sqlite:///{tmp_path / 'idp' / 'servicekonto.sqlite3'}"
+    assert config.base_url == "http://127.0.0.1:3"
