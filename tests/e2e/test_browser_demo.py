@@ -9,6 +9,7 @@ Every page is screenshotted and checked with axe-core (tests/e2e/browser.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -82,6 +83,32 @@ def received_data(page: Any) -> dict[str, str]:
     rows = page.locator("table tbody tr")
     return {rows.nth(i).locator("th").inner_text(): rows.nth(i).locator("td").first.inner_text()
             for i in range(rows.count())}
+
+
+def held(journey: Journey, leaving_for: str, action: Callable[[], object], name: str) -> Any:
+    """Do ``action``, which leads to a page that goes on by itself at once (meta refresh or
+    script) to a URL starting with ``leaving_for``; keep the browser on that page (the way on
+    answers 204 No Content, which leaves a page where it is) and check it. Returns the page,
+    whose "Weiter" the caller then follows for real."""
+    page, tried = journey.page, []
+
+    def no_content(route: Any) -> None:
+        tried.append(route.request.url)
+        route.fulfill(status=204)
+
+    def went_on() -> bool | None:
+        page.wait_for_timeout(50)  # Playwright's events (the route) are handled while waiting
+        return bool(tried) or None
+
+    page.route(lambda url: url.startswith(leaving_for), no_content)
+    try:
+        action()
+        eventually(went_on, seconds=10)
+        expect(page.locator("#saml-weiter-link, #saml-weiter button")).to_be_visible()
+        journey.step(name)
+    finally:
+        page.unroute_all()
+    return page
 
 
 def mail_to(smtp_server: SmtpServer, address: str, count: int = 1) -> EmailMessage:
@@ -227,7 +254,10 @@ def test_logging_out_at_dueren_ends_the_mags_session_and_the_servicekonto_login_
 
     page.goto(demo.dueren + "/uebersicht")
     journey.step("Angemeldet bei Düren und mags")
-    page.locator("main").get_by_role("button", name="Abmelden").click()
+    held(journey, demo.idp + "/saml/slo/redirect?SAMLRequest=",
+         page.locator("main").get_by_role("button", name="Abmelden").click,
+         "Sie werden abgemeldet (Düren)")
+    page.get_by_role("link", name="Weiter zum Servicekonto.NRW").click()
     expect(page.get_by_role("heading", name="Sie sind abgemeldet")).to_be_visible()
     assert page.url.startswith(demo.dueren)
     journey.step("Abgemeldet bei Düren und beim Servicekonto.NRW")
@@ -248,10 +278,16 @@ def test_logging_out_at_dueren_ends_the_mags_session_and_the_servicekonto_login_
 
 # --- 6. without JavaScript ----------------------------------------------------------------------
 
-def test_without_javascript_the_citizen_logs_in_at_both_portals_with_the_weiter_buttons(
+def test_without_javascript_the_weiter_buttons_carry_the_citizen_through_login_and_logout(
         journey_without_javascript: Journey, demo: Demo) -> None:
     journey = journey_without_javascript
-    page = to_the_servicekonto(journey, demo.dueren, "Düren")
+    page = journey.page
+    page.goto(demo.dueren + "/anmelden")
+    journey.step("Servicekonto.NRW erforderlich (Düren)")
+    held(journey, demo.idp + "/saml/sso/redirect?",
+         page.get_by_role("button", name="Zum Servicekonto.NRW").click,
+         "Sie werden zum Servicekonto.NRW weitergeleitet (Düren)")
+    page.get_by_role("link", name="Weiter zum Servicekonto.NRW").click()
     log_in(journey, "MaxM")
     consent_page(journey, DUEREN).get_by_role("button", name="ZUSTIMMEN").click()
     expect(page.get_by_role("heading", name="Sie werden zum Portal weitergeleitet")
@@ -262,7 +298,7 @@ def test_without_javascript_the_citizen_logs_in_at_both_portals_with_the_weiter_
     journey.step("Sie sind angemeldet (Düren, ohne JavaScript)")
     assert received_data(page)["Nachname"] == "Mustermann"
 
-    to_the_servicekonto(journey, demo.mags, "mags")
+    to_the_servicekonto(journey, demo.mags, "mags")  # POST binding: a form to send on
     expect(page.get_by_role("heading", name="Sie werden zum Servicekonto.NRW weitergeleitet")
            ).to_be_visible()
     journey.step("Weiter zum Servicekonto.NRW (mags)")
@@ -272,3 +308,20 @@ def test_without_javascript_the_citizen_logs_in_at_both_portals_with_the_weiter_
     page.get_by_role("button", name="Weiter zum Portal").click()
     page.wait_for_url(demo.mags + "/uebersicht")
     journey.step("Sie sind angemeldet (mags, ohne JavaScript)")
+
+    page.locator("main").get_by_role("button", name="Abmelden").click()
+    expect(page.get_by_role("heading", name="Sie werden abgemeldet")).to_be_visible()
+    journey.step("Sie werden abgemeldet (mags)")
+    held(journey, demo.dueren + "/saml/slo/redirect?SAMLRequest=",
+         page.get_by_role("button", name="Weiter zum Servicekonto.NRW").click,
+         "Abmeldung beim Servicekonto.NRW: weiter zu Düren")
+    page.get_by_role("link", name="Weiter").click()
+    page.wait_for_url(demo.idp + "/saml/slo/**")
+    journey.step("Abmeldung beim Servicekonto.NRW: zurück zu mags")
+    page.get_by_role("button", name="Weiter").click()
+    expect(page.get_by_role("heading", name="Sie sind abgemeldet")).to_be_visible()
+    journey.step("Sie sind abgemeldet (mags, ohne JavaScript)")
+    expect(page.get_by_role("status")).to_have_text(
+        f"Sie haben sich beim {MAGS} und beim Servicekonto.NRW abgemeldet.")
+    page.goto(demo.dueren + "/uebersicht")
+    expect(page.get_by_role("heading", name="Servicekonto.NRW erforderlich!")).to_be_visible()
