@@ -25,6 +25,7 @@ pysaml2's ``crypto_backend`` setting only knows ``"xmlsec1"`` and ``"XMLSecurity
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import xmlsec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import SamlBase
 from saml2.mdstore import MetadataStore
@@ -50,7 +53,7 @@ from saml2.sigver import (
 )
 from saml2.sigver import security_context as pysaml2_security_context
 
-from idp.saml.keys import load_private_key
+from idp.saml.keys import KeyFileError, load_private_key
 
 if TYPE_CHECKING:
     from xmlsec.constants import __Transform as _Transform
@@ -58,6 +61,9 @@ if TYPE_CHECKING:
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 _SIGNATURE = f"{{{DSIG}}}Signature"
+_SIGNED_INFO = f"{{{DSIG}}}SignedInfo"
+_SIGNATURE_VALUE = f"{{{DSIG}}}SignatureValue"
+_DIGEST_VALUE = f"{{{DSIG}}}DigestValue"
 _ISSUER = "{urn:oasis:names:tc:SAML:2.0:assertion}Issuer"
 _ENCRYPTED_DATA = f"{{{XENC}}}EncryptedData"
 _ENCRYPTED_KEY = f"{{{XENC}}}EncryptedKey"
@@ -147,6 +153,18 @@ def reject_duplicate_ids(root: etree._Element, error: type[Exception] = RefusedD
 
 def _serialise(root: etree._Element) -> str:
     return str(etree.tostring(root, encoding="unicode"))
+
+
+def _exclusive_c14n(element: etree._Element) -> bytes:
+    """Exclusive c14n of ``element``'s subtree without comments (what a ``#ID`` reference and
+    SignedInfo's CanonicalizationMethod select)."""
+    return bytes(etree.tostring(element, method="c14n", exclusive=True, with_comments=False))
+
+
+def _base64(data: bytes) -> str:
+    """Base64 in lines of 64 characters, as xmlsec writes DigestValue and SignatureValue."""
+    text = base64.b64encode(data).decode("ascii")
+    return "\n".join(text[start:start + 64] for start in range(0, len(text), 64))
 
 
 def _element_with_id(root: etree._Element, node_id: str | None, node_name: str | None,
@@ -348,25 +366,38 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # pysaml2 is
         Reference to its own ``ID``) right after its Issuer, with ``certificate`` (base64 DER)
         in KeyInfo: what :meth:`sign_statement` makes of pysaml2's template, without parsing
         and serialising the document once per signature.
+
+        Digest and SignedInfo are libxml2's exclusive c14n (as in xmlsec); the RSA signature
+        comes from ``cryptography`` with the key object kept per process: xmlsec prepares its
+        key afresh for every signature, which cost half as much again as the signature itself
+        at 2048 bits (~0.12 ms each). Verification stays with xmlsec.
         """
         try:
-            key = self._keys.load(key_file, _T.KeyDataFormatPem)
+            key = load_private_key(Path(key_file))
+        except KeyFileError as error:
+            raise SignatureError(f"signing failed: {error}") from error
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise SignatureError("signing failed: the key is not an RSA key")
+        try:
             for element in elements:
                 signature = xmlsec.template.create(element, _T.TransformExclC14N,
                                                    _T.TransformRsaSha256, ns="ds")
-                issuer = element.find(_ISSUER)
-                element.insert(0 if issuer is None else element.index(issuer) + 1, signature)
                 reference = xmlsec.template.add_reference(
                     signature, _T.TransformSha256, uri=f"#{element.get('ID')}")
                 xmlsec.template.add_transform(reference, _T.TransformEnveloped)
                 xmlsec.template.add_transform(reference, _T.TransformExclC14N)
                 xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(
                     xmlsec.template.ensure_key_info(signature))).text = certificate
-                context = xmlsec.SignatureContext()
-                context.key = key
-                context.register_id(element, "ID")
-                context.sign(signature)
-        except (xmlsec.Error, OSError) as error:
+                # The enveloped-signature transform takes this Signature out of the element
+                # again: the element digested before the Signature goes in gives the same octets.
+                reference.find(_DIGEST_VALUE).text = _base64(
+                    hashlib.sha256(_exclusive_c14n(element)).digest())
+                issuer = element.find(_ISSUER)
+                element.insert(0 if issuer is None else element.index(issuer) + 1, signature)
+                signature.find(_SIGNATURE_VALUE).text = _base64(key.sign(
+                    _exclusive_c14n(signature.find(_SIGNED_INFO)), padding.PKCS1v15(),
+                    hashes.SHA256()))
+        except (xmlsec.Error, etree.C14NError, ValueError) as error:
             raise SignatureError(f"signing failed: {error}") from error
 
     def validate_signature(self, signedtext: str | bytes, cert_file: str | os.PathLike[str],
