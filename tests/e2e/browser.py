@@ -74,6 +74,8 @@ class Journey:
     steps: list[str] = field(default_factory=list)
     # Set when ``page`` runs without JavaScript: a page with it, for axe (axe_violations_of_copy).
     checker: Any = None
+    # On a phone: no page may be wider than the screen (WCAG 1.4.10 Reflow, 320 CSS pixels).
+    phone: bool = False
 
     def step(self, name: str) -> Any:
         """Screenshot the page as it is now and check it with axe; returns the page."""
@@ -86,4 +88,7 @@ class Journey:
         violations = (axe_violations(self.page) if self.checker is None
                       else axe_violations_of_copy(self.page, self.checker))
         assert not violations, f"{name} ({self.page.url}):\n{describe(violations)}"
+        if self.phone:
+            width = self.page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= self.page.viewport_size["width"], f"{name}: {width} px wide"
         return self.page

@@ -77,10 +77,13 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-def new_context(chromium: Any, **options: Any) -> Any:
-    """A fresh browser (no cookies), German, a laptop's window."""
-    context = chromium.new_context(locale="de-DE", viewport={"width": 1280, "height": 900},
-                                   **options)
+LAPTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 320, "height": 640}  # WCAG 1.4.10: content reflows at 320 CSS pixels
+
+
+def new_context(chromium: Any, viewport: dict[str, int] = LAPTOP, **options: Any) -> Any:
+    """A fresh browser (no cookies), German, a laptop's window unless told otherwise."""
+    context = chromium.new_context(locale="de-DE", viewport=viewport, **options)
     context.set_default_timeout(15_000)
     return context
 
@@ -98,6 +101,16 @@ def journey(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Journey]:
     context = new_context(chromium)
     try:
         yield Journey(context.new_page(), screenshot_folder(request))
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def journey_on_a_phone(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Journey]:
+    """A fresh browser on a small phone's screen: every page must fit its width."""
+    context = new_context(chromium, viewport=PHONE, is_mobile=True, has_touch=True)
+    try:
+        yield Journey(context.new_page(), screenshot_folder(request), phone=True)
     finally:
         context.close()
 

@@ -244,8 +244,9 @@ def test_a_citizen_who_declines_consent_is_back_at_the_portal_without_data(
 
 # --- 4. single logout -------------------------------------------------------------------------
 
-def test_logging_out_at_dueren_ends_the_mags_session_and_the_servicekonto_login_too(
-        journey: Journey, demo: Demo) -> None:
+def test_on_a_phone_logging_out_at_dueren_ends_the_mags_session_and_the_servicekonto_login(
+        journey_on_a_phone: Journey, demo: Demo) -> None:
+    journey = journey_on_a_phone
     page = to_the_servicekonto(journey, demo.dueren, "Düren")
     log_in(journey, "JSchmitz")
     agree(journey, demo.dueren, DUEREN)
