@@ -111,18 +111,13 @@ def held(journey: Journey, leaving_for: str, action: Callable[[], object], name:
     return page
 
 
-def mail_to(smtp_server: SmtpServer, address: str, count: int = 1) -> EmailMessage:
-    """The ``count``-th mail the SMTP server received for ``address``, once it is there."""
+def link_in_mail_to(smtp_server: SmtpServer, address: str) -> str:
+    """The link in the first mail the SMTP server received for ``address``, once it is there."""
 
     def arrived() -> EmailMessage | None:
-        mails = [m for m in smtp_server.inbox.received if m["To"] == address]
-        return mails[count - 1] if len(mails) >= count else None
+        return next((m for m in smtp_server.inbox.received if m["To"] == address), None)
 
-    return eventually(arrived)
-
-
-def link_in(mail: EmailMessage) -> str:
-    body = mail.get_body(preferencelist=("plain",))
+    body = eventually(arrived).get_body(preferencelist=("plain",))
     assert body is not None
     link = LINK.search(body.get_content())
     assert link is not None
@@ -134,9 +129,9 @@ def link_in(mail: EmailMessage) -> str:
 def test_a_citizen_registers_from_dueren_activates_by_mail_agrees_and_is_logged_in_at_dueren(
         journey: Journey, demo: Demo, demo_smtp_server: SmtpServer) -> None:
     page = to_the_servicekonto(journey, demo.dueren, "Düren")
-    log_in_page = page.url
     expect(page.get_by_role("heading", name="Anmelden mit Benutzername und Passwort")
            ).to_be_visible()
+    first_request = page.url
     journey.step("Anmelden beim Servicekonto.NRW")
     page.locator("#inhalt").get_by_role("link", name="Registrieren", exact=True).click()
     journey.step("Registrieren")
@@ -154,8 +149,7 @@ def test_a_citizen_registers_from_dueren_activates_by_mail_agrees_and_is_logged_
     expect(page.get_by_role("heading", name="Sie erhalten eine E-Mail")).to_be_visible()
     journey.step("Sie erhalten eine Mail")
 
-    mail = mail_to(demo_smtp_server, NEW_CITIZEN["email"])
-    link = link_in(mail)
+    link = link_in_mail_to(demo_smtp_server, NEW_CITIZEN["email"])
     assert link.startswith(demo.idp + "/aktivieren/")
     page.goto(link)
     journey.step("Aktivierungslink geöffnet")
@@ -165,7 +159,7 @@ def test_a_citizen_registers_from_dueren_activates_by_mail_agrees_and_is_logged_
 
     to_the_servicekonto(journey, demo.dueren, "Düren")
     page.wait_for_url(demo.idp + "/anmelden?**")
-    assert page.url != log_in_page  # a new request from Düren
+    assert page.url != first_request  # Düren asks anew
     log_in(journey, NEW_CITIZEN["username"], NEW_CITIZEN["password"])
     page = agree(journey, demo.dueren, DUEREN, showing=("Lena", "Beispiel", NEW_CITIZEN["email"]))
     data = received_data(page)
