@@ -22,6 +22,12 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     the database schema is not as it must be.
     """
     config = load_config(env, **dict(test_config or {}))
+    if config.clock_offset_hours:  # development only (load_config refuses it in production)
+        from datetime import timedelta
+
+        from idp import db as clock
+
+        clock.clock_offset = timedelta(hours=config.clock_offset_hours)
     app = Flask(__name__, template_folder=str(config.template_dir),
                 instance_path=str(config.instance_path.resolve()))
     _configure_flask(app, config)

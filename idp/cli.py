@@ -116,6 +116,7 @@ def purge() -> None:
     from idp.accounts.registration import purge_expired_registrations
     from idp.db import db as database
     from idp.mail.outbox import purge_finished_mails
+    from idp.saml.state import purge_saml_state
     from idp.security.sessions import purge_expired_sessions
     from idp.web.context import services
 
@@ -126,8 +127,11 @@ def purge() -> None:
         sessions = purge_expired_sessions(session, ctx.now,
                                           timedelta(minutes=config.session_idle_minutes))
         mails = purge_finished_mails(session, ctx.now, timedelta(days=config.mail_keep_days))
+    saml_rows = purge_saml_state(database.session, ctx.now)
     click.echo(f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en) und "
-               f"{mails} alte Mail(s) gelöscht.")
+               f"{mails} alte Mail(s) gelöscht; {saml_rows} abgelaufene SAML-Einträge "
+               "(Anfrage-IDs, offene An- und Abmeldungen, Portal-Anmeldungen beendeter "
+               "Sitzungen) entfernt.")
 
 
 # --- users ---------------------------------------------------------------------------------

@@ -9,17 +9,20 @@ requests). The replay cache lives in the database (:mod:`idp.saml.replay`).
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, class_name, samlp
 from saml2.config import IdPConfig
 from saml2.pack import http_redirect_message
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.saml import (
     NAME_FORMAT_URI,
+    NAMEID_FORMAT_ENTITY,
     NAMEID_FORMAT_PERSISTENT,
     NAMEID_FORMAT_TRANSIENT,
     NAMEID_FORMAT_UNSPECIFIED,
@@ -33,11 +36,13 @@ from saml2.sigver import CryptoBackend, SignatureError, SigverError, pre_signatu
 from saml2.validate import valid_instance
 
 from idp.saml.akdb import AKDB_NAMESPACE, AuthenticationRequest, ExtensionError, read_extension
-from idp.saml.crypto import DIGEST_ALGORITHM, SIGN_ALGORITHM
+from idp.saml.crypto import DIGEST_ALGORITHM, SIGN_ALGORITHM, InProcessCryptoBackend
 from idp.saml.sp_metadata import parse_instant
 
 # How far an AuthnRequest's IssueInstant may lie from our clock (either way).
 ISSUE_INSTANT_WINDOW = timedelta(minutes=3)
+# How long an assertion may be presented at the ACS (Conditions, SubjectConfirmationData).
+ASSERTION_LIFETIME = timedelta(minutes=5)
 
 SSO_REDIRECT_PATH = "/saml/sso/redirect"
 SSO_POST_PATH = "/saml/sso/post"
@@ -128,15 +133,17 @@ def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
                 # DESIGN §5.6: never release everything when a required attribute is missing;
                 # attributes are filtered by us before the response is built.
                 "fail_on_missing_requested": False,
+                "lifetime": {"minutes": int(ASSERTION_LIFETIME.total_seconds() // 60)},
                 "sign_response": True,
                 "sign_assertion": True,
                 "sign_alg": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
                 "digest_alg": "http://www.w3.org/2001/04/xmlenc#sha256",
             }},
+            # DESIGN §5.8: SHA-256, never SHA-1. pysaml2 reads these per service (at the top
+            # level they are ignored and Server.signing_algorithm stays RSA-SHA1).
+            "signing_algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "digest_algorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
         }},
-        # DESIGN §5.8: SHA-256, never SHA-1.
-        "signing_algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-        "digest_algorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
     })
     return config
 
@@ -319,6 +326,10 @@ class SamlIdp:
             raise RequestRejected("encryption required but no encryption key in metadata")
         # IdP-initiated: no InResponseTo anywhere (SAML profiles §4.1.5).
         in_response_to = None if request.unsolicited else request.request_id
+        if not signing.encrypt_assertion and isinstance(server.sec.crypto,
+                                                        InProcessCryptoBackend):
+            return self._built_response(request, in_response_to, name_id, name_id_format,
+                                        release, authentication, signing)
         assertion = server.setup_assertion(
             authn={"class_ref": authentication.class_ref,
                    "authn_instant": int(authentication.instant.timestamp())},
@@ -348,6 +359,71 @@ class SamlIdp:
             sign_assertion=signing.sign_assertion, sign_alg=server.signing_algorithm,
             digest_alg=server.digest_algorithm, assertion=assertion)
         return str(response)
+
+    def _built_response(self, request: ParsedAuthnRequest, in_response_to: str | None,
+                        name_id: str, name_id_format: str, release: Sequence[AttributeRelease],
+                        authentication: Authentication, signing: Signing) -> str:
+        """The same Response as pysaml2 builds for ``create_response``, made with lxml and
+        signed in one pass (no object model, no parse and serialisation per signature).
+
+        pysaml2's own path stays for encrypted assertions.
+        """
+        now = datetime.now(UTC)
+        issued, expires = _xs_datetime(now), _xs_datetime(now + ASSERTION_LIFETIME)
+        response = _element(SAMLP_NS, "Response", ID=_new_id(), Version="2.0",
+                            IssueInstant=issued, Destination=request.acs_url)
+        if in_response_to:
+            response.set("InResponseTo", in_response_to)
+        response.append(self._issuer_element())
+        status = _element(SAMLP_NS, "Status", parent=response)
+        _element(SAMLP_NS, "StatusCode", parent=status, Value=STATUS_SUCCESS)
+        assertion = _element(SAML_NS, "Assertion", parent=response, ID=_new_id(),
+                             Version="2.0", IssueInstant=issued)
+        assertion.append(self._issuer_element())
+        subject = _element(SAML_NS, "Subject", parent=assertion)
+        _element(SAML_NS, "NameID", parent=subject, text=name_id, Format=name_id_format,
+                 NameQualifier=self.entity_id, SPNameQualifier=request.issuer)
+        confirmation = _element(SAML_NS, "SubjectConfirmation", parent=subject,
+                                Method=BEARER)
+        data = _element(SAML_NS, "SubjectConfirmationData", parent=confirmation,
+                        NotOnOrAfter=expires, Recipient=request.acs_url)
+        if in_response_to:
+            data.set("InResponseTo", in_response_to)
+        conditions = _element(SAML_NS, "Conditions", parent=assertion, NotBefore=issued,
+                              NotOnOrAfter=expires)
+        _element(SAML_NS, "Audience", text=request.issuer,
+                 parent=_element(SAML_NS, "AudienceRestriction", parent=conditions))
+        statement = _element(
+            SAML_NS, "AuthnStatement", parent=assertion,
+            AuthnInstant=_xs_datetime(authentication.instant),
+            SessionIndex=authentication.session_index,
+            SessionNotOnOrAfter=_xs_datetime(authentication.session_not_on_or_after))
+        _element(SAML_NS, "AuthnContextClassRef", text=authentication.class_ref,
+                 parent=_element(SAML_NS, "AuthnContext", parent=statement))
+        if release:
+            attributes = _element(SAML_NS, "AttributeStatement", parent=assertion)
+            for item in release:
+                attribute = _element(SAML_NS, "Attribute", parent=attributes, Name=item.name,
+                                     NameFormat=NAME_FORMAT_URI,
+                                     FriendlyName=item.friendly_name)
+                attribute.set(AKDB_TRUST_LEVEL, str(item.trust_level))
+                for value in item.values:
+                    # xs is declared on the value itself, as pysaml2 does: exclusive c14n
+                    # leaves out prefixes used only in attribute values (xsi:type), so an
+                    # assertion taken out of the response must carry its own declaration.
+                    value_element = etree.SubElement(
+                        attribute, f"{{{SAML_NS}}}AttributeValue", {XSI_TYPE: "xs:string"},
+                        nsmap={"xs": XS_NS})
+                    value_element.text = value
+        to_sign = ([assertion] if signing.sign_assertion else []) + \
+            ([response] if signing.sign_response else [])
+        crypto = self.server.sec.crypto
+        assert isinstance(crypto, InProcessCryptoBackend)
+        crypto.sign_elements(to_sign, self.server.sec.key_file, self.server.sec.my_cert)
+        return str(etree.tostring(response, encoding="unicode"))
+
+    def _issuer_element(self) -> etree._Element:
+        return _element(SAML_NS, "Issuer", text=self.entity_id, Format=NAMEID_FORMAT_ENTITY)
 
     def create_error_response(self, request: ParsedAuthnRequest, status: str,
                               sub_status: str | None = None, message: str | None = None,
@@ -516,7 +592,6 @@ class SamlIdp:
 
 
 
-
 def _check_issue_instant(value: str | None, now: datetime) -> None:
     """DESIGN §5.3: the same small window as for AuthnRequests."""
     issue_instant = parse_instant(value)
@@ -532,6 +607,21 @@ XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 XS_NS = "http://www.w3.org/2001/XMLSchema"
 _NSMAP = {"samlp": SAMLP_NS, "saml": SAML_NS, "ds": "http://www.w3.org/2000/09/xmldsig#",
           "akdb": AKDB_NAMESPACE, "xsi": "http://www.w3.org/2001/XMLSchema-instance"}
+
+
+def _element(namespace: str, name: str, *, parent: etree._Element | None = None,
+             text: str | None = None, **attributes: str) -> etree._Element:
+    tag = f"{{{namespace}}}{name}"
+    element = etree.Element(tag, attributes, nsmap=_NSMAP) if parent is None \
+        else etree.SubElement(parent, tag, attributes)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _new_id() -> str:
+    """An xs:ID (NCName) with 128 random bits, as unguessable as our other tokens."""
+    return "id-" + secrets.token_hex(16)
 
 
 def _xs_datetime(value: datetime) -> str:

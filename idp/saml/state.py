@@ -12,10 +12,11 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from idp.db import first_row
 from idp.saml.models import LogoutChain, PendingRequest, PortalSession, SeenRequest
 
 # A request ID is remembered at least as long as its IssueInstant would still be accepted.
@@ -30,14 +31,20 @@ def _hash(reference: str) -> str:
     return hashlib.sha256(reference.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# Run at every SSO: built once, run on the connection (see idp.db.first_row).
+_SIGHTING = insert(SeenRequest)
+
+
 def first_sighting(session: Session, issuer: str, request_id: str, now: datetime) -> bool:
     """Record (issuer, request ID); False if it was seen before (a replay).
 
     The unique constraint decides, so two workers receiving the same request at once accept
     it exactly once.
     """
-    session.add(SeenRequest(issuer=issuer[:1024], request_id=request_id[:256], seen_at=now))
+    # A Core INSERT: the ORM's unit of work costs more than the statement on this hot path.
     try:
+        session.connection().execute(_SIGHTING, {"issuer": issuer[:1024],
+                                                 "request_id": request_id[:256], "seen_at": now})
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -97,6 +104,13 @@ def pending_references(session: Session) -> list[str]:
     return list(session.scalars(select(PendingRequest.id_hash)))
 
 
+# Read at every SSO (a write is rare): built once (see idp.db.first_row).
+_PORTAL_SESSION = select(PortalSession.id, PortalSession.name_id,
+                         PortalSession.session_index).where(
+    PortalSession.browser_session_hash == bindparam("browser_hash"),
+    PortalSession.portal_entity_id == bindparam("portal_entity_id"))
+
+
 def remember_portal_session(session: Session, browser_session: str, citizen_id: int,
                             portal_entity_id: str, name_id: str, name_id_format: str,
                             session_index: str, now: datetime) -> None:
@@ -106,17 +120,16 @@ def remember_portal_session(session: Session, browser_session: str, citizen_id: 
     login with the same NameID writes nothing.
     """
     browser_hash = _hash(browser_session)
-    existing = session.scalar(select(PortalSession).where(
-        PortalSession.browser_session_hash == browser_hash,
-        PortalSession.portal_entity_id == portal_entity_id))
+    existing = first_row(session, _PORTAL_SESSION, browser_hash=browser_hash,
+                         portal_entity_id=portal_entity_id)
     if existing is None:
         session.add(PortalSession(browser_session_hash=browser_hash, citizen_id=citizen_id,
                                   portal_entity_id=portal_entity_id, name_id=name_id,
                                   name_id_format=name_id_format, session_index=session_index,
                                   created_at=now))
     elif (existing.name_id, existing.session_index) != (name_id, session_index):
-        existing.name_id, existing.name_id_format = name_id, name_id_format
-        existing.session_index = session_index
+        session.execute(update(PortalSession).where(PortalSession.id == existing.id).values(
+            name_id=name_id, name_id_format=name_id_format, session_index=session_index))
     else:
         return
     session.commit()
@@ -189,3 +202,19 @@ def forget_expired_logout_chains(session: Session, now: datetime) -> int:
     result = session.execute(delete(LogoutChain).where(LogoutChain.expires_at <= now))
     session.commit()
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def purge_saml_state(session: Session, now: datetime) -> int:
+    """What ``servicekonto purge`` removes of the SAML side; returns the number of rows.
+
+    Request IDs past the replay window, pending logins and logout chains past their expiry,
+    and portal logins of browser sessions that no longer exist (logged out, expired, purged).
+    """
+    from idp.security.models import BrowserSession
+
+    removed = forget_old_requests(session, now) + forget_expired_pending(session, now) + \
+        forget_expired_logout_chains(session, now)
+    result = session.execute(delete(PortalSession).where(
+        PortalSession.browser_session_hash.not_in(select(BrowserSession.id_hash))))
+    session.commit()
+    return removed + int(result.rowcount)  # type: ignore[attr-defined]

@@ -48,6 +48,12 @@ def redirect_request(sp: Saml2Client, **kwargs: object) -> bytes:
     return decode_redirect(urlsplit(location).query.encode()).xml
 
 
+def test_pysaml2_signs_with_rsa_sha256_and_sha256_digests(federation: Federation) -> None:
+    server = federation.idp.server
+    assert server.signing_algorithm == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    assert server.digest_algorithm == "http://www.w3.org/2001/04/xmlenc#sha256"
+
+
 def test_a_redirect_request_of_a_known_portal_is_parsed(federation: Federation) -> None:
     parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
     assert parsed.issuer == SP_ID

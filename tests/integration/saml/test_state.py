@@ -9,6 +9,7 @@ from flask import Flask
 
 from idp.db import db, utcnow
 from idp.saml import state
+from tests.conftest import Browser, log_in
 
 
 def test_a_request_id_is_accepted_once_per_issuer(app: Flask) -> None:
@@ -69,3 +70,32 @@ def test_a_portal_session_is_noted_once_per_browser_and_portal(app: Flask,
                                           "https://a.example", name_id, "transient", "s1", now)
         rows = state.portal_sessions(db.session, "browser-1")
     assert [(row.portal_entity_id, row.name_id) for row in rows] == [("https://a.example", "_b")]
+
+
+def test_purge_removes_stale_saml_state_and_keeps_what_is_still_needed(
+        app: Flask, citizen: Browser) -> None:
+    from sqlalchemy import select
+
+    from idp.accounts.models import Citizen
+    from idp.saml.models import PendingRequest, PortalSession, SeenRequest
+
+    now = utcnow()
+    with app.app_context():
+        citizen_id = db.session.scalars(select(Citizen.id)).one()
+        state.first_sighting(db.session, "https://a.example", "_old", now - timedelta(hours=1))
+        state.first_sighting(db.session, "https://a.example", "_fresh", now)
+        state.keep_pending(db.session, "https://a.example", {"id": "_1"},
+                           now - timedelta(hours=1))
+        state.remember_portal_session(db.session, "no-such-browser-session", citizen_id,
+                                      "https://a.example", "_n", "transient", "s1", now)
+        log_in(citizen)
+        live = citizen.client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+        assert live is not None
+        state.remember_portal_session(db.session, live.value, citizen_id,
+                                      "https://a.example", "_m", "transient", "s2", now)
+    result = app.test_cli_runner().invoke(args=["purge"])
+    assert "3 abgelaufene SAML-Einträge" in result.output, result.output
+    with app.app_context():
+        assert db.session.scalars(select(SeenRequest.request_id)).all() == ["_fresh"]
+        assert db.session.scalars(select(PendingRequest.id_hash)).all() == []
+        assert db.session.scalars(select(PortalSession.name_id)).all() == ["_m"]
