@@ -62,6 +62,11 @@ def create_app(test_config: Mapping[str, Any] | None = None,
         portal.entity_id: portal.policy.display_name for portal in saml_runtime.registry.portals()}
     app.register_blueprint(saml)
     app.register_blueprint(slo)
+    from idp.saml.state import move_portal_sessions
+    from idp.security.sessions import DatabaseSessionInterface
+
+    assert isinstance(app.session_interface, DatabaseSessionInterface)
+    app.session_interface.on_rotate.append(move_portal_sessions)
     app.register_blueprint(accounts)
     app.register_blueprint(selfservice)
     app.register_blueprint(consent)

@@ -218,3 +218,13 @@ def purge_saml_state(session: Session, now: datetime) -> int:
         PortalSession.browser_session_hash.not_in(select(BrowserSession.id_hash))))
     session.commit()
     return removed + int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def move_portal_sessions(session: Session, old_browser_session: str,
+                         new_browser_session: str, citizen_id: int) -> None:
+    """A login gave the browser session a new id: its portal logins (the same citizen's) go
+    with it, so that single logout still finds them. Runs in the caller's transaction."""
+    session.execute(update(PortalSession).where(
+        PortalSession.browser_session_hash == _hash(old_browser_session),
+        PortalSession.citizen_id == citizen_id).values(
+        browser_session_hash=_hash(new_browser_session)))

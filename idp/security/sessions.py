@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,6 +75,10 @@ class DatabaseSessionInterface(SessionInterface):
         self._db = database
         self._absolute = absolute
         self._idle = idle
+        # Called as (db_session, old_id, new_id, citizen_id) in the transaction that gives a
+        # session its new id at login, for what other domains keep per browser session
+        # (the portals logged in to, for single logout).
+        self.on_rotate: list[Callable[[Session, str, str, int], None]] = []
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         session_id = request.cookies.get(self.get_cookie_name(app), "")
@@ -112,10 +117,11 @@ class DatabaseSessionInterface(SessionInterface):
         if not (session.modified or session.rotate or touch_due or not session.session_id):
             return
         with self._db.new_session() as db_session, db_session.begin():
+            rotated_from = None
             if session.rotate and session.session_id:
                 db_session.execute(delete(BrowserSession).where(
                     BrowserSession.id_hash == _hash(session.session_id)))
-                session.session_id = None
+                rotated_from, session.session_id = session.session_id, None
             values = {"citizen_id": session.citizen_id,
                       "data": json.dumps(dict(session), separators=(",", ":")),
                       "last_seen_at": now, "authenticated_at": session.authenticated_at}
@@ -127,6 +133,9 @@ class DatabaseSessionInterface(SessionInterface):
                 response.set_cookie(name, session_id, path=self.get_cookie_path(app),
                                     secure=self.get_cookie_secure(app), httponly=True,
                                     samesite=self.get_cookie_samesite(app))
+                if rotated_from is not None and session.citizen_id is not None:
+                    for listener in self.on_rotate:
+                        listener(db_session, rotated_from, session_id, session.citizen_id)
             else:
                 # UPDATE, never upsert: a session ended meanwhile (logout elsewhere, password
                 # reset) must not come back to life.

@@ -230,6 +230,20 @@ def test_after_single_logout_the_next_login_asks_for_the_password(
     assert again.status_code == 302 and "/anmelden?next=" in again.location
 
 
+def test_logging_in_again_keeps_the_portals_for_single_logout(
+        erika: Browser, portal: Portal, other_portal: Portal) -> None:
+    """ForceAuthn gives the browser session a new id; the earlier portal logins go with it."""
+    to_login = erika.client.get(portal.login_url(force_authn="true")[0])
+    assert "/anmelden?next=" in to_login.location
+    erika.get(to_login.location)
+    resumed = erika.submit(to_login.location, {"username": "ErikaM",
+                                               "password": "Kräftig-Grün 42"})
+    portal.receive(erika.client.get(resumed.location).get_data(as_text=True))
+    to_other = hop_on(page_of(go(erika, *portal.logout_url())))
+    assert to_other.endpoint == OTHER_SLO  # not UnknownPrincipal, not a forgotten portal
+    assert other_portal.logout_request(to_other).message.name_id == other_portal.name_id
+
+
 def test_a_cross_site_post_without_the_session_cookie_is_resubmitted_same_site(
         sso_app: Flask, erika: Browser, portal: Portal) -> None:
     path, form = portal.logout_url(BINDING_HTTP_POST)
