@@ -62,14 +62,27 @@ class TrustLevel(IntEnum):
     def class_ref(self) -> str:
         return f"STORK-QAA-Level-{self.value}"
 
+    def class_ref_for(self, eidas_loa: bool) -> str:
+        """The AuthnContextClassRef for a portal; with ``eidas_loa`` the eIDAS LoA URI.
+
+        eIDAS has nothing below "low" (level 2): level 1 (username and password,
+        "basisregistriert") stays STORK-QAA-Level-1 even then, never a level it is not.
+        """
+        if eidas_loa and self is not TrustLevel.LEVEL_1:
+            return EIDAS_LOA[self]
+        return self.class_ref
+
     @classmethod
     def from_class_ref(cls, value: str) -> TrustLevel | None:
         """The level a class reference names (STORK or eIDAS LoA), None if unknown."""
         stork = {f"STORK-QAA-Level-{n}": cls(n) for n in range(1, 5)}
-        eidas = {"http://eidas.europa.eu/LoA/low": cls.LEVEL_2,
-                 "http://eidas.europa.eu/LoA/substantial": cls.LEVEL_3,
-                 "http://eidas.europa.eu/LoA/high": cls.LEVEL_4}
+        eidas = {uri: level for level, uri in EIDAS_LOA.items()}
         return stork.get(value.strip()) or eidas.get(value.strip())
+
+
+EIDAS_LOA = {TrustLevel.LEVEL_2: "http://eidas.europa.eu/LoA/low",
+             TrustLevel.LEVEL_3: "http://eidas.europa.eu/LoA/substantial",
+             TrustLevel.LEVEL_4: "http://eidas.europa.eu/LoA/high"}
 
 
 def satisfiable(requested: tuple[str, ...], comparison: str, reached: TrustLevel) -> bool:

@@ -36,3 +36,16 @@ def test_an_eid_login_meets_substantial_and_high() -> None:
 
 def test_transient_identifiers_never_repeat() -> None:
     assert len({transient_name_id() for _ in range(1000)}) == 1000
+
+
+@pytest.mark.parametrize(("level", "stork", "eidas"), [
+    (TrustLevel.LEVEL_1, L1, L1),  # eIDAS has nothing below "low": never an upgrade
+    (TrustLevel.LEVEL_2, L2, "http://eidas.europa.eu/LoA/low"),
+    (TrustLevel.LEVEL_3, L3, "http://eidas.europa.eu/LoA/substantial"),
+    (TrustLevel.LEVEL_4, L4, "http://eidas.europa.eu/LoA/high"),
+])
+def test_a_portal_choosing_eidas_loa_gets_the_eidas_uri_where_one_exists(
+        level: TrustLevel, stork: str, eidas: str) -> None:
+    assert level.class_ref_for(eidas_loa=False) == stork
+    assert level.class_ref_for(eidas_loa=True) == eidas
+    assert TrustLevel.from_class_ref(eidas) is level
