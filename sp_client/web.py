@@ -10,22 +10,16 @@ from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from idp.web.errors import MESSAGES as ERROR_MESSAGES
+from idp.web.security import add_security_headers
 from sp_client.saml.provider import Outgoing, ServiceProvider
 from sp_client.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 
+# The IdP's German error texts, plus what only a portal can say.
 MESSAGES: dict[int, tuple[str, str]] = {
-    400: ("Ungültige Anfrage",
-          "Ihre Anfrage konnte nicht verarbeitet werden, weil sie unvollständig oder fehlerhaft "
-          "war. Bitte rufen Sie die Seite erneut auf und versuchen Sie es noch einmal."),
-    403: ("Zugriff verweigert", "Sie haben keine Berechtigung, diese Seite aufzurufen."),
-    404: ("Seite nicht gefunden",
-          "Die aufgerufene Seite gibt es nicht. Bitte prüfen Sie die Adresse."),
-    405: ("Aktion nicht möglich", "Diese Aktion ist auf dieser Seite nicht möglich."),
-    413: ("Anfrage zu groß", "Ihre Anfrage ist zu groß."),
-    500: ("Technischer Fehler",
-          "Leider ist ein technischer Fehler aufgetreten. Bitte versuchen Sie es später erneut."),
+    **ERROR_MESSAGES,
     503: ("Servicekonto.NRW nicht erreichbar",
           "Das Servicekonto.NRW ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen "
           "Minuten erneut."),
@@ -87,14 +81,4 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        if response.mimetype == "text/html":
-            # Pages with the citizen's data must not stay in caches or history.
-            headers.setdefault("Cache-Control", "no-store")
-        if uses_https:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+        return add_security_headers(response, CONTENT_SECURITY_POLICY, uses_https)

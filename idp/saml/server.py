@@ -262,13 +262,7 @@ class SamlIdp:
         if request is None or request.message is None:
             raise RequestRejected("not an AuthnRequest")
         message = request.message
-        issuer = message.issuer.text.strip() if message.issuer is not None and \
-            message.issuer.text else ""
-        if not issuer:
-            raise RequestRejected("AuthnRequest without Issuer")
-        known_entities: list[str] = list(self.server.metadata.keys())
-        if issuer not in known_entities:
-            raise RequestRejected(f"unknown issuer {issuer!r}")
+        issuer = self._known_issuer(message)
         signed = message.signature is not None
         # pysaml2 verified an embedded signature while loading (if there was one); a portal
         # that must sign is refused without one.

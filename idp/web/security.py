@@ -32,16 +32,23 @@ def init_app(app: Flask, config: Config) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if response.mimetype == "text/html":
-            # Pages with personal data or tokens must not stay in shared caches or history.
-            headers.setdefault("Cache-Control", "no-store")
-        if config.uses_https:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+        return add_security_headers(response, CONTENT_SECURITY_POLICY, config.uses_https)
+
+
+def add_security_headers(response: Response, content_security_policy: str,
+                         uses_https: bool) -> Response:
+    """The headers every page gets (a view may have set its own CSP first); the demo portals
+    use this too."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", content_security_policy)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        # Pages with personal data or tokens must not stay in shared caches or history.
+        headers.setdefault("Cache-Control", "no-store")
+    if uses_https:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
