@@ -74,8 +74,10 @@ def create_app(test_config: Mapping[str, Any] | None = None,
         app.register_blueprint(mailbox)
 
     from idp.cli import register_commands
+    from idp.observability import init_app as observe
 
     register_commands(app)
+    observe(app, config, database.bound(app).engine, saml_runtime.keys)
     return app
 
 

@@ -57,6 +57,12 @@ class Config:
     # How many reverse proxies in front of us set X-Forwarded-For; 0 trusts none of it, so a
     # client cannot pick its own address for the per-address login throttle.
     proxy_count: int = 0
+    # Operator logs: "json" (one object per line) or "text"; empty means json in production,
+    # text in development. The audit trail is JSON either way.
+    log_format: str = ""
+    # /metrics answers only when enabled; the proxy must not pass it on from the internet
+    # (docker/Caddyfile refuses it), it is for the internal network.
+    metrics_enabled: bool = True
 
     mail_server: str = ""
     mail_port: int = 25
@@ -187,6 +193,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         values["trusted_hosts"] = tuple(h.strip() for h in raw.split(",") if h.strip())
     if raw := env.get("IDP_PROXY_COUNT"):
         values["proxy_count"] = _as_int("IDP_PROXY_COUNT", raw)
+    if raw := env.get("IDP_LOG_FORMAT"):
+        values["log_format"] = raw.strip().lower()
+    if "IDP_METRICS_ENABLED" in env:
+        values["metrics_enabled"] = _as_bool("IDP_METRICS_ENABLED", env["IDP_METRICS_ENABLED"])
     if raw := env.get("IDP_MAIL_SERVER"):
         values["mail_server"] = raw
     if raw := env.get("IDP_MAIL_PORT"):
@@ -234,6 +244,10 @@ def _validated(config: Config) -> Config:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"IDP_BASE_URL: expected an http(s) URL without query, got "
                           f"{config.base_url!r}")
+    if not config.log_format:
+        config = replace(config, log_format="text" if config.is_development else "json")
+    if config.log_format not in ("json", "text"):
+        raise ConfigError(f"IDP_LOG_FORMAT: expected json or text, got {config.log_format!r}")
     if not config.database_url:
         config = replace(config, database_url=f"sqlite:///{config.sqlite_database_path}")
     if not config.secret_key:

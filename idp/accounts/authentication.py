@@ -8,6 +8,7 @@ from enum import Enum
 from idp.accounts.context import AccountContext
 from idp.accounts.identity import InvalidInput, normalise_username, username_key
 from idp.accounts.models import Citizen
+from idp.observability import events
 from idp.security.throttle import Throttle
 
 # One message for unknown user, wrong password and throttled: nobody learns which it was.
@@ -50,6 +51,7 @@ def authenticate(ctx: AccountContext, throttle: Throttle, username: str, passwor
     if throttle.blocked(key, address, ctx.now):
         ctx.hasher.verify(None, password)
         throttle.record_refusal(key, address, ctx.now)
+        events.login_throttled(key)
         return LoginResult(LoginOutcome.FAILED)
     citizen = ctx.citizen_by_username_key(key) if normalised else None
     if citizen is not None and citizen.username != normalised:
@@ -60,13 +62,17 @@ def authenticate(ctx: AccountContext, throttle: Throttle, username: str, passwor
             ctx.outbox.enqueue(citizen.email, "login_throttled", citizen=citizen,
                                links=ctx.links)
             ctx.session.commit()
+        events.login_failed(key, citizen.id if citizen else None, "wrong_credentials",
+                            account_throttled=outcome.account_newly_throttled)
         return LoginResult(LoginOutcome.FAILED)
     assert citizen is not None
     if not citizen.is_active:
+        events.login_failed(key, citizen.id, "not_activated")
         return LoginResult(LoginOutcome.NOT_ACTIVATED)
     if ctx.hasher.needs_rehash(citizen.password_hash):
         # The configured cost changed since this hash was made: upgrade it while we can.
         citizen.password_hash = ctx.hasher.hash(password)
         ctx.session.commit()
     throttle.clear_account(key)
+    events.login_succeeded(citizen.id)
     return LoginResult(LoginOutcome.SUCCESS, citizen)

@@ -21,6 +21,7 @@ from idp.accounts.identity import (
 )
 from idp.accounts.models import AccountStatus, AccountToken, Citizen, Salutation, TokenPurpose
 from idp.accounts.tokens import LinkState
+from idp.observability import events
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def register(ctx: AccountContext, draft: RegistrationDraft,
     if send_activation:
         _send_activation(ctx, citizen)
     session.commit()
+    events.registered(citizen.id)
     return citizen
 
 
@@ -173,6 +175,7 @@ def activate(ctx: AccountContext, token: str) -> LinkState:
     citizen.status = AccountStatus.ACTIVE
     citizen.activated_at = ctx.now
     ctx.session.commit()
+    events.activated(citizen.id)
     return LinkState.USABLE
 
 

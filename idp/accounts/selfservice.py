@@ -31,6 +31,7 @@ from idp.accounts.registration import stale_registrations
 from idp.accounts.tokens import LinkState
 from idp.mail.models import OutboxMail
 from idp.mail.outbox import MAIL_WINDOW
+from idp.observability import events
 from idp.security.sessions import end_sessions_of
 from idp.security.throttle import Throttle
 
@@ -119,6 +120,7 @@ def reset_password(ctx: AccountContext, throttle: Throttle, token: str, password
         return LinkOutcome(LinkState.USED)
     _set_password(ctx, citizen, password_hash, keep_session=None, reset=True)
     ctx.session.commit()
+    events.password_changed(citizen.id, through_reset_link=True)
     # The owner proved control of the mailbox: failed logins of a guesser no longer count.
     throttle.clear_account(citizen.username_key)
     return LinkOutcome(LinkState.USABLE, citizen.id)
@@ -250,6 +252,7 @@ def confirm_email_change(ctx: AccountContext, token: str) -> LinkOutcome:
         # Another account took the address between our check and the commit.
         ctx.session.rollback()
         raise FormErrors.single("email", EMAIL_TAKEN) from None
+    events.email_changed(citizen.id)
     return LinkOutcome(LinkState.USABLE, citizen.id, new_email)
 
 
@@ -269,6 +272,7 @@ def change_password(ctx: AccountContext, holder: AccountHolder, form: dict[str, 
     _set_password(ctx, citizen, ctx.hasher.hash(password), keep_session=holder.session_id,
                   reset=False)
     ctx.session.commit()
+    events.password_changed(citizen.id, through_reset_link=False)
 
 
 def delete_account(ctx: AccountContext, holder: AccountHolder, password: str) -> None:
@@ -284,8 +288,9 @@ def delete_account(ctx: AccountContext, holder: AccountHolder, password: str) ->
     in_use = select(Citizen.email).where(Citizen.id != citizen.id)
     ctx.session.execute(delete(OutboxMail).where(OutboxMail.recipient.in_(other_addresses),
                                                  OutboxMail.recipient.not_in(in_use)))
-    key = citizen.username_key
+    key, citizen_id = citizen.username_key, citizen.id
     admin.delete_citizen(ctx, citizen)
+    events.account_deleted(citizen_id)
     # The throttle counter is keyed by the username: data about the account, so it goes too.
     holder.throttle.clear_account(key)
 

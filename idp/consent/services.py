@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from idp.consent.attributes import labels_in_catalogue_order
 from idp.consent.models import Consent
 from idp.db import first_row
+from idp.observability import events
 
 PRIVACY_VERSION_LENGTH = 32
 ONLINE_SERVICE_ID_LENGTH = 200
@@ -74,6 +75,7 @@ def give_consent(session: Session, citizen_id: int, portal_entity_id: str,
                       privacy_version=privacy_version, online_service_id=online_service_id)
     session.add(consent)
     session.commit()
+    events.consent_given(citizen_id, portal_entity_id, attribute_names=consent.attribute_names)
     return consent
 
 
@@ -97,6 +99,7 @@ def revoke_consent(session: Session, citizen_id: int, consent_id: int,
         .values(revoked_at=now)
         .execution_options(synchronize_session="fetch"))
     session.commit()
+    events.consent_revoked(citizen_id, consent.portal_entity_id)
     return consent
 
 

@@ -18,6 +18,7 @@ from saml2 import BINDING_HTTP_REDIRECT
 
 from idp.db import db, utcnow
 from idp.extensions import csrf
+from idp.observability import events
 from idp.saml import logout
 from idp.saml.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from idp.saml.server import SLO_POST_PATH, SLO_REDIRECT_PATH, OutgoingMessage, RequestRejected
@@ -82,6 +83,7 @@ def log_out_everywhere() -> ResponseReturnValue:
     browser.end()
     if browser_session is None or not (
             logins := logout.portal_logins(db.session, browser_session)):
+        events.logout_finished(logged_out=(), not_reached=())
         return redirect(url_for("accounts.logged_out"))
     saml_runtime = runtime()
     return _show(logout.start(db.session, saml_runtime.idp, browser_session, logins, None,
@@ -140,6 +142,7 @@ def _show(step: logout.Step) -> ResponseReturnValue:
         return _send(step.message, IN_PROGRESS, f"Sie werden beim Portal „{_name(step.portal)}“ "
                      "abgemeldet. Bitte warten Sie einen Moment.")
     chain = step.chain
+    events.logout_finished(logged_out=chain.logged_out, not_reached=chain.not_logged_out)
     if chain.initiator is not None:
         return _to_initiator(chain.initiator, logout.outcome(chain))
     return render_template("idp/logged_out.html",

@@ -29,6 +29,7 @@ from idp.consent import services as consents
 from idp.consent.attributes import ReleasedAttribute, missing_required, release
 from idp.db import db, utcnow
 from idp.extensions import csrf
+from idp.observability import events
 from idp.portals.policy import PortalPolicy
 from idp.saml import sso, state
 from idp.saml.akdb import StatusDetail
@@ -263,6 +264,7 @@ def _answer(pending: sso.Pending, portal: PortalPolicy, *, citizen: Citizen | No
         xml = idp.create_error_response(request_, refusal.status, refusal.sub_status,
                                         refusal.message, sign=portal.sign_response,
                                         status_detail=sso.status_detail_for(pending, refusal))
+        events.sso_refused(portal.entity_id, refusal.sub_status or refusal.status)
     else:
         try:
             xml = _assertion_response(pending, portal, citizen, released or [], pairwise)
@@ -298,6 +300,7 @@ def _assertion_response(pending: sso.Pending, portal: PortalPolicy, citizen: Cit
     xml = runtime().idp.create_response(
         pending.request, name_id, name_id_format, released, authentication,
         Signing(portal.sign_response, portal.sign_assertion, portal.encrypt_assertion))
+    events.assertion_issued(citizen.id, portal.entity_id, name_id_format, released)
     if session.session_id:
         state.remember_portal_session(db.session, session.session_id, citizen.id,
                                       portal.entity_id, name_id, name_id_format,

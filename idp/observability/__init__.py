@@ -1,0 +1,51 @@
+"""Observability: health and readiness probes, Prometheus metrics, structured logs and the
+audit trail of security events.
+
+:func:`init_app` wires it into the IdP; services report what happened through
+:mod:`idp.observability.events`, one line at each place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Flask
+from sqlalchemy import Engine, func, select
+
+from idp.config import Config
+from idp.observability import events, logs, metrics
+from idp.observability.health import Check, Readiness, SigningKeyCheck, database_check, redis_check
+from idp.observability.web import OperatorMiddleware, remember_route
+
+if TYPE_CHECKING:
+    from idp.saml.keys import KeyPair
+
+
+def init_app(app: Flask, config: Config, engine: Engine, keys: KeyPair) -> None:
+    """Logs in ``config.log_format``, the audit trail, and the operator endpoints in front of
+    the app's WSGI callable (call it last, after ProxyFix)."""
+    logs.configure(config.log_format, events.AUDIT)
+    events.use_pseudonym_secret(config.secret_key)
+    checks: dict[str, Check] = {"database": database_check(engine)}
+    if config.redis_url:
+        checks["redis"] = redis_check(config.redis_url)
+    checks["signing_key"] = SigningKeyCheck(keys.key_file, keys.certificate)
+    remember_route(app)
+    app.wsgi_app = OperatorMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, Readiness(checks), [outbox_backlog(engine)],
+        trust_request_id=config.proxy_count > 0, metrics_enabled=config.metrics_enabled)
+
+
+def outbox_backlog(engine: Engine) -> metrics.ScrapeTimeGauge:
+    """Mails waiting to be sent (neither sent nor given up), counted at each scrape."""
+    from idp.mail.models import OutboxMail
+
+    query = select(func.count()).select_from(OutboxMail).where(
+        OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))
+
+    def read() -> int | None:
+        with engine.connect() as connection:
+            return connection.scalar(query)
+
+    return metrics.ScrapeTimeGauge("servicekonto_outbox_pending_mails",
+                                   "Mails in the outbox not yet sent nor given up.", read)
