@@ -31,6 +31,9 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     app = Flask(__name__, template_folder=str(config.template_dir),
                 instance_path=str(config.instance_path.resolve()))
     _configure_flask(app, config)
+    from idp import observability
+
+    observability.start_logging(config)
 
     from idp import schema
     from idp.services import Services
@@ -74,10 +77,9 @@ def create_app(test_config: Mapping[str, Any] | None = None,
         app.register_blueprint(mailbox)
 
     from idp.cli import register_commands
-    from idp.observability import init_app as observe
 
     register_commands(app)
-    observe(app, config, database.bound(app).engine, saml_runtime.keys)
+    observability.init_app(app, config, database.bound(app).engine, saml_runtime.keys)
     return app
 
 

@@ -23,6 +23,9 @@ of workers.
 - **Forwarded headers** are left to the app (``IDP_PROXY_COUNT``, werkzeug's ProxyFix), which
   counts proxies instead of trusting addresses; gunicorn interprets none of them.
 - **Access log** without query strings, tokens or cookies: see :class:`RouteAccessLog`.
+- **Metrics** of all workers at ``/metrics``: each worker writes its counts to files in
+  ``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder on tmpfs unless set), emptied at start; see
+  :func:`prepare_metrics_folder`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import math
 import os
 import re
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ from werkzeug.routing import Map
 from idp.config import Argon2Parameters, ConfigError, load_config
 
 BUDGET_VARIABLE = "SERVICEKONTO_ARGON2_BUDGET_MIB"
+METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_THREADS = 4
 # The longest first path segment of an unknown URL that is logged (the rest becomes "…").
 UNKNOWN_SEGMENT_CHARS = 64
@@ -241,6 +246,31 @@ def on_starting(server: Any) -> None:
         print(f"Servicekonto kann nicht starten: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     server.log.info("servicekonto: %s", summary)
+    prepare_metrics_folder(os.environ)
+
+
+def prepare_metrics_folder(env: MutableMapping[str, str]) -> Path:
+    """The folder where workers write their metrics (``PROMETHEUS_MULTIPROC_DIR``, else a new
+    one on tmpfs), emptied of an earlier run's files, whose counts would be added otherwise.
+
+    Set in the master before any worker is forked, so that every worker inherits it; the
+    master itself never imports the metrics (prometheus-client picks its storage at import).
+    """
+    folder = Path(env.get(METRICS_VARIABLE) or tempfile.mkdtemp(
+        prefix="servicekonto-metrics-", dir=worker_tmp_dir))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    env[METRICS_VARIABLE] = str(folder)
+    return folder
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended: its metric files stay (its counts still count), marked as dead."""
+    if os.environ.get(METRICS_VARIABLE):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def post_worker_init(worker: Any) -> None:

@@ -21,11 +21,16 @@ if TYPE_CHECKING:
     from idp.saml.keys import KeyPair
 
 
-def init_app(app: Flask, config: Config, engine: Engine, keys: KeyPair) -> None:
-    """Logs in ``config.log_format``, the audit trail, and the operator endpoints in front of
-    the app's WSGI callable (call it last, after ProxyFix)."""
+def start_logging(config: Config) -> None:
+    """Logs in ``config.log_format`` and the audit trail; first thing at start, so that the
+    start's own messages (a portal's metadata unreachable) are in the format too."""
     logs.configure(config.log_format, events.AUDIT)
     events.use_pseudonym_secret(config.secret_key)
+
+
+def init_app(app: Flask, config: Config, engine: Engine, keys: KeyPair) -> None:
+    """The operator endpoints and request ids in front of the app's WSGI callable (call it
+    last, after ProxyFix)."""
     checks: dict[str, Check] = {"database": database_check(engine)}
     if config.redis_url:
         checks["redis"] = redis_check(config.redis_url)

@@ -63,28 +63,35 @@ class OperatorMiddleware:
                  ) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
         request_id = request_id_for(environ, self.trust_request_id)
-        if method in ("GET", "HEAD") and (answer := self._operator_answer(path)) is not None:
-            status, content_type, body = answer
-            start_response(status, [("Content-Type", content_type),
-                                    ("Content-Length", str(len(body))),
-                                    ("Cache-Control", "no-store"),
-                                    (REQUEST_ID_HEADER, request_id)])
-            return [b"" if method == "HEAD" else body]
+        id_token, route_token = REQUEST_ID.set(request_id), ROUTE.set(path[:16])
+        try:
+            if method in ("GET", "HEAD") and (answer := self._operator_answer(path)) is not None:
+                status, content_type, body = answer
+                start_response(status, [("Content-Type", content_type),
+                                        ("Content-Length", str(len(body))),
+                                        ("Cache-Control", "no-store"),
+                                        (REQUEST_ID_HEADER, request_id)])
+                return [b"" if method == "HEAD" else body]
+            ROUTE.set("-")  # until Flask has matched the route
+            return self._timed(environ, start_response, request_id)
+        finally:
+            REQUEST_ID.reset(id_token)
+            ROUTE.reset(route_token)
 
+    def _timed(self, environ: dict[str, Any], start_response: Callable[..., Any],
+               request_id: str) -> Iterable[bytes]:
         def start_with_id(status: str, headers: list[tuple[str, str]],
                           exc_info: Any = None) -> Any:
             headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
             return start_response(status, [*headers, (REQUEST_ID_HEADER, request_id)], exc_info)
 
-        id_token, route_token = REQUEST_ID.set(request_id), ROUTE.set("-")
         started = time.perf_counter()
         try:
             return self.app(environ, start_with_id)
         finally:
-            metrics.REQUEST_SECONDS.labels(environ.get(ROUTE_KEY, UNMATCHED), method[:8]).observe(
+            method = str(environ.get("REQUEST_METHOD", ""))[:8]
+            metrics.REQUEST_SECONDS.labels(environ.get(ROUTE_KEY, UNMATCHED), method).observe(
                 time.perf_counter() - started)
-            REQUEST_ID.reset(id_token)
-            ROUTE.reset(route_token)
 
     def _operator_answer(self, path: str) -> tuple[str, str, bytes] | None:
         if path == HEALTH_PATH:

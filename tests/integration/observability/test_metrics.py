@@ -1,0 +1,64 @@
+"""/metrics: what happened, counted by outcome, in Prometheus' text format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from idp import create_app
+from idp.db import db
+from tests.conftest import Browser, log_in, register
+
+
+def scrape(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, by name and labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}
+
+
+def grew(before: dict[Any, float], after: dict[Any, float], name: str,
+         **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_logins_registrations_and_activations_are_counted(
+        app: Flask, citizen: Browser) -> None:
+    before = scrape(citizen.client)
+    register(citizen, username="MaxM", email="max@example.org")
+    log_in(citizen, password="falsch")
+    log_in(citizen)
+    after = scrape(citizen.client)
+    assert grew(before, after, "servicekonto_registrations_total") == 1
+    assert grew(before, after, "servicekonto_logins_total", outcome="failed") == 1
+    assert grew(before, after, "servicekonto_logins_total", outcome="success") == 1
+    assert grew(before, after, "servicekonto_activations_total") == 0
+
+
+def test_the_outbox_backlog_is_read_at_scrape_time(app: Flask, browser: Browser) -> None:
+    assert scrape(browser.client)[("servicekonto_outbox_pending_mails", ())] == 0
+    register(browser)
+    assert scrape(browser.client)[("servicekonto_outbox_pending_mails", ())] == 1
+
+
+def test_latency_is_recorded_by_route_template_never_by_the_token_in_the_path(
+        client: FlaskClient) -> None:
+    client.get("/aktivieren/ein-geheimes-token-1234")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'route="/aktivieren/<token>"' in text
+    assert "ein-geheimes-token-1234" not in text
+
+
+def test_metrics_can_be_switched_off(settings: dict[str, Any]) -> None:
+    app = create_app(test_config=settings | {"metrics_enabled": False}, env={})
+    try:
+        assert app.test_client().get("/metrics").status_code == 404
+    finally:
+        db.bound(app).engine.dispose()
