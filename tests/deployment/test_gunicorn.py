@@ -8,18 +8,12 @@ and a Redirect-binding request near the 64 KiB cap; its access log is read after
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -27,103 +21,28 @@ import pytest
 from flask import Flask
 from gunicorn.config import Config as GunicornConfig
 from saml2 import BINDING_HTTP_REDIRECT, ExtensionElement
-from saml2.config import SPConfig
 from saml2.samlp import Extensions
 
 from idp.config import PROJECT_ROOT, ConfigError
 from idp.gunicorn_conf import RouteAccessLog, check_argon2_budget, default_size
 from idp.saml.bindings import MAX_ENCODED_BYTES
 from idp.saml.server import METADATA_PATH, SSO_REDIRECT_PATH
-from tests.saml_support import key_pair, sp_client, sp_config, sp_metadata
+from tests.deployment.gunicorn_process import (
+    BASE_URL,
+    CLIENT_ADDRESS,
+    RunningIdp,
+    free_port,
+    migrate,
+    portal_config,
+    portal_policies,
+    production_env,
+    running_gunicorn,
+    start_gunicorn,
+)
+from tests.saml_support import sp_client
 
-BIN = Path(sys.executable).parent
-HOST = "servicekonto.test"
-BASE_URL = f"https://{HOST}"
-PORTAL = "https://portal.test/saml/metadata"
-CLIENT_ADDRESS = "203.0.113.9"  # what the proxy says the citizen's address is
 # gunicorn's largest request-line limit short of "unlimited".
 GUNICORN_MAX_LIMITED_LINE = 8190
-
-
-@dataclass
-class RunningIdp:
-    port: int
-    access_log: Path
-    error_log: Path
-    folder: Path
-
-    def get(self, target: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
-        """A GET as the proxy in front of the IdP would send it."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        connection.request("GET", target, headers={
-            "Host": HOST, "X-Forwarded-For": CLIENT_ADDRESS, "X-Forwarded-Proto": "https",
-            **(headers or {})})
-        response = connection.getresponse()
-        response.read()
-        connection.close()
-        return response
-
-    def access_log_once(self, *expected: str, seconds: float = 5.0) -> str:
-        """The access log, as soon as it holds every ``expected`` text (gunicorn writes a line
-        after the response has gone out)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            text = self.access_log.read_text(encoding="utf-8")
-            if all(item in text for item in expected) or time.monotonic() > deadline:
-                return text
-            time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def production_env(folder: Path, database_url: str, signing_keys: tuple[Path, Path],
-                   policy_dir: Path) -> dict[str, str]:
-    """The environment of a production IdP behind one proxy, secrets from files."""
-    secret_file = folder / "secret_key"
-    secret_file.write_text(secrets.token_urlsafe(48), encoding="ascii")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("IDP_", "SERVICEKONTO_", "GUNICORN_", "WEB_CONCURRENCY"))}
-    env.update({
-        "IDP_ENV": "production", "IDP_BASE_URL": BASE_URL, "IDP_PROXY_COUNT": "1",
-        "IDP_SECRET_KEY_FILE": str(secret_file), "IDP_DATABASE_URL": database_url,
-        "IDP_MAIL_SERVER": "mail.invalid",  # only the mail sender talks to it
-        "IDP_KEY_FILE": str(signing_keys[0]), "IDP_CERT_FILE": str(signing_keys[1]),
-        "IDP_POLICY_DIR": str(policy_dir), "IDP_INSTANCE_PATH": str(folder / "instance"),
-        # The same sizing on every machine: 2 workers × 4 threads × 64 MiB fit exactly.
-        "SERVICEKONTO_ARGON2_BUDGET_MIB": "512",
-    })
-    return env
-
-
-def portal_policies(folder: Path) -> Path:
-    """The shipped password policy and one portal (file metadata) to send requests from."""
-    policy_dir = folder / "policies"
-    (policy_dir / "portals").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", policy_dir / "password.yaml")
-    (policy_dir / "portals" / "portal-metadata.xml").write_text(
-        sp_metadata(portal_config(folder)), encoding="utf-8")
-    (policy_dir / "portals" / "portal.yaml").write_text(
-        f"display_name: Testportal\nentity_id: {PORTAL}\nmetadata: portal-metadata.xml\n"
-        "attributes: [givenName, surname]\n", encoding="utf-8")
-    return policy_dir
-
-
-def portal_config(folder: Path) -> SPConfig:
-    key, cert = key_pair(folder / "portal-keys", "portal")
-    return sp_config(PORTAL, "https://portal.test/saml/acs", key, cert)
-
-
-def start_gunicorn(env: dict[str, str], folder: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(BIN / "gunicorn"), "--config", "python:idp.gunicorn_conf", *extra,
-         "idp:create_app()"],
-        cwd=folder, env=env, stdout=(folder / "access.log").open("wb"),
-        stderr=(folder / "error.log").open("wb"))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -133,38 +52,9 @@ def gunicorn_idp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     database_url = (f"sqlite:///{folder / 'servicekonto.sqlite3'}" if request.param == "sqlite"
                     else request.getfixturevalue("postgres_database"))
     env = production_env(folder, database_url, signing_keys, portal_policies(folder))
-    # As the compose file's one-shot `migrate` does before the IdP starts.
-    migrated = subprocess.run([str(BIN / "servicekonto"), "db", "upgrade"], env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
-    assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
-    process = start_gunicorn(env, folder, "--bind", f"127.0.0.1:{port}", "--workers", "2")
-    running = RunningIdp(port, folder / "access.log", folder / "error.log", folder)
-    try:
-        _wait_until_ready(running, process)
+    migrate(env)
+    with running_gunicorn(env, folder) as (running, _):
         yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_ready(running: RunningIdp, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail("gunicorn stopped: " + running.error_log.read_text(encoding="utf-8"))
-        booted = running.error_log.read_text(encoding="utf-8").count("Booting worker")
-        try:
-            if running.get(METADATA_PATH).status == 200 and booted >= 2:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("gunicorn did not answer: " + running.error_log.read_text(encoding="utf-8"))
 
 
 def redirect_request_of_size(folder: Path, encoded_bytes: int) -> str:
