@@ -1,8 +1,9 @@
-"""The container's health check: the IdP answers its metadata (exit 0) or it does not (exit 1).
+"""The container's health check: the IdP is alive (exit 0) or it is not (exit 1).
 
-``python healthcheck.py [URL [HOST]]``: by default the IdP's metadata on port 8000, asked for
-under the host name of ``IDP_BASE_URL`` (the IdP refuses other Host headers). The demo portals
-pass their own URL and host name. Standard library only: it runs in the image as it is.
+``python healthcheck.py [URL [HOST]]``: by default the IdP's ``/healthz`` on port 8000 (alive,
+touching nothing: a database outage must not make Docker restart every IdP), asked for under
+the host name of ``IDP_BASE_URL``. The demo portals pass their own URL and host name. Standard
+library only: it runs in the image as it is.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from urllib.parse import urlsplit
 
-DEFAULT_URL = "http://127.0.0.1:8000/saml/metadata"
+DEFAULT_URL = "http://127.0.0.1:8000/healthz"
 
 
 def healthy(url: str, host: str, timeout: float = 4.0) -> bool:
