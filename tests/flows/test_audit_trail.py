@@ -18,8 +18,9 @@ from tests.flows.conftest import (
     decide,
     field_value,
     hop_on,
+    logged_in,
 )
-from tests.log_capture import captured_logs
+from tests.observability_support import captured_logs, grew, scrape
 
 NEW_PASSWORD = "Neues-Gelb 2027 Fluss"
 SURNAME = "urn:oid:2.5.4.4"
@@ -74,3 +75,18 @@ def test_a_citizens_way_through_sso_leaves_an_audit_trail_without_secrets(
                    saml_response[:40], saml_request[:40], "Mustermann", "ErikaM",
                    "erika.mustermann@example.org"):
         assert secret not in everything, secret
+
+
+def test_sso_responses_are_counted_by_portal_and_status(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    before = scrape(visitor.client)
+    path, _ = portal.login_url(BINDING_HTTP_REDIRECT, is_passive="true")
+    visitor.client.get(path)  # no session: answered NoPassive at once
+    logged_in(sso_app, visitor)
+    consent_page(visitor, portal)
+    portal.receive(decide(visitor).get_data(as_text=True))
+    after = scrape(visitor.client)
+    assert grew(before, after, "servicekonto_sso_responses_total", portal=SP_ENTITY,
+                status="NoPassive") == 1
+    assert grew(before, after, "servicekonto_sso_responses_total", portal=SP_ENTITY,
+                status="Success") == 1

@@ -14,7 +14,7 @@ from idp.config import load_config
 from idp.db import db
 from idp.observability.logs import JsonFormatter, RequestContextFilter
 from tests.conftest import Browser, log_in
-from tests.log_capture import captured_logs
+from tests.observability_support import captured_logs
 
 
 def test_every_response_carries_a_fresh_request_id(client: FlaskClient) -> None:

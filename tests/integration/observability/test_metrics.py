@@ -6,27 +6,11 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from idp import create_app
 from idp.db import db
 from tests.conftest import Browser, log_in, register
-
-
-def scrape(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a scrape, by name and labels."""
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.mimetype == "text/plain"
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.get_data(as_text=True))
-            for sample in family.samples}
-
-
-def grew(before: dict[Any, float], after: dict[Any, float], name: str,
-         **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    return after.get(key, 0.0) - before.get(key, 0.0)
+from tests.observability_support import grew, scrape
 
 
 def test_logins_registrations_and_activations_are_counted(

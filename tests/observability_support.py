@@ -1,4 +1,4 @@
-"""Every line the IdP logs during a test, as the operator's log would show it (JSON)."""
+"""What an operator sees of the IdP in a test: every log line (JSON) and the metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from idp.observability.events import AUDIT
 from idp.observability.logs import JsonFormatter, RequestContextFilter
@@ -52,3 +55,22 @@ def captured_logs() -> Iterator[CapturedLogs]:
     finally:
         for logger in loggers:
             logger.removeHandler(capture)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(client: FlaskClient) -> Samples:
+    """Every sample of a scrape of /metrics, by name and labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}
+
+
+def grew(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much a sample grew between two scrapes."""
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
