@@ -53,10 +53,16 @@ class Page:
     html: str
 
 
-def proxy_headers(marker: str) -> dict[str, str]:
+def proxy_headers(marker: str, address: str = CLIENT_ADDRESS) -> dict[str, str]:
     """What the TLS proxy in front of the IdP adds, and a marker to find the request by."""
-    return {"Host": HOST, "X-Forwarded-For": CLIENT_ADDRESS, "X-Forwarded-Proto": "https",
+    return {"Host": HOST, "X-Forwarded-For": address, "X-Forwarded-Proto": "https",
             "User-Agent": marker}
+
+
+def random_address() -> str:
+    """A client address of its own, so that the address throttle's counters (in Redis, kept
+    for an hour, also across test runs) belong to one browser only."""
+    return "10." + ".".join(str(byte) for byte in secrets.token_bytes(3))
 
 
 def new_marker(prefix: str = "req") -> str:
@@ -112,6 +118,7 @@ class ProxiedBrowser:
     speaks https to it), fills in the CSRF token, follows no redirect by itself."""
 
     idp: RunningIdp
+    address: str = field(default_factory=random_address)
     cookies: dict[str, str] = field(default_factory=dict)
     last_html: str = ""
     markers: list[str] = field(default_factory=list)
@@ -120,7 +127,7 @@ class ProxiedBrowser:
                 fields: dict[str, str] | None = None) -> Page:
         marker = new_marker("citizen")
         self.markers.append(marker)
-        headers = proxy_headers(marker)
+        headers = proxy_headers(marker, self.address)
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
