@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, MutableMapping
@@ -47,6 +48,7 @@ from idp.config import Argon2Parameters, ConfigError, load_config
 
 BUDGET_VARIABLE = "SERVICEKONTO_ARGON2_BUDGET_MIB"
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_made_metrics_folder: Path | None = None
 DEFAULT_THREADS = 4
 # The longest first path segment of an unknown URL that is logged (the rest becomes "…").
 UNKNOWN_SEGMENT_CHARS = 64
@@ -256,13 +258,22 @@ def prepare_metrics_folder(env: MutableMapping[str, str]) -> Path:
     Set in the master before any worker is forked, so that every worker inherits it; the
     master itself never imports the metrics (prometheus-client picks its storage at import).
     """
-    folder = Path(env.get(METRICS_VARIABLE) or tempfile.mkdtemp(
-        prefix="servicekonto-metrics-", dir=worker_tmp_dir))
+    global _made_metrics_folder
+    if not env.get(METRICS_VARIABLE):
+        _made_metrics_folder = Path(tempfile.mkdtemp(prefix="servicekonto-metrics-",
+                                                     dir=worker_tmp_dir))
+    folder = Path(env.get(METRICS_VARIABLE) or str(_made_metrics_folder))
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
     env[METRICS_VARIABLE] = str(folder)
     return folder
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics folder made at start (one given by the operator stays)."""
+    if _made_metrics_folder is not None:
+        shutil.rmtree(_made_metrics_folder, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -8,6 +8,7 @@ and a Redirect-binding request near the 64 KiB cap; its access log is read after
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import secrets
 import subprocess
@@ -110,6 +111,25 @@ def test_a_redirect_request_near_the_64_kib_cap_reaches_the_idp_and_is_taken(
     # Not 414/400 from gunicorn: the IdP read the whole request and sends the citizen to log in.
     assert response.status == 302, response.status
     assert response.headers["Location"].startswith("/anmelden?")
+
+
+def test_metrics_add_up_the_requests_of_both_workers_at_every_scrape(
+        gunicorn_idp: RunningIdp) -> None:
+    for _ in range(12):
+        gunicorn_idp.get("/hilfe-zaehlen")
+    sample = 'servicekonto_http_request_duration_seconds_count{method="GET",route="<unmatched>"}'
+
+    def scraped() -> float:
+        connection = http.client.HTTPConnection("127.0.0.1", gunicorn_idp.port, timeout=10)
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+        connection.close()
+        return float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith(sample)))
+
+    # Each scrape may reach either worker; each must see all requests of both.
+    counts = {scraped() for _ in range(6)}
+    assert len(counts) == 1 and counts.pop() >= 12
 
 
 def test_the_access_log_holds_routes_but_no_query_string_token_or_saml_message(
