@@ -26,6 +26,8 @@ from idp.observability.logs import REQUEST_ID, ROUTE
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+OPERATOR_PATHS = frozenset({HEALTH_PATH, READY_PATH, METRICS_PATH})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS"})
 REQUEST_ID_HEADER = "X-Request-ID"
 # What a proxy's request id may look like: short, and nothing that could split a log line.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -63,7 +65,9 @@ class OperatorMiddleware:
                  ) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
         request_id = request_id_for(environ, self.trust_request_id)
-        id_token, route_token = REQUEST_ID.set(request_id), ROUTE.set(path[:16])
+        # The route for the log: ours, or "-" until Flask has matched one.
+        id_token = REQUEST_ID.set(request_id)
+        route_token = ROUTE.set(path if path in OPERATOR_PATHS else "-")
         try:
             if method in ("GET", "HEAD") and (answer := self._operator_answer(path)) is not None:
                 status, content_type, body = answer
@@ -72,7 +76,6 @@ class OperatorMiddleware:
                                         ("Cache-Control", "no-store"),
                                         (REQUEST_ID_HEADER, request_id)])
                 return [b"" if method == "HEAD" else body]
-            ROUTE.set("-")  # until Flask has matched the route
             return self._timed(environ, start_response, request_id)
         finally:
             REQUEST_ID.reset(id_token)
@@ -89,7 +92,9 @@ class OperatorMiddleware:
         try:
             return self.app(environ, start_with_id)
         finally:
-            method = str(environ.get("REQUEST_METHOD", ""))[:8]
+            method = str(environ.get("REQUEST_METHOD", ""))
+            # A client picks the method: any other than ours would be a new label value.
+            method = method if method in KNOWN_METHODS else "other"
             metrics.REQUEST_SECONDS.labels(environ.get(ROUTE_KEY, UNMATCHED), method).observe(
                 time.perf_counter() - started)
 

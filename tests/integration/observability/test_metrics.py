@@ -40,6 +40,12 @@ def test_latency_is_recorded_by_route_template_never_by_the_token_in_the_path(
     assert "ein-geheimes-token-1234" not in text
 
 
+def test_a_made_up_method_does_not_become_a_label_of_its_own(client: FlaskClient) -> None:
+    client.open("/anmelden", method="BREW")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'method="other"' in text and "BREW" not in text
+
+
 def test_metrics_can_be_switched_off(settings: dict[str, Any]) -> None:
     app = create_app(test_config=settings | {"metrics_enabled": False}, env={})
     try:
