@@ -15,7 +15,7 @@ from idp.config import Config
 from idp.db import Database, utcnow
 from idp.links import Links
 from idp.mail.outbox import MailTemplates
-from idp.security.redis_throttle import RedisThrottleStore
+from idp.security.redis_throttle import RedisOrDatabaseThrottleStore, RedisThrottleStore
 from idp.security.throttle import SqlThrottleStore, Throttle
 
 
@@ -47,7 +47,9 @@ class Services:
                 password_reset_valid=timedelta(minutes=config.password_reset_minutes),
                 email_change_valid=timedelta(hours=config.email_change_hours),
                 privacy_version=config.privacy_version),
-            redis=Redis.from_url(config.redis_url) if config.redis_url else None,
+            # Short timeouts: a Redis that hangs must not hold logins (the database steps in).
+            redis=Redis.from_url(config.redis_url, socket_connect_timeout=0.5,
+                                 socket_timeout=0.5) if config.redis_url else None,
         )
 
     def accounts(self, session: Session, now: datetime | None = None) -> AccountContext:
@@ -58,5 +60,6 @@ class Services:
 
     def throttle(self, session: Session) -> Throttle:
         if self.redis is not None:
-            return Throttle(RedisThrottleStore(self.redis))
+            return Throttle(RedisOrDatabaseThrottleStore(RedisThrottleStore(self.redis),
+                                                         SqlThrottleStore(session)))
         return Throttle(SqlThrottleStore(session))

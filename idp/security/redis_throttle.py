@@ -1,16 +1,24 @@
 """Login throttling counters in Redis (when IDP_REDIS_URL is set), shared by every worker.
 
 Each counter is one Redis hash that expires with its window. The update runs as a Lua script,
-so two workers counting failures of the same account at once cannot lose one.
+so two workers counting failures of the same account at once cannot lose one. While Redis does
+not answer, the counters of the database take over (:class:`RedisOrDatabaseThrottleStore`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from redis import Redis
+from redis.exceptions import RedisError
 
-from idp.security.throttle import ThrottleRule
+from idp.security.throttle import SqlThrottleStore, ThrottleRule, ThrottleStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # KEYS[1]: the counter. ARGV: now, window, counted (1/0), free failures, max delay,
 # max failures (seconds as floats). Returns 1 if this failure newly throttles the key.
@@ -80,3 +88,35 @@ class RedisThrottleStore:
     def failures(self, rule: ThrottleRule, key: str) -> int:
         """The failures counted in the current window (for tests and the operator)."""
         return int(self._client.hget(self._key(rule, key), "failures") or 0)
+
+
+class RedisOrDatabaseThrottleStore:
+    """Redis while it answers, else the ``login_throttle`` table: logins go on without Redis
+    and stay throttled across workers (the database's counters start from zero, which gives
+    an attacker at most the free failures again)."""
+
+    def __init__(self, redis: ThrottleStore, database: SqlThrottleStore) -> None:
+        self._redis = redis
+        self._database = database
+        self._database_used = False
+
+    def _either(self, call: Callable[[ThrottleStore], T]) -> T:
+        try:
+            return call(self._redis)
+        except RedisError as error:
+            log.warning("Redis unavailable, login throttle counts in the database: %s", error)
+            self._database_used = True
+            return call(self._database)
+
+    def blocked(self, rule: ThrottleRule, key: str, now: datetime) -> bool:
+        return self._either(lambda store: store.blocked(rule, key, now))
+
+    def record(self, rule: ThrottleRule, key: str, now: datetime, counted: bool) -> bool:
+        return self._either(lambda store: store.record(rule, key, now, counted))
+
+    def clear(self, rule: ThrottleRule, key: str) -> None:
+        self._either(lambda store: store.clear(rule, key))
+
+    def commit(self) -> None:
+        if self._database_used:
+            self._database.commit()

@@ -1,0 +1,97 @@
+"""What citizens notice when a part of the production shape fails under the running IdP:
+Redis gone, a worker killed mid-request."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import create_engine, select
+
+from idp.accounts.identity import username_key
+from idp.security.models import LoginThrottle
+from tests.deployment.gunicorn_process import free_port, migrate, running_gunicorn
+from tests.saml_support import key_pair
+from tests.scale.cluster import (
+    ACCESS_LOG_WITH_PID,
+    ProxiedBrowser,
+    activated_citizen,
+    connections_by_worker,
+    log_in,
+    wait_for,
+)
+from tests.scale.conftest import Cluster, cluster_env, portal_for
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own (the shared one must keep running): URL and process."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--daemonize", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answers() -> bool | None:
+        try:
+            return Redis(port=port).ping() or None
+        except RedisConnectionError:
+            return None
+
+    try:
+        wait_for(answers)
+        yield f"redis://127.0.0.1:{port}/0", process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster_on_own_redis(tmp_path: Path, signing_keys: tuple[Path, Path], postgres_database: str,
+                         own_redis: tuple[str, subprocess.Popen[bytes]]) -> Iterator[Cluster]:
+    portal_keys = key_pair(tmp_path / "portal-keys", "portal")
+    env = cluster_env(tmp_path, postgres_database, signing_keys, portal_keys, own_redis[0])
+    migrate(env)
+    with running_gunicorn(env, tmp_path, "--access-logformat", ACCESS_LOG_WITH_PID) as (idp, _):
+        yield Cluster(idp, env, postgres_database, portal_for(idp, portal_keys))
+
+
+def database_failures(database_url: str, username: str) -> int:
+    """The failures the ``login_throttle`` table counts for an account."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(LoginThrottle.failures).where(
+                LoginThrottle.scope == "account",
+                LoginThrottle.key == username_key(username))) or 0)
+    finally:
+        engine.dispose()
+
+
+def test_with_redis_gone_logins_go_on_and_the_throttle_counts_in_the_database(
+        cluster_on_own_redis: Cluster, own_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
+    cluster = cluster_on_own_redis
+    citizen = activated_citizen(ProxiedBrowser(cluster.idp), cluster.database_url)
+    assert log_in(ProxiedBrowser(cluster.idp), citizen["username"]).status == 302
+
+    own_redis[1].terminate()
+    own_redis[1].wait(timeout=10)
+    logged_in = log_in(ProxiedBrowser(cluster.idp), citizen["username"])
+    attacker = ProxiedBrowser(cluster.idp)
+    first, second = (pool[0] for pool in connections_by_worker(cluster.idp, 1).values())
+    for via in (first, second, first, second, first):
+        assert log_in(attacker, citizen["username"], "Falsch-Geraten 1", via=via).status == 401
+    right_password = log_in(attacker, citizen["username"], via=second)
+
+    assert logged_in.status == 302, logged_in.status  # not a 500, not a 503
+    assert right_password.status == 401  # the five failures throttle across both workers
+    assert database_failures(cluster.database_url, citizen["username"]) == 5
