@@ -3,7 +3,10 @@ Redis gone, a worker killed mid-request."""
 
 from __future__ import annotations
 
+import http.client
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from tests.scale.cluster import (
     activated_citizen,
     connections_by_worker,
     log_in,
+    proxy_headers,
     wait_for,
 )
 from tests.scale.conftest import Cluster, cluster_env, portal_for
@@ -95,3 +99,41 @@ def test_with_redis_gone_logins_go_on_and_the_throttle_counts_in_the_database(
     assert logged_in.status == 302, logged_in.status  # not a 500, not a 503
     assert right_password.status == 401  # the five failures throttle across both workers
     assert database_failures(cluster.database_url, citizen["username"]) == 5
+
+
+def test_a_worker_killed_mid_request_is_replaced_and_other_citizens_stay_logged_in(
+        cluster: Cluster) -> None:
+    pools = connections_by_worker(cluster.idp, per_worker=1)
+    (victim, (doomed,)), (survivor, (kept,)) = pools.items()
+    citizens = [ProxiedBrowser(cluster.idp) for _ in range(2)]
+    for browser, via in zip(citizens, (doomed, kept), strict=True):
+        citizen = activated_citizen(browser, cluster.database_url)
+        assert log_in(browser, citizen["username"], via=via).status == 302  # on either worker
+    # A login whose body is still on its way: the victim's thread is inside the request.
+    doomed.putrequest("POST", "/anmelden")
+    for name, value in proxy_headers("doomed-request").items():
+        doomed.putheader(name, value)
+    doomed.putheader("Content-Type", "application/x-www-form-urlencoded")
+    doomed.putheader("Content-Length", "1000")
+    doomed.endheaders(b"username=Erika")
+
+    os.kill(victim, signal.SIGKILL)
+
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        doomed.getresponse()  # that one request is lost (the proxy answers it with a 502)
+    for browser in citizens:
+        page = browser.get("/konto", kept)
+        assert page.status == 200 and "Mustermann" in page.html
+    fresh = wait_for(lambda: _two_workers_answering(cluster))
+    assert victim not in fresh and survivor in fresh and len(fresh) == 2
+    for browser in citizens:
+        assert browser.get("/konto", fresh[max(fresh)][0]).status == 200
+
+
+def _two_workers_answering(cluster: Cluster) -> dict[int, list[http.client.HTTPConnection]] | None:
+    """A connection to each of two workers, once two answer (a new worker loads the app
+    first)."""
+    try:
+        return connections_by_worker(cluster.idp, per_worker=1)
+    except AssertionError:
+        return None
