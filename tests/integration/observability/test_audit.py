@@ -6,6 +6,12 @@ from flask import Flask
 
 from tests.conftest import Browser, log_in
 from tests.integration.accounts.test_selfservice_account import delete_account
+from tests.integration.accounts.test_selfservice_email_change import (
+    NEW_EMAIL,
+    ask_for_change,
+    confirm,
+    confirmation_path,
+)
 from tests.integration.accounts.test_selfservice_password_reset import (
     NEW_PASSWORD,
     request_reset,
@@ -43,3 +49,14 @@ def test_a_password_reset_and_a_deletion_are_audited(app: Flask, citizen: Browse
         "password_reset", "account_deleted"]
     token = path.rsplit("/", 1)[-1]
     assert not any(token in line or NEW_PASSWORD in line for line in logs.lines)
+
+
+def test_an_e_mail_change_is_audited_without_either_address(app: Flask, citizen: Browser) -> None:
+    log_in(citizen)
+    with captured_logs() as logs:
+        ask_for_change(citizen)
+        path = confirmation_path(app)
+        confirm(citizen, path)
+    assert "email_changed" in logs.events()
+    for secret in (NEW_EMAIL, "erika.mustermann@example.org", path.rsplit("/", 1)[-1]):
+        assert not any(secret in line for line in logs.lines), secret

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine
@@ -63,5 +65,18 @@ def test_readyz_checks_redis_when_it_is_configured(settings: dict[str, Any]) -> 
         response = app.test_client().get("/readyz")
         assert response.status_code == 503
         assert response.get_json()["checks"]["redis"] == "failed"
+    finally:
+        db.bound(app).engine.dispose()
+
+
+def test_readyz_reports_redis_ready_when_it_answers(settings: dict[str, Any]) -> None:
+    redis_url = os.environ.get("IDP_TEST_REDIS_URL", "")
+    if not redis_url:
+        pytest.skip("IDP_TEST_REDIS_URL is not set")
+    app = create_app(test_config=settings | {"redis_url": redis_url}, env={})
+    try:
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 200
+        assert response.get_json()["checks"]["redis"] == "ok"
     finally:
         db.bound(app).engine.dispose()
