@@ -7,6 +7,7 @@ message. URL metadata is refreshed from requests, at most once a minute.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -47,12 +48,19 @@ def load_keys(config: Config) -> KeyPair:
                 raise ConfigError("IDP_KEY_FILE and IDP_CERT_FILE must be set together")
             return load_key_pair(config.key_file, config.cert_file)
         folder = config.instance_path / "keys"
-        if not (folder / "idp-signing.key").exists() and config.is_development:
-            pair = generate_key_pair(folder)
-            log.warning("generated a new signing key %s (fingerprint %s); portals must fetch "
-                        "our metadata again", pair.key_file, pair.fingerprint)
-            return pair
-        return load_from_folder(folder)
+        if not config.is_development:
+            return load_from_folder(folder)
+        # Several workers may start at once on a fresh instance: one makes the key, the others
+        # wait for it and load that same key (never a second one with its own certificate).
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".generate.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "idp-signing.key").exists():
+                pair = generate_key_pair(folder)
+                log.warning("generated a new signing key %s (fingerprint %s); portals must "
+                            "fetch our metadata again", pair.key_file, pair.fingerprint)
+                return pair
+            return load_from_folder(folder)
     except KeyFileError as error:
         raise ConfigError(f"signing key: {error} Run: servicekonto keys generate") from None
 

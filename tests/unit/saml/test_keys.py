@@ -139,3 +139,20 @@ def test_a_generated_key_signs_what_the_in_process_backend_verifies(tmp_path: Pa
     signed = backend.sign_statement(template, ASSERTION, str(pair.key_file), assertion_id)
     assert backend.validate_signature(signed, str(pair.cert_file), "pem", ASSERTION,
                                       assertion_id)
+
+
+def _fingerprint_of_a_starting_worker(instance: str) -> str:
+    from idp.config import load_config
+    from idp.saml.runtime import load_keys
+
+    return load_keys(load_config({"IDP_INSTANCE_PATH": instance})).fingerprint
+
+
+def test_workers_starting_together_on_a_fresh_instance_share_one_generated_key(
+        tmp_path: Path) -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        fingerprints = pool.map(_fingerprint_of_a_starting_worker, [str(tmp_path)] * 3)
+    assert len(set(fingerprints)) == 1
+    assert keys.load_from_folder(tmp_path / "keys").fingerprint == fingerprints[0]
