@@ -1,0 +1,327 @@
+"""A mixed load against the production shape: gunicorn (idp/gunicorn_conf.py) on PostgreSQL,
+driven from a second process over HTTP, as citizens behind the proxy would.
+
+The mix: registrations (form, review, save: one argon2 hash), logins (form and POST: one argon2
+verification) and SSO round trips of logged-in citizens who agreed already (AuthnRequest in,
+signed Response with a signed Assertion out: two RSA signatures). First at saturation (every
+client thread sends its next request as soon as the last is answered), then the same mix at half
+of that throughput, started at a fixed rate (the SSO p95 there is the latency figure). Per
+kind: throughput, p50/p95/p99 latency, errors.
+
+The reference is measured in the same run, on the same cores: raw argon2 verifications per
+second with the IdP's parameters, raw RSA signatures per second (RSA-2048 and the key size the
+IdP signs with), each with as many processes as there are CPUs. From them, the throughput the
+mix could reach if argon2 and RSA were all the IdP did; the figure to watch is how close the
+measured throughput comes to it (target: within 20 %). The load generator shares the machine,
+so on a small one that ratio is a floor.
+
+    python -m benchmarks.load --postgres-url postgresql+psycopg://postgres@127.0.0.1/postgres
+        [--seconds 20] [--clients 16] [--mix 1:3:6] [--idp-key-bits 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import multiprocessing
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher, Type
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from idp import schema
+from idp.config import Argon2Parameters
+from idp.saml.keys import generate_key_pair
+from tests.deployment.gunicorn_process import (
+    PORTAL,
+    PORTAL_ACS,
+    RunningIdp,
+    portal_policies,
+    production_env,
+    running_gunicorn,
+)
+from tests.flows.conftest import Portal, field_value
+from tests.saml_support import key_pair, sp_config
+from tests.scale.cluster import (
+    PASSWORD,
+    ProxiedBrowser,
+    activation_path,
+    authn_request_path,
+    log_in,
+    portal_for,
+    register,
+    unique_citizen,
+)
+
+KINDS = ("registration", "login", "sso")
+# Expensive operations per kind: (argon2 hashes or verifications, RSA signatures).
+COST = {"registration": (1, 0), "login": (1, 0), "sso": (0, 2)}
+TARGET = 0.80
+
+
+# --- the raw references, on every core ---------------------------------------------------------
+
+def _argon2_count(parameters: Argon2Parameters, seconds: float) -> int:
+    hasher = PasswordHasher(time_cost=parameters.time_cost,
+                            memory_cost=parameters.memory_cost_kib,
+                            parallelism=parameters.parallelism, type=Type.ID)
+    stored = hasher.hash(PASSWORD)
+    return _count(lambda: hasher.verify(stored, PASSWORD), seconds)
+
+
+def _rsa_count(bits: int, seconds: float) -> int:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    message = secrets.token_bytes(600)  # about a SignedInfo
+    return _count(lambda: key.sign(message, padding.PKCS1v15(), hashes.SHA256()), seconds)
+
+
+def _count(operation: Callable[[], object], seconds: float) -> int:
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        operation()
+        count += 1
+    return count
+
+
+def machine_rate(job: Callable[..., int], *args: Any, seconds: float) -> float:
+    """Operations per second with one process per CPU, all at once."""
+    processes = os.cpu_count() or 1
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        counts = pool.starmap(job, [(*args, seconds)] * processes)
+    return sum(counts) / seconds
+
+
+@dataclass(frozen=True)
+class Reference:
+    argon2: float
+    rsa2048: float
+    rsa_idp: float
+
+    def mix_limit(self, mix: dict[str, float]) -> float:
+        """Operations per second of ``mix`` if argon2 and RSA took all the machine's time."""
+        seconds = sum(share * (COST[kind][0] / self.argon2 + COST[kind][1] / self.rsa_idp)
+                      for kind, share in mix.items())
+        return 1 / seconds
+
+
+# --- the citizens' side (a second process) -----------------------------------------------------
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    seconds: float = 0.0
+
+
+@dataclass
+class Citizen:
+    """A load client: a logged-in, consented citizen, and a portal with requests ready."""
+
+    browser: ProxiedBrowser
+    username: str
+    requests: Iterator[str]
+
+
+def _registration(idp: RunningIdp, _citizen: Citizen) -> bool:
+    browser = ProxiedBrowser(idp)
+    register(browser, unique_citizen())
+    return True
+
+
+def _login(idp: RunningIdp, citizen: Citizen) -> bool:
+    return log_in(ProxiedBrowser(idp), citizen.username).status == 302
+
+
+def _sso(_idp: RunningIdp, citizen: Citizen) -> bool:
+    return "SAMLResponse" in citizen.browser.get(next(citizen.requests)).html
+
+
+ROUNDS: dict[str, Callable[[RunningIdp, Citizen], bool]] = {
+    "registration": _registration, "login": _login, "sso": _sso}
+
+
+def run_load(idp: RunningIdp, citizens: list[Citizen], mix: dict[str, float],
+             seconds: float, rate: float | None = None) -> Results:
+    """One thread per citizen, kinds drawn by ``mix``: as fast as answered, or started at a
+    fixed ``rate`` per second overall."""
+    results, lock = Results(), threading.Lock()
+    kinds, weights = list(mix), list(mix.values())
+    ticket = itertools.count()
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def client(citizen: Citizen, seed: int) -> None:
+        draw = random.Random(seed)  # a load mix, not a secret
+        while True:
+            if rate is not None:
+                due = start + next(ticket) / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+            if time.perf_counter() >= deadline:
+                return
+            kind = draw.choices(kinds, weights)[0]
+            began = time.perf_counter()
+            try:
+                good = ROUNDS[kind](idp, citizen)
+            except (AssertionError, OSError):
+                good = False
+            took = time.perf_counter() - began
+            with lock:
+                results.latencies[kind].append(took)
+                results.errors[kind] += not good
+
+    threads = [threading.Thread(target=client, args=(citizen, n))
+               for n, citizen in enumerate(citizens)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.seconds = time.perf_counter() - start
+    return results
+
+
+def prepare_citizens(idp: RunningIdp, database_url: str, portal: Portal,
+                     count: int, requests_each: int) -> list[Citizen]:
+    """Registered, activated, logged in, agreed once to the portal; AuthnRequests made."""
+    citizens = []
+    for _ in range(count):
+        browser, registration = ProxiedBrowser(idp), unique_citizen()
+        register(browser, registration)
+        link = activation_path(database_url, registration["email"])
+        browser.get(link)
+        browser.submit(link)
+        to_login = browser.get(authn_request_path(portal))
+        back = log_in(browser, registration["username"], path=to_login.location)
+        consent = browser.get(back.location)
+        browser.submit("/saml/zustimmung", {
+            "transaction": field_value(consent.html, "transaction"), "decision": "agree"})
+        requests = iter([authn_request_path(portal) for _ in range(requests_each)])
+        citizens.append(Citizen(browser, registration["username"], requests))
+    return citizens
+
+
+def load_process(port: int, folder: str, database_url: str, portal_keys: tuple[Path, Path],
+                 clients: int, mix: dict[str, float], seconds: float,
+                 answers: multiprocessing.Queue[Any]) -> None:
+    """The second process: prepares its citizens, then saturation, then half of it."""
+    idp = RunningIdp(port, Path(folder) / "access.log", Path(folder) / "error.log", Path(folder))
+    portal = portal_for(idp, portal_keys)
+    citizens = prepare_citizens(idp, database_url, portal, clients, requests_each=2000)
+    saturated = run_load(idp, citizens, mix, seconds)
+    throughput = sum(map(len, saturated.latencies.values())) / saturated.seconds
+    half = run_load(idp, citizens, mix, seconds / 2, rate=throughput * 0.5)
+    answers.put((saturated, half, throughput))
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL database, dropped afterwards."""
+    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"servicekonto_load_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        schema.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name})
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def percentiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return "p50 -, p95 -, p99 -" if not values else f"p50 {values[0] * 1000:.0f} ms"
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return f"p50 {cuts[49] * 1000:.0f} ms, p95 {cuts[94] * 1000:.0f} ms, " \
+           f"p99 {cuts[98] * 1000:.0f} ms"
+
+
+def report(saturated: Results, half: Results, throughput: float, reference: Reference,
+           mix: dict[str, float], idp_key_bits: int) -> float:
+    """Print the figures; the share of the argon2/RSA limit reached."""
+    done = {kind: len(values) for kind, values in saturated.latencies.items()}
+    measured_mix = {kind: count / max(1, sum(done.values())) for kind, count in done.items()}
+    limit = reference.mix_limit(measured_mix)
+    print(f"machine: {os.cpu_count()} CPUs; raw argon2id verifications/s: {reference.argon2:.1f}"
+          f"; raw RSA-2048 signatures/s: {reference.rsa2048:.0f}; raw RSA-{idp_key_bits} "
+          f"(the IdP's key) signatures/s: {reference.rsa_idp:.0f}")
+    print(f"mix asked {':'.join(f'{mix.get(k, 0):g}' for k in KINDS)} "
+          f"(registration:login:sso), {saturated.seconds:.1f} s at saturation:")
+    for kind in KINDS:
+        values = saturated.latencies[kind]
+        print(f"  {kind:<12} {len(values) / saturated.seconds:7.2f}/s  {percentiles(values)}  "
+              f"errors {saturated.errors[kind]}")
+    ratio = throughput / limit
+    print(f"throughput {throughput:.2f}/s of {limit:.2f}/s that argon2 and RSA allow for "
+          f"this mix: {ratio:.2f} (target >= {TARGET}, within 20 %)")
+    done_half = sum(map(len, half.latencies.values())) / half.seconds
+    print(f"at half of saturation ({throughput * 0.5:.2f}/s asked, {done_half:.2f}/s done):")
+    for kind in KINDS:
+        print(f"  {kind:<12} {percentiles(half.latencies[kind])}  errors {half.errors[kind]}")
+    return ratio
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres-url", default=os.environ.get("IDP_TEST_POSTGRES_URL", ""),
+                        help="an admin URL; a fresh database is made and dropped")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the load")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent citizens")
+    parser.add_argument("--mix", default="1:3:6", help="registration:login:sso")
+    parser.add_argument("--reference-seconds", type=float, default=2.0)
+    parser.add_argument("--idp-key-bits", type=int, default=3072,
+                        help="the IdP's signing key (3072 in production)")
+    args = parser.parse_args()
+    if not args.postgres_url:
+        print("--postgres-url (or IDP_TEST_POSTGRES_URL) is required", file=sys.stderr)
+        return 2
+    mix = dict(zip(KINDS, map(float, args.mix.split(":")), strict=True))
+    parameters = Argon2Parameters()
+    reference = Reference(
+        machine_rate(_argon2_count, parameters, seconds=args.reference_seconds),
+        machine_rate(_rsa_count, 2048, seconds=args.reference_seconds),
+        machine_rate(_rsa_count, args.idp_key_bits, seconds=args.reference_seconds))
+    folder = Path(tempfile.mkdtemp(prefix="servicekonto-load-"))
+    signing = (generate_key_pair(folder / "signing-keys", bits=args.idp_key_bits)
+               if args.idp_key_bits >= 3072 else None)
+    keys = (signing.key_file, signing.cert_file) if signing \
+        else key_pair(folder / "signing-keys", "idp", bits=args.idp_key_bits)
+    portal_keys = key_pair(folder / "portal-keys", "portal")
+    policies = portal_policies(folder, sp_config(PORTAL, PORTAL_ACS, *portal_keys))
+    with fresh_database(args.postgres_url) as database_url:
+        env = production_env(folder, database_url, keys, policies)
+        with running_gunicorn(env, folder) as (idp, _):
+            answers: multiprocessing.Queue[Any] = multiprocessing.get_context("spawn").Queue()
+            generator = multiprocessing.get_context("spawn").Process(
+                target=load_process, args=(idp.port, str(folder), database_url, portal_keys,
+                                           args.clients, mix, args.seconds, answers))
+            generator.start()
+            saturated, half, throughput = answers.get(timeout=args.seconds * 3 + 600)
+            generator.join()
+    report(saturated, half, throughput, reference, mix, args.idp_key_bits)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
