@@ -3,12 +3,15 @@ Redis gone, a worker killed mid-request."""
 
 from __future__ import annotations
 
+import glob
 import http.client
 import os
+import pwd
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,60 @@ def _two_workers_answering(cluster: Cluster) -> dict[int, list[http.client.HTTPC
         return connections_by_worker(cluster.idp, per_worker=1)
     except AssertionError:
         return None
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
+    """A PostgreSQL server of this test's own (the shared one must keep running): its URL and
+    ``pg_ctl`` (as ``pg_ctl("restart")``). As root, it runs as the ``postgres`` user."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        pytest.skip("no PostgreSQL server binaries in /usr/lib/postgresql")
+    binaries = Path(found[-1]).parent
+    folder = Path(tempfile.mkdtemp(prefix="servicekonto-pg-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        owner = pwd.getpwnam("postgres")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = folder / "data"
+
+    def pg_ctl(action: str) -> None:
+        subprocess.run([*as_owner, str(binaries / "pg_ctl"), action, "-D", str(data), "-w",
+                        "-m", "fast", "-l", str(folder / "server.log"), "-o",
+                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"],
+                       check=True, capture_output=True, timeout=60)
+
+    subprocess.run([*as_owner, str(binaries / "initdb"), "-D", str(data), "-A", "trust",
+                    "-U", "postgres", "--no-sync"], check=True, capture_output=True, timeout=60)
+    pg_ctl("start")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", pg_ctl
+    finally:
+        subprocess.run([*as_owner, str(binaries / "pg_ctl"), "stop", "-D", str(data), "-m",
+                        "immediate"], capture_output=True, timeout=60, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_after_a_postgresql_restart_citizens_stay_logged_in_and_both_workers_log_in(
+        tmp_path: Path, signing_keys: tuple[Path, Path],
+        own_postgres: tuple[str, Callable[[str], None]]) -> None:
+    database_url, pg_ctl = own_postgres
+    portal_keys = key_pair(tmp_path / "portal-keys", "portal")
+    env = cluster_env(tmp_path, database_url, signing_keys, portal_keys, redis_url="")
+    migrate(env)
+    with running_gunicorn(env, tmp_path, "--access-logformat", ACCESS_LOG_WITH_PID) as (idp, _):
+        pools = connections_by_worker(idp, per_worker=1)
+        first, second = (pool[0] for pool in pools.values())
+        browser = ProxiedBrowser(idp)
+        citizen = activated_citizen(browser, database_url)
+        assert log_in(browser, citizen["username"], via=first).status == 302
+
+        pg_ctl("restart")
+        after = [browser.get("/konto", via) for via in (first, second)]
+        new_login = [log_in(ProxiedBrowser(idp), citizen["username"], via=via)
+                     for via in (first, second)]
+
+    assert [page.status for page in after] == [200, 200]
+    assert [page.status for page in new_login] == [302, 302]
