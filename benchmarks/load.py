@@ -41,11 +41,13 @@ from typing import Any
 from argon2 import PasswordHasher, Type
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from idp import schema
+from idp.accounts.models import Citizen as Account
 from idp.config import Argon2Parameters
+from idp.mail.models import OutboxMail
 from idp.saml.keys import generate_key_pair
 from tests.deployment.gunicorn_process import (
     PORTAL,
@@ -249,6 +251,16 @@ def fresh_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def stored_accounts_and_mails(database_url: str) -> tuple[int, int]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return (int(connection.scalar(select(func.count()).select_from(Account)) or 0),
+                    int(connection.scalar(select(func.count()).select_from(OutboxMail)) or 0))
+    finally:
+        engine.dispose()
+
+
 def percentiles(values: list[float]) -> str:
     if len(values) < 2:
         return "p50 -, p95 -, p99 -" if not values else f"p50 {values[0] * 1000:.0f} ms"
@@ -319,8 +331,11 @@ def main() -> int:
             generator.start()
             saturated, half, throughput = answers.get(timeout=args.seconds * 3 + 600)
             generator.join()
+        accounts, mails = stored_accounts_and_mails(database_url)
     report(saturated, half, throughput, reference, mix, args.idp_key_bits)
-    return 0
+    # Every registration wrote its account and its activation mail in one transaction.
+    print(f"accounts stored: {accounts}, mails in the outbox: {mails}")
+    return 0 if accounts == mails else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def test_the_load_benchmark_runs_a_short_mix_without_errors_and_prints_its_ratio
     assert result.returncode == 0, result.stderr
     assert "that argon2 and RSA allow for this mix" in result.stdout
     assert "raw RSA-2048 signatures/s" in result.stdout
+    assert "accounts stored: " in result.stdout  # and as many mails (else the exit code is 1)
     for line in result.stdout.splitlines():
         if "errors" in line:
             assert line.endswith("errors 0"), result.stdout
