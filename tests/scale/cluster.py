@@ -12,11 +12,9 @@ from __future__ import annotations
 import http.client
 import re
 import secrets
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from saml2 import BINDING_HTTP_REDIRECT
@@ -244,12 +242,3 @@ def authn_request_path(portal: Portal, relay_state: str = "/start") -> str:
     portal.outstanding[request_id] = relay_state
     path, _ = to_idp(BINDING_HTTP_REDIRECT, info)
     return path
-
-
-def wait_for(probe: Any, seconds: float = 20.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if (answer := probe()) is not None:
-            return answer
-        time.sleep(0.1)
-    raise AssertionError(f"nothing after {seconds} s")

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, select
 from idp.accounts.identity import username_key
 from idp.security.models import LoginThrottle
 from tests.deployment.gunicorn_process import free_port, migrate, running_gunicorn
+from tests.e2e.processes import eventually
 from tests.saml_support import key_pair
 from tests.scale.cluster import (
     ACCESS_LOG_WITH_PID,
@@ -29,10 +30,10 @@ from tests.scale.cluster import (
     activated_citizen,
     connections_by_worker,
     log_in,
+    portal_for,
     proxy_headers,
-    wait_for,
 )
-from tests.scale.conftest import Cluster, cluster_env, portal_for
+from tests.scale.conftest import Cluster, cluster_env
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             return None
 
     try:
-        wait_for(answers)
+        eventually(answers)
         yield f"redis://127.0.0.1:{port}/0", process
     finally:
         if process.poll() is None:
@@ -127,7 +128,7 @@ def test_a_worker_killed_mid_request_is_replaced_and_other_citizens_stay_logged_
     for browser in citizens:
         page = browser.get("/konto", kept)
         assert page.status == 200 and "Mustermann" in page.html
-    fresh = wait_for(lambda: _two_workers_answering(cluster))
+    fresh = eventually(lambda: _two_workers_answering(cluster))
     assert victim not in fresh and survivor in fresh and len(fresh) == 2
     for browser in citizens:
         assert browser.get("/konto", fresh[max(fresh)][0]).status == 200
