@@ -7,6 +7,8 @@ import logging
 from flask import Flask, render_template
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from idp.config import Config
@@ -40,6 +42,24 @@ def error_page(status: int, message: str | None = None) -> tuple[str, int]:
                            status=status), status
 
 
+def database_unavailable(error: BaseException,
+                         layout: bool = True) -> tuple[str, int, dict[str, str]]:
+    """PostgreSQL down or restarting: nothing the citizen did, so "later" (503, which the proxy
+    and health checks understand), not "technical error". Without the layout when the page
+    cannot be rendered (it needs the server-side session, which is in the database)."""
+    log.error("database unavailable", exc_info=error)
+    headers = {"Retry-After": "30"}
+    if layout:
+        try:
+            page, status = error_page(503)
+            return page, status, headers
+        except OperationalError:
+            pass
+    title, message = (escape(text) for text in MESSAGES[503])
+    return (f'<!doctype html>\n<html lang="de"><meta charset="utf-8"><title>{title}</title>'
+            f"<h1>{title}</h1><p>{message}</p></html>\n", 503, headers)
+
+
 def init_app(app: Flask) -> None:
     config: Config = app.config["SERVICEKONTO"]
 
@@ -62,7 +82,12 @@ def init_app(app: Flask) -> None:
                    if name.lower() != "content-type"]
         return page, status, headers
 
+    app.register_error_handler(OperationalError, database_unavailable)
+
     @app.errorhandler(InternalServerError)
-    def _internal(error: InternalServerError) -> tuple[str, int]:
+    def _internal(error: InternalServerError) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+        if isinstance(error.original_exception, OperationalError):
+            # Only failures before the view get here (opening the session): no layout.
+            return database_unavailable(error.original_exception, layout=False)
         log.error("unhandled error", exc_info=error.original_exception)
         return error_page(500)

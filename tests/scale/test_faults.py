@@ -177,7 +177,7 @@ def own_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_after_a_postgresql_restart_citizens_stay_logged_in_and_both_workers_log_in(
+def test_while_postgresql_restarts_citizens_get_503_and_afterwards_stay_logged_in(
         tmp_path: Path, signing_keys: tuple[Path, Path],
         own_postgres: tuple[str, Callable[[str], None]]) -> None:
     database_url, pg_ctl = own_postgres
@@ -191,10 +191,14 @@ def test_after_a_postgresql_restart_citizens_stay_logged_in_and_both_workers_log
         citizen = activated_citizen(browser, database_url)
         assert log_in(browser, citizen["username"], via=first).status == 302
 
-        pg_ctl("restart")
+        pg_ctl("stop")
+        while_down = [browser.get("/konto", second), ProxiedBrowser(idp).get("/anmelden", first)]
+        pg_ctl("start")
         after = [browser.get("/konto", via) for via in (first, second)]
         new_login = [log_in(ProxiedBrowser(idp), citizen["username"], via=via)
                      for via in (first, second)]
 
+    for page in while_down:
+        assert page.status == 503 and "Dienst nicht verfügbar" in page.html, page.status
     assert [page.status for page in after] == [200, 200]
     assert [page.status for page in new_login] == [302, 302]
