@@ -41,8 +41,7 @@ from typing import Any
 from argon2 import PasswordHasher, Type
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, func, select
 
 from idp import schema
 from idp.accounts.models import Citizen as Account
@@ -58,6 +57,7 @@ from tests.deployment.gunicorn_process import (
     running_gunicorn,
 )
 from tests.flows.conftest import Portal, field_value
+from tests.postgres import temporary_database
 from tests.saml_support import key_pair, sp_config
 from tests.scale.cluster import (
     PASSWORD,
@@ -245,21 +245,9 @@ def load_process(port: int, folder: str, database_url: str, portal_keys: tuple[P
 @contextmanager
 def fresh_database(admin_url: str) -> Iterator[str]:
     """A new, migrated PostgreSQL database, dropped afterwards."""
-    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"servicekonto_load_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with temporary_database(admin_url, "servicekonto_load") as url:
         schema.upgrade(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name})
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def stored_accounts_and_mails(database_url: str) -> tuple[int, int]:

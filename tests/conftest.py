@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,13 +19,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 
 from idp import create_app, schema
 from idp.config import PROJECT_ROOT
 from idp.db import Base, db
 from idp.mail.models import OutboxMail
 from idp.models import import_all_models
+from tests.postgres import temporary_database
 
 POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "")
 # Cheap argon2 in tests: the cost is a setting; its effect is measured in benchmarks/.
@@ -49,22 +48,9 @@ def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, migrated, dropped at the end."""
     if not POSTGRES_URL:
         pytest.skip("IDP_TEST_POSTGRES_URL is not set")
-    admin_url = make_url(POSTGRES_URL)
-    name = f"servicekonto_test_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    schema.upgrade(url)
-    try:
+    with temporary_database(POSTGRES_URL, "servicekonto_test") as url:
+        schema.upgrade(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name})
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,6 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from idp import create_app as create_idp
 from idp.config import PROJECT_ROOT
@@ -32,6 +30,7 @@ from sp_client.extensions import portal_db
 from sp_client.models import PortalBase
 from tests.conftest import CSRF, POSTGRES_URL, REGISTRATION, activate, register
 from tests.conftest import Browser as IdpBrowser
+from tests.postgres import temporary_database
 from tests.saml_support import key_pair
 
 AUTO_POST = re.compile(r'<form id="saml-weiter" method="post" action="([^"]+)"')
@@ -47,24 +46,11 @@ def portal_postgres() -> Iterator[str]:
     """A PostgreSQL database of the portal's own for this test run, dropped at the end."""
     if not POSTGRES_URL:
         pytest.skip("IDP_TEST_POSTGRES_URL is not set")
-    admin_url = make_url(POSTGRES_URL)
-    name = f"portal_test_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    PortalBase.metadata.create_all(engine)
-    engine.dispose()
-    try:
+    with temporary_database(POSTGRES_URL, "portal_test") as url:
+        engine = create_engine(url)
+        PortalBase.metadata.create_all(engine)
+        engine.dispose()
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name})
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture
