@@ -161,11 +161,19 @@ def _development_secret(instance_path: Path) -> str:
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     instance_path.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Workers may start together: each writes a file of its own, the first link wins, and
+    # everyone reads the winner's (a link is atomic; the file is complete before it).
+    draft = instance_path / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(secret)
-    return secret
+        handle.write(secrets.token_urlsafe(48))
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text(encoding="utf-8").strip()
 
 
 def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
