@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from idp.db import first_row
 from idp.saml.models import LogoutChain, PendingRequest, PortalSession, SeenRequest
@@ -25,6 +26,13 @@ REPLAY_MEMORY = timedelta(minutes=10)
 PENDING_LIFETIME = timedelta(minutes=30)
 # A portal has this long to answer a LogoutRequest before the chain is given up.
 LOGOUT_STEP_LIFETIME = timedelta(minutes=10)
+
+
+def _committed_rowcount(session: Session, statement: Executable) -> int:
+    """Run a DELETE or UPDATE, commit, and say how many rows it touched."""
+    result = session.execute(statement)
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _hash(reference: str) -> str:
@@ -53,9 +61,8 @@ def first_sighting(session: Session, issuer: str, request_id: str, now: datetime
 
 
 def forget_old_requests(session: Session, now: datetime) -> int:
-    result = session.execute(delete(SeenRequest).where(SeenRequest.seen_at < now - REPLAY_MEMORY))
-    session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _committed_rowcount(session, delete(SeenRequest).where(
+        SeenRequest.seen_at < now - REPLAY_MEMORY))
 
 
 def keep_pending(session: Session, portal_entity_id: str, data: dict[str, Any],
@@ -87,16 +94,13 @@ def pending(session: Session, reference: str, now: datetime) -> tuple[str, dict[
 
 def finish_pending(session: Session, reference: str) -> bool:
     """Use the pending request up; of two concurrent finishes exactly one gets True."""
-    result = session.execute(delete(PendingRequest).where(
-        PendingRequest.id_hash == _hash(reference)))
-    session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return _committed_rowcount(session, delete(PendingRequest).where(
+        PendingRequest.id_hash == _hash(reference))) == 1
 
 
 def forget_expired_pending(session: Session, now: datetime) -> int:
-    result = session.execute(delete(PendingRequest).where(PendingRequest.expires_at <= now))
-    session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _committed_rowcount(session, delete(PendingRequest).where(
+        PendingRequest.expires_at <= now))
 
 
 def pending_references(session: Session) -> list[str]:
@@ -142,10 +146,8 @@ def portal_sessions(session: Session, browser_session: str) -> list[PortalSessio
 
 def forget_portal_sessions(session: Session, browser_session: str) -> int:
     """Forget the portals of a browser session (its single logout has started)."""
-    result = session.execute(delete(PortalSession).where(
+    return _committed_rowcount(session, delete(PortalSession).where(
         PortalSession.browser_session_hash == _hash(browser_session)))
-    session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def keep_logout_chain(session: Session, data: dict[str, Any], awaiting_portal: str,
@@ -180,28 +182,23 @@ def advance_logout_chain(session: Session, reference: str, answered_request: str
     Compare and set in one UPDATE: of two answers to the same step (a double submit, two
     workers), exactly one gets True.
     """
-    result = session.execute(update(LogoutChain).where(
+    return _committed_rowcount(session, update(LogoutChain).where(
         LogoutChain.id_hash == _hash(reference),
         LogoutChain.awaiting_request == answered_request).values(
         awaiting_portal=awaiting_portal, awaiting_request=awaiting_request,
-        data=json.dumps(data, separators=(",", ":")), expires_at=now + LOGOUT_STEP_LIFETIME))
-    session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        data=json.dumps(data, separators=(",", ":")), expires_at=now + LOGOUT_STEP_LIFETIME)) == 1
 
 
 def finish_logout_chain(session: Session, reference: str, answered_request: str) -> bool:
     """Remove a chain whose last awaited answer came; of two finishes exactly one gets True."""
-    result = session.execute(delete(LogoutChain).where(
+    return _committed_rowcount(session, delete(LogoutChain).where(
         LogoutChain.id_hash == _hash(reference),
-        LogoutChain.awaiting_request == answered_request))
-    session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        LogoutChain.awaiting_request == answered_request)) == 1
 
 
 def forget_expired_logout_chains(session: Session, now: datetime) -> int:
-    result = session.execute(delete(LogoutChain).where(LogoutChain.expires_at <= now))
-    session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _committed_rowcount(session, delete(LogoutChain).where(
+        LogoutChain.expires_at <= now))
 
 
 def purge_saml_state(session: Session, now: datetime) -> int:
@@ -212,12 +209,10 @@ def purge_saml_state(session: Session, now: datetime) -> int:
     """
     from idp.security.models import BrowserSession
 
-    removed = forget_old_requests(session, now) + forget_expired_pending(session, now) + \
-        forget_expired_logout_chains(session, now)
-    result = session.execute(delete(PortalSession).where(
-        PortalSession.browser_session_hash.not_in(select(BrowserSession.id_hash))))
-    session.commit()
-    return removed + int(result.rowcount)  # type: ignore[attr-defined]
+    return forget_old_requests(session, now) + forget_expired_pending(session, now) + \
+        forget_expired_logout_chains(session, now) + _committed_rowcount(
+            session, delete(PortalSession).where(
+                PortalSession.browser_session_hash.not_in(select(BrowserSession.id_hash))))
 
 
 def move_portal_sessions(session: Session, old_browser_session: str,

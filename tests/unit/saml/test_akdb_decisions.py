@@ -18,6 +18,7 @@ from idp.saml.sso import (
     refusal_before_login,
     status_detail_for,
 )
+from tests.unit.saml import test_sso_decisions as decisions
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 GIVEN_NAME, SURNAME, MAIL = "urn:oid:2.5.4.42", "urn:oid:2.5.4.4", \
@@ -26,23 +27,16 @@ GENDER = "urn:oid:1.3.6.1.4.1.33592.1.3.5"
 
 
 @dataclass(frozen=True)
-class Portal:
-    entity_id: str = "https://portal.example/saml/metadata"
-    display_name: str = "Bürgerportal"
-    name_id_format: str = "transient"
-    minimum_trust_level: int = 1
-    consent_required: bool = True
-    want_authn_requests_signed: bool = False
+class Portal(decisions.Portal):
+    """The plain-SSO test portal, with the attribute policy the extension narrows."""
+
     attribute_names: dict[str, str] = field(default_factory=lambda: {
         "givenName": GIVEN_NAME, "surname": SURNAME, "mail": MAIL})
     required_attributes: tuple[str, ...] = ("surname",)
     idp_initiated_allowed: bool = False
 
 
-REQUEST = ParsedAuthnRequest(
-    request_id="_r1", issuer=Portal.entity_id, issue_instant=T0, destination="https://idp/sso",
-    acs_url="https://portal.example/acs", acs_binding="post", force_authn=False,
-    is_passive=False, name_id_format=None, allow_create=True, signed=True)
+REQUEST = replace(decisions.REQUEST, destination="https://idp/sso", signed=True)
 
 
 def asking(*attributes: RequestedAttribute) -> ParsedAuthnRequest:
