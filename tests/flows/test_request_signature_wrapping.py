@@ -46,19 +46,15 @@ def _evil(original: Element) -> Element:
     return evil
 
 
-def _original_inside_the_signature(original: Element) -> Element:
+def _original_inside_the_signature(original: Element, in_object: bool = False) -> Element:
+    """The evil request carries the original's signature, with the original inside it
+    (directly, or in a ds:Object)."""
     evil = _evil(original)
     signature = forgery.own_signature(evil)
     assert signature is not None
-    signature.append(original)
-    return evil
-
-
-def _original_in_an_object(original: Element) -> Element:
-    evil = _evil(original)
-    signature = forgery.own_signature(evil)
-    assert signature is not None
-    forgery.etree.SubElement(signature, f"{{{forgery.DSIG}}}Object").append(original)
+    container = forgery.etree.SubElement(signature, f"{{{forgery.DSIG}}}Object") \
+        if in_object else signature
+    container.append(original)
     return evil
 
 
@@ -87,7 +83,7 @@ def _same_id_twice(original: Element) -> Element:
 
 WRAPPINGS: dict[str, Callable[[Element], Element]] = {
     "original-inside-the-signature": _original_inside_the_signature,
-    "original-in-a-ds-object": _original_in_an_object,
+    "original-in-a-ds-object": lambda original: _original_inside_the_signature(original, True),
     "original-in-the-extensions": _original_in_the_extensions,
     "unsigned-root-around-the-signed-original": _unsigned_root_around_the_signed_original,
     "same-id-twice": _same_id_twice,
