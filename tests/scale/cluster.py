@@ -49,6 +49,7 @@ class Page:
     status: int
     location: str
     html: str
+    retry_after: str = ""
 
 
 def proxy_headers(marker: str, address: str = CLIENT_ADDRESS) -> dict[str, str]:
@@ -147,7 +148,8 @@ class ProxiedBrowser:
                 self.cookies[name] = value
         self.last_html = text
         location = response.headers.get("Location", "")
-        return Page(response.status, location.removeprefix(BASE_URL), text)
+        return Page(response.status, location.removeprefix(BASE_URL), text,
+                    response.headers.get("Retry-After", ""))
 
     def get(self, path: str, via: http.client.HTTPConnection | None = None) -> Page:
         return self.request("GET", path, via)

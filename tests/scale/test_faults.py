@@ -13,27 +13,42 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from idp.accounts.identity import username_key
+from idp.accounts.models import AccountStatus, AccountToken, Citizen, TokenPurpose
+from idp.mail.models import OutboxMail
 from idp.security.models import LoginThrottle
-from tests.deployment.gunicorn_process import free_port, migrate, running_gunicorn
+from tests.deployment.gunicorn_process import (
+    RunningIdp,
+    free_port,
+    migrate,
+    running_gunicorn,
+)
 from tests.e2e.processes import eventually
 from tests.saml_support import key_pair
 from tests.scale.cluster import (
     ACCESS_LOG_WITH_PID,
+    PASSWORD,
     ProxiedBrowser,
     activated_citizen,
+    activation_path,
     connections_by_worker,
     log_in,
     portal_for,
     proxy_headers,
+    unique_citizen,
 )
 from tests.scale.conftest import Cluster, cluster_env
 
@@ -145,10 +160,14 @@ def _two_workers_answering(cluster: Cluster) -> dict[int, list[http.client.HTTPC
         return None
 
 
+PgCtl = Callable[..., None]
+
+
 @pytest.fixture
-def own_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
+def own_postgres() -> Iterator[tuple[str, PgCtl]]:
     """A PostgreSQL server of this test's own (the shared one must keep running): its URL and
-    ``pg_ctl`` (as ``pg_ctl("restart")``). As root, it runs as the ``postgres`` user."""
+    ``pg_ctl`` (as ``pg_ctl("stop")``, or ``pg_ctl("stop", "immediate")`` for a crash: in-flight
+    transactions are cut off). As root, it runs as the ``postgres`` user."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found:
         pytest.skip("no PostgreSQL server binaries in /usr/lib/postgresql")
@@ -165,9 +184,9 @@ def own_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
     port = free_port()
     data = folder / "data"
 
-    def pg_ctl(action: str) -> None:
+    def pg_ctl(action: str, mode: str = "fast") -> None:
         subprocess.run([*as_owner, str(binaries / "pg_ctl"), action, "-D", str(data), "-w",
-                        "-m", "fast", "-l", str(folder / "server.log"), "-o",
+                        "-m", mode, "-l", str(folder / "server.log"), "-o",
                         f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"],
                        check=True, capture_output=True, timeout=60)
 
@@ -182,14 +201,22 @@ def own_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def gunicorn_on(database_url: str, folder: Path,
+                signing_keys: tuple[Path, Path]) -> Iterator[RunningIdp]:
+    """Two workers on the given database, without Redis (the throttle counts in the database)."""
+    portal_keys = key_pair(folder / "portal-keys", "portal")
+    env = cluster_env(folder, database_url, signing_keys, portal_keys, redis_url="")
+    migrate(env)
+    with running_gunicorn(env, folder, "--access-logformat", ACCESS_LOG_WITH_PID) as (idp, _):
+        yield idp
+
+
 def test_while_postgresql_restarts_citizens_get_503_and_afterwards_stay_logged_in(
         tmp_path: Path, signing_keys: tuple[Path, Path],
-        own_postgres: tuple[str, Callable[[str], None]]) -> None:
+        own_postgres: tuple[str, PgCtl]) -> None:
     database_url, pg_ctl = own_postgres
-    portal_keys = key_pair(tmp_path / "portal-keys", "portal")
-    env = cluster_env(tmp_path, database_url, signing_keys, portal_keys, redis_url="")
-    migrate(env)
-    with running_gunicorn(env, tmp_path, "--access-logformat", ACCESS_LOG_WITH_PID) as (idp, _):
+    with gunicorn_on(database_url, tmp_path, signing_keys) as idp:
         pools = connections_by_worker(idp, per_worker=1)
         first, second = (pool[0] for pool in pools.values())
         browser = ProxiedBrowser(idp)
@@ -207,3 +234,149 @@ def test_while_postgresql_restarts_citizens_get_503_and_afterwards_stay_logged_i
         assert page.status == 503 and "Dienst nicht verfügbar" in page.html, page.status
     assert [page.status for page in after] == [200, 200]
     assert [page.status for page in new_login] == [302, 302]
+
+
+# --- PostgreSQL crashing and coming back while citizens register, activate and log in --------
+
+@dataclass
+class Step:
+    """One request of a citizen's journey and what the citizen got."""
+
+    started: float
+    name: str
+    status: int
+    expected: int
+    german_503: bool  # the "Dienst nicht verfügbar" page with Retry-After
+
+    @property
+    def acceptable(self) -> bool:
+        return self.status == self.expected or (self.status == 503 and self.german_503)
+
+
+@dataclass
+class Journeys:
+    """What the load saw: every step, the citizens whose registration and activation the
+    IdP confirmed, and the requests that did not even get an HTTP answer."""
+
+    steps: list[Step] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)  # e-mail addresses
+    activated: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+
+
+def journeys_until(stop: threading.Event, idp: RunningIdp, database_url: str,
+                   seen: Journeys) -> None:
+    """Citizens one after another until ``stop``."""
+    while not stop.is_set():
+        journey(idp, database_url, seen)
+
+
+def journey(idp: RunningIdp, database_url: str, seen: Journeys) -> None:
+    """One citizen: register, open the activation link, log in, look at the account. The
+    journey ends at its first answer that is not the expected one (a 503 while the database is
+    gone)."""
+    browser, citizen = ProxiedBrowser(idp), unique_citizen()
+
+    def step(name: str, method: str, path: str, expected: int,
+             fields: dict[str, str] | None = None) -> bool:
+        started = time.monotonic()
+        try:
+            page = browser.get(path) if method == "GET" else browser.submit(path, fields)
+        except (OSError, http.client.HTTPException) as error:
+            seen.broken.append(f"{name}: {error!r}")
+            return False
+        german = "Dienst nicht verfügbar" in page.html and page.retry_after != ""
+        seen.steps.append(Step(started, name, page.status, expected, german))
+        return page.status == expected
+
+    if not (step("Registrierung", "GET", "/registrieren/benutzername", 200)
+            and step("Daten senden", "POST", "/registrieren/benutzername", 302, citizen)
+            and step("Daten prüfen", "GET", "/registrieren/pruefen", 200)
+            and step("Registrieren", "POST", "/registrieren/pruefen", 302)):
+        return
+    seen.registered.append(citizen["email"])
+    try:
+        link = activation_path(database_url, citizen["email"])
+    except OperationalError:
+        return  # the load reads the mail from the database, which is down just now
+    if not (step("Aktivierungslink", "GET", link, 200) and step("Aktivieren", "POST", link, 200)):
+        return
+    seen.activated.append(citizen["email"])
+    if step("Anmeldeseite", "GET", "/anmelden", 200) and step(
+            "Anmelden", "POST", "/anmelden", 302,
+            {"username": citizen["username"], "password": PASSWORD}):
+        step("Mein Servicekonto", "GET", "/konto", 200)
+
+
+def stored_accounts(database_url: str) -> list[tuple[str, str, bool, int, int]]:
+    """Per stored account: address, status, whether an activation link was used, and how many
+    activation links and mails to its address exist."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Citizen.email, Citizen.status,
+                       select(func.count()).where(AccountToken.citizen_id == Citizen.id,
+                                                  AccountToken.purpose == TokenPurpose.ACTIVATION,
+                                                  AccountToken.used_at.is_not(None))
+                       .scalar_subquery(),
+                       select(func.count()).where(AccountToken.citizen_id == Citizen.id,
+                                                  AccountToken.purpose == TokenPurpose.ACTIVATION)
+                       .scalar_subquery(),
+                       select(func.count()).where(OutboxMail.recipient == Citizen.email)
+                       .scalar_subquery()))
+            return [(email, status, used > 0, links, mails)
+                    for email, status, used, links, mails in rows]
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_crashing_under_load_leaves_no_half_account_and_the_idp_recovers_by_itself(
+        tmp_path: Path, signing_keys: tuple[Path, Path],
+        own_postgres: tuple[str, PgCtl]) -> None:
+    database_url, pg_ctl = own_postgres
+    seen = Journeys()
+    stop = threading.Event()
+    with gunicorn_on(database_url, tmp_path, signing_keys) as idp:
+        citizens = [threading.Thread(target=journeys_until, args=(stop, idp, database_url, seen))
+                    for _ in range(4)]
+        for thread in citizens:
+            thread.start()
+        try:
+            time.sleep(3)
+            crashed = time.monotonic()
+            pg_ctl("stop", "immediate")  # cuts off the transactions in flight, as a crash does
+            time.sleep(2)
+            pg_ctl("start")
+            back = time.monotonic()
+            time.sleep(6)
+        finally:
+            stop.set()
+            for thread in citizens:
+                thread.join(timeout=60)
+        # No restart of gunicorn: every worker serves a new citizen on the first try.
+        afterwards = [activated_citizen(ProxiedBrowser(idp), database_url) for _ in range(2)]
+        logins = [log_in(ProxiedBrowser(idp), citizen["username"], via=via)
+                  for citizen in afterwards
+                  for via in (pool[0] for pool in connections_by_worker(idp, 1).values())]
+
+    assert not seen.broken, seen.broken  # every request got an HTTP answer
+    wrong = [step for step in seen.steps if not step.acceptable]
+    assert not wrong, wrong  # never a 500: the expected page or the German 503
+    unavailable = [step for step in seen.steps if step.status == 503]
+    assert unavailable and all(crashed - 1 <= step.started <= back + 2 for step in unavailable), \
+        [(step.name, round(step.started - crashed, 2)) for step in unavailable]
+    assert any(step.started > back and step.name == "Mein Servicekonto" and step.status == 200
+               for step in seen.steps)  # the load's own citizens got through again
+    assert [page.status for page in logins] == [302] * 4
+
+    accounts = {email: (status, used, links, mails)
+                for email, status, used, links, mails in stored_accounts(database_url)}
+    # Whatever the crash cut off: an account exists with its activation link and its mail, or
+    # not at all; it is active exactly when its link was used.
+    half = {email: row for email, row in accounts.items()
+            if row[2] < 1 or row[3] < 1 or (row[0] == AccountStatus.ACTIVE) != row[1]}
+    assert not half, half
+    assert set(seen.registered) <= set(accounts)  # a confirmed registration was not lost
+    assert all(accounts[email][0] == AccountStatus.ACTIVE for email in seen.activated)
+    assert len(seen.registered) >= 8, len(seen.registered)  # the load did run
