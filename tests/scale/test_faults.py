@@ -1,7 +1,8 @@
 """What citizens notice when a part of the production shape fails under the running IdP:
-Redis gone, a worker killed mid-request, PostgreSQL restarted. Each test brings its own Redis or
-PostgreSQL server to stop; the shared ones keep running. (An SMTP outage is tested with the
-mail sender: tests/integration/mail.)"""
+Redis gone, a worker killed mid-request, PostgreSQL stopped or crashing under load, the mail
+server away while citizens register. Each test brings its own Redis or PostgreSQL server to
+stop; the shared ones keep running. (The mail sender's retries in detail: tests/integration/mail.)
+"""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,12 +33,14 @@ from idp.accounts.models import AccountStatus, AccountToken, Citizen, TokenPurpo
 from idp.mail.models import OutboxMail
 from idp.security.models import LoginThrottle
 from tests.deployment.gunicorn_process import (
+    BIN,
     RunningIdp,
     free_port,
     migrate,
     running_gunicorn,
 )
 from tests.e2e.processes import eventually
+from tests.integration.mail.smtp import Inbox, SmtpServer
 from tests.saml_support import key_pair
 from tests.scale.cluster import (
     ACCESS_LOG_WITH_PID,
@@ -48,6 +52,7 @@ from tests.scale.cluster import (
     log_in,
     portal_for,
     proxy_headers,
+    register,
     unique_citizen,
 )
 from tests.scale.conftest import Cluster, cluster_env
@@ -380,3 +385,85 @@ def test_postgresql_crashing_under_load_leaves_no_half_account_and_the_idp_recov
     assert set(seen.registered) <= set(accounts)  # a confirmed registration was not lost
     assert all(accounts[email][0] == AccountStatus.ACTIVE for email in seen.activated)
     assert len(seen.registered) >= 8, len(seen.registered)  # the load did run
+
+
+# --- the mail server away while citizens register, two mail senders running ----------------
+
+@contextmanager
+def mail_senders(env: dict[str, str], folder: Path, count: int) -> Iterator[list[Path]]:
+    """``servicekonto mail send --forever`` ``count`` times at once, as an operator who runs a
+    second one by mistake (or on a second host); stopped with Ctrl-C. Yields their log files."""
+    logs = [folder / f"mail-sender-{number}.log" for number in range(count)]
+    senders = []
+    for log in logs:
+        with log.open("wb") as output:
+            senders.append(subprocess.Popen(
+                [str(BIN / "servicekonto"), "mail", "send", "--forever", "--interval", "0.2"],
+                env=env, stdout=output, stderr=subprocess.STDOUT))
+    try:
+        yield logs
+    finally:
+        for sender in senders:
+            sender.send_signal(signal.SIGINT)
+        for sender in senders:
+            sender.wait(timeout=30)
+
+
+def outbox_of(database_url: str) -> list[tuple[str, str, int, bool, bool]]:
+    """Every mail: recipient, Message-ID, attempts, sent, given up."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return [(row.recipient, row.message_id, row.attempts, row.sent_at is not None,
+                     row.failed_at is not None)
+                    for row in connection.execute(select(OutboxMail))]
+    finally:
+        engine.dispose()
+
+
+def test_mails_of_registrations_during_an_smtp_outage_all_arrive_later_and_none_twice(
+        cluster: Cluster, tmp_path: Path) -> None:
+    smtp = SmtpServer(Inbox(), free_port())
+    smtp.start()
+    env = cluster.env | {"IDP_MAIL_SERVER": "127.0.0.1", "IDP_MAIL_PORT": str(smtp.port),
+                         "IDP_MAIL_RETRY_BASE_SECONDS": "0.5"}
+    registered: list[str] = []
+    stop = threading.Event()
+
+    def citizens_registering() -> None:
+        while not stop.is_set():
+            citizen = unique_citizen()
+            register(ProxiedBrowser(cluster.idp), citizen)
+            registered.append(citizen["email"])
+
+    try:
+        with mail_senders(env, tmp_path, count=2) as logs:
+            load = [threading.Thread(target=citizens_registering) for _ in range(3)]
+            for thread in load:
+                thread.start()
+            time.sleep(1.5)
+            smtp.stop()
+            during_outage = len(registered)
+            time.sleep(3)
+            smtp.start()
+            after_outage = len(registered)
+            time.sleep(1.5)
+            stop.set()
+            for thread in load:
+                thread.join(timeout=30)
+            eventually(lambda: all(sent for *_, sent, _failed in outbox_of(cluster.database_url))
+                       or None, seconds=30)
+    finally:
+        smtp.stop()
+
+    outbox = outbox_of(cluster.database_url)
+    assert after_outage - during_outage >= 3, "no one registered while the mail server was away"
+    assert any(attempts > 1 for _, _, attempts, _, _ in outbox), "the outage delayed no mail"
+    assert not [mail for mail in outbox if mail[4]], "a mail was given up"
+    received = Counter(message["Message-ID"] for message in smtp.inbox.received)
+    assert received == Counter(message_id for _, message_id, _, _, _ in outbox)  # each once
+    per_recipient = smtp.inbox.per_recipient()
+    assert all(per_recipient[email] == 1 for email in registered), per_recipient
+    sent_by = [int(log.read_text(encoding="utf-8").split(" Mail(s) versendet")[0].split()[-1])
+               for log in logs]
+    assert sum(sent_by) == len(outbox) and all(sent_by), sent_by  # both senders took a share
