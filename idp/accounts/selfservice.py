@@ -50,6 +50,8 @@ TOO_MANY_EMAIL_CHANGES = ("Sie haben in der letzten Stunde bereits mehrere BestÃ
                           "angefordert. Bitte versuchen Sie es spÃ¤ter erneut.")
 
 PERSONAL_FIELDS = ("salutation", "given_name", "surname", "birth_name")
+# The audit outcome of a "vergessen" request whose mail went out.
+MAILED = "mailed"
 
 
 @dataclass(frozen=True)
@@ -86,14 +88,15 @@ def request_password_reset(ctx: AccountContext, username: str) -> None:
         # Syntax only: a name no account can have reveals nothing about who exists.
         raise FormErrors.single("username", str(error)) from None
     citizen = ctx.citizen_by_username_key(key)
-    if citizen is None or not citizen.is_active or not ctx.outbox.may_mail(citizen.email):
-        return
-    token = tokens.issue(ctx.session, citizen, TokenPurpose.PASSWORD_RESET, ctx.now,
-                         ctx.settings.password_reset_valid)
-    ctx.outbox.enqueue(citizen.email, "password_reset", citizen=citizen, links=ctx.links,
-                       link=ctx.links.password_reset(token),
-                       minutes=whole_minutes(ctx.settings.password_reset_valid))
-    ctx.session.commit()
+    outcome = _outcome_of_request(ctx, citizen)
+    if citizen is not None and outcome == MAILED:
+        token = tokens.issue(ctx.session, citizen, TokenPurpose.PASSWORD_RESET, ctx.now,
+                             ctx.settings.password_reset_valid)
+        ctx.outbox.enqueue(citizen.email, "password_reset", citizen=citizen, links=ctx.links,
+                           link=ctx.links.password_reset(token),
+                           minutes=whole_minutes(ctx.settings.password_reset_valid))
+        ctx.session.commit()
+    events.password_reset_requested(key, citizen.id if citizen else None, outcome)
 
 
 def password_reset_state(ctx: AccountContext, token: str) -> LinkState:
@@ -136,11 +139,12 @@ def send_username_reminder(ctx: AccountContext, email: str) -> None:
     except InvalidInput as error:
         raise FormErrors.single("email", str(error)) from None
     citizen = ctx.session.scalar(select(Citizen).where(Citizen.email_key == email_key(address)))
-    if citizen is None or not citizen.is_active or not ctx.outbox.may_mail(citizen.email):
-        return
-    # To the stored address, not to what was typed: the mail goes only where it always went.
-    ctx.outbox.enqueue(citizen.email, "username_reminder", citizen=citizen, links=ctx.links)
-    ctx.session.commit()
+    outcome = _outcome_of_request(ctx, citizen)
+    if citizen is not None and outcome == MAILED:
+        # To the stored address, not to what was typed: the mail goes only where it always went.
+        ctx.outbox.enqueue(citizen.email, "username_reminder", citizen=citizen, links=ctx.links)
+        ctx.session.commit()
+    events.username_reminder_requested(citizen.id if citizen else None, outcome)
 
 
 # --- "Mein Servicekonto" -------------------------------------------------------------------
@@ -205,6 +209,7 @@ def request_email_change(ctx: AccountContext, holder: AccountHolder, new_email: 
                        link=ctx.links.email_change(token),
                        hours=whole_hours(ctx.settings.email_change_valid))
     ctx.session.commit()
+    events.email_change_requested(citizen.id)
     return address
 
 
@@ -296,6 +301,18 @@ def delete_account(ctx: AccountContext, holder: AccountHolder, password: str) ->
 
 
 # --- shared steps --------------------------------------------------------------------------
+
+
+def _outcome_of_request(ctx: AccountContext, citizen: Citizen | None) -> str:
+    """:data:`MAILED` if an anonymous request ("vergessen") for ``citizen`` gets its mail, else
+    why not, for the audit trail (whoever asked sees the same page either way)."""
+    if citizen is None:
+        return "unknown_account"
+    if not citizen.is_active:
+        return "not_activated"
+    if not ctx.outbox.may_mail(citizen.email):
+        return "mail_limit"
+    return MAILED
 
 
 def _check_new_password(ctx: AccountContext, citizen: Citizen, password: str,

@@ -80,7 +80,26 @@ def password_changed(citizen_id: int, through_reset_link: bool) -> None:
            citizen_id=citizen_id)
 
 
+def password_reset_requested(account_key: str, citizen_id: int | None, outcome: str) -> None:
+    """"Passwort vergessen" was submitted for a (normalised) username: ``outcome`` "mailed",
+    or why no link went out ("unknown_account", "not_activated", "mail_limit")."""
+    _audit("password_reset_requested", outcome=outcome, username_hash=username_hash(account_key),
+           citizen_id=citizen_id)
+
+
+def username_reminder_requested(citizen_id: int | None, outcome: str) -> None:
+    """"Benutzernamen vergessen" was submitted; ``outcome`` as for a reset request. The
+    address typed is not named, not even hashed: for an unknown one only that it was unknown."""
+    _audit("username_reminder_requested", outcome=outcome, citizen_id=citizen_id)
+
+
+def email_change_requested(citizen_id: int) -> None:
+    """A confirmation link went to a new address (named nowhere here); it counts once used."""
+    _audit("email_change_requested", citizen_id=citizen_id)
+
+
 def email_changed(citizen_id: int) -> None:
+    """The new address was confirmed through its link and is now the account's."""
     _audit("email_changed", citizen_id=citizen_id)
 
 

@@ -10,7 +10,17 @@ from saml2 import BINDING_HTTP_REDIRECT
 
 from idp.consent.models import Consent
 from idp.db import db
-from tests.conftest import GOOD_PASSWORD, Browser, link_in, log_in, outbox, path_of, register
+from tests.conftest import (
+    GOOD_PASSWORD,
+    REGISTRATION,
+    Browser,
+    activate,
+    link_in,
+    log_in,
+    outbox,
+    path_of,
+    register,
+)
 from tests.flows.conftest import (
     SP_ENTITY,
     Portal,
@@ -20,11 +30,20 @@ from tests.flows.conftest import (
     hop_on,
     logged_in,
 )
-from tests.observability_support import captured_logs, grew, scrape
+from tests.observability_support import CapturedLogs, captured_logs, grew, scrape
 
 NEW_PASSWORD = "Neues-Gelb 2027 Fluss"
+NEW_EMAIL = "erika@neu.example.org"
+UNKNOWN_EMAIL = "niemand.bekannt@example.org"
 SURNAME = "urn:oid:2.5.4.4"
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+
+
+def assert_in_no_line(logs: CapturedLogs, *secrets: str) -> None:
+    """No password, token, address, name or SAML message in any log line, audit or not."""
+    everything = "\n".join(logs.lines)
+    for secret in secrets:
+        assert secret not in everything, secret
 
 
 def test_a_citizens_way_through_sso_leaves_an_audit_trail_without_secrets(
@@ -68,13 +87,57 @@ def test_a_citizens_way_through_sso_leaves_an_audit_trail_without_secrets(
     failed = next(entry for entry in logs.audit() if entry["event"] == "login_failed")
     assert len(failed["username_hash"]) == 16 and failed["citizen_id"] == 1
 
-    everything = "\n".join(logs.lines)
     activation_token = activation_path.rsplit("/", 1)[-1]
     saml_request = unquote(sso_path.split("SAMLRequest=", 1)[1].split("&", 1)[0])
-    for secret in (GOOD_PASSWORD, "Falsches Passwort 1", NEW_PASSWORD, activation_token,
-                   saml_response[:40], saml_request[:40], "Mustermann", "ErikaM",
-                   "erika.mustermann@example.org"):
-        assert secret not in everything, secret
+    assert_in_no_line(logs, GOOD_PASSWORD, "Falsches Passwort 1", NEW_PASSWORD, activation_token,
+                      saml_response[:40], saml_request[:40], "Mustermann", "ErikaM",
+                      "erika.mustermann@example.org")
+
+
+def test_forgotten_password_and_username_and_a_new_address_leave_one_event_each(
+        sso_app: Flask, visitor: Browser) -> None:
+    register(visitor)
+    activate(visitor, sso_app)
+    with captured_logs() as logs:
+        for username in ("ErikaM", "Niemand99"):
+            visitor.get("/passwort-vergessen")
+            visitor.submit("/passwort-vergessen", {"username": username})
+        reset_path = path_of(link_in(outbox(sso_app)[-1]))
+        for email in (REGISTRATION["email"], UNKNOWN_EMAIL):
+            visitor.get("/benutzername-vergessen")
+            visitor.submit("/benutzername-vergessen", {"email": email})
+        log_in(visitor)
+        visitor.get("/konto/email")
+        visitor.submit("/konto/email", {"email": NEW_EMAIL, "password": GOOD_PASSWORD})
+        confirmation_path = path_of(link_in(outbox(sso_app)[-1]))
+        visitor.get(confirmation_path)
+        visitor.submit(confirmation_path)
+
+    def the_one(event: str, **fields: object) -> dict[str, object]:
+        found = [entry for entry in logs.audit() if entry["event"] == event
+                 and all(entry.get(key) == value for key, value in fields.items())]
+        assert len(found) == 1, (event, fields, logs.audit())
+        return found[0]
+
+    assert logs.events().count("password_reset_requested") == 2
+    mailed = the_one("password_reset_requested", outcome="mailed", citizen_id=1)
+    unknown = the_one("password_reset_requested", outcome="unknown_account", citizen_id=None)
+    # Keyed hashes of the usernames, as for a failed login: repeated requests show, names do not.
+    assert len(str(mailed["username_hash"])) == 16
+    assert unknown["username_hash"] != mailed["username_hash"]
+    assert logs.events().count("username_reminder_requested") == 2
+    the_one("username_reminder_requested", outcome="mailed", citizen_id=1)
+    unknown_address = the_one("username_reminder_requested", outcome="unknown_account")
+    assert unknown_address["citizen_id"] is None
+    assert set(unknown_address) == {"time", "level", "logger", "message", "request_id", "route",
+                                    "event", "outcome", "citizen_id"}
+    the_one("email_change_requested", citizen_id=1)
+    the_one("email_changed", citizen_id=1)
+    assert logs.events().index("email_change_requested") < logs.events().index("email_changed")
+
+    assert_in_no_line(logs, REGISTRATION["email"], UNKNOWN_EMAIL, NEW_EMAIL, "erika", "ErikaM",
+                      "Niemand99", GOOD_PASSWORD, reset_path.rsplit("/", 1)[-1],
+                      confirmation_path.rsplit("/", 1)[-1])
 
 
 def test_sso_responses_are_counted_by_portal_and_status(
