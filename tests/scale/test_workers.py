@@ -9,11 +9,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from redis import Redis
 
 from idp.accounts.authentication import LOGIN_FAILED
 from idp.accounts.identity import username_key
+from tests.deployment.gunicorn_process import running_gunicorn
 from tests.flows.conftest import field_value
 from tests.scale.cluster import (
     Page,
@@ -21,6 +23,7 @@ from tests.scale.cluster import (
     activated_citizen,
     activation_path,
     authn_request_path,
+    connection_to,
     connections_by_worker,
     log_in,
     register,
@@ -54,6 +57,30 @@ def test_an_sso_started_on_one_worker_is_finished_by_the_other(cluster: Cluster)
     assert response.relay_state == "/antrag/7"
     assert response.assertion.subject.name_id.text
     assert browser.workers() == set(pools)  # both workers served steps of this one flow
+
+
+def test_a_second_host_on_the_same_database_and_redis_finishes_a_login_the_first_began(
+        cluster: Cluster, tmp_path: Path) -> None:
+    # Another machine: its own gunicorn and its own instance folder; only PostgreSQL, Redis,
+    # the secret and the key files (mounted the same on every host) are shared.
+    env = cluster.env | {"IDP_INSTANCE_PATH": str(tmp_path / "instance")}
+    with running_gunicorn(env, tmp_path, workers=1) as (other_host, _):
+        one, other = connection_to(cluster.idp), connection_to(other_host)
+        browser = ProxiedBrowser(cluster.idp)
+        citizen = activated_citizen(browser, cluster.database_url)
+        request = authn_request_path(cluster.portal, "/antrag/8")
+        to_login = browser.get(request, one)
+        replayed = ProxiedBrowser(cluster.idp).get(request, other)
+        back = log_in(browser, citizen["username"], via=other, path=to_login.location)
+        consent = browser.get(back.location, one)
+        answer = browser.submit("/saml/zustimmung", {
+            "transaction": field_value(consent.html, "transaction"), "decision": "agree"}, other)
+
+    assert to_login.status == 302 and back.status == 302
+    assert replayed.status == 400 and "konnte nicht angenommen werden" in replayed.html
+    response = cluster.portal.receive(answer.html)
+    assert response.relay_state == "/antrag/8"
+    assert response.assertion.subject.name_id.text
 
 
 def test_failed_logins_spread_over_both_workers_are_counted_together(cluster: Cluster) -> None:
