@@ -8,6 +8,7 @@ portals' own command-line parser judge the settings they would be given.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 from idp.config import PROJECT_ROOT, load_config
@@ -132,6 +134,40 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def docker_compose_model() -> dict[str, Any]:
+    """The file as Docker Compose itself resolves it (`docker compose config`): anchors, merge
+    keys, defaults and paths worked out, and errors Compose would stop `up` with."""
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True,
+                                        timeout=60, check=False).returncode != 0:
+        pytest.skip("no docker command with the Compose plugin (tests/system-packages.sh "
+                    "installs the plugin where the docker command is)")
+    result = subprocess.run([docker, "compose", "--file", str(COMPOSE), "config", "--format",
+                             "json"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    model: dict[str, Any] = json.loads(result.stdout)
+    return model
+
+
+def test_docker_compose_accepts_the_file_and_reads_it_as_these_tests_do() -> None:
+    model = docker_compose_model()
+
+    assert set(model["services"]) == set(services())
+    for name, service in services().items():
+        resolved = model["services"][name]
+        assert resolved.get("command") == service.get("command"), name
+        assert resolved.get("entrypoint") == service.get("entrypoint"), name
+        assert set(resolved.get("depends_on", {})) == set(service.get("depends_on", {})), name
+        assert resolved.get("environment", {}) == {
+            key: None if value is None else str(value)
+            for key, value in service.get("environment", {}).items()}, name
+        assert [secret["source"] for secret in resolved.get("secrets", [])] == [
+            secret if isinstance(secret, str) else secret["source"]
+            for secret in service.get("secrets", [])], name
+    assert {secret["file"] for secret in model["secrets"].values()} == {
+        str(DOCKER / entry["file"]) for entry in compose()["secrets"].values()}
+
+
 def test_every_service_named_in_depends_on_exists() -> None:
     everything = services()
     for name, service in everything.items():
@@ -241,7 +277,11 @@ def test_what_our_containers_write_lies_on_volumes_their_user_owns() -> None:
 def test_the_idp_would_start_with_the_settings_and_portals_of_the_compose_file(
         tmp_path: Path) -> None:
     policy_dir = tmp_path / "policies"
-    portal_mount = volume_mounts(services()[IDP])["/app/policies/portals"]
+    # The portals are mounted over those shipped in the image, where its IdP looks for them.
+    image_portals = f"{image_env()['IDP_POLICY_DIR']}/portals"
+    for name in (IDP, "mailer"):
+        assert image_portals in volume_mounts(services()[name]), name
+    portal_mount = volume_mounts(services()[IDP])[image_portals]
     shutil.copytree(COMPOSE.parent / portal_mount[0], policy_dir / "portals")
     shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", policy_dir / "password.yaml")
     (tmp_path / "idp_secret_key").write_text("s" * 48, encoding="ascii")

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The Debian packages the test suite needs beyond Python, installed when missing (as root, the
+# way CI and the development machines run): Chromium for the browser tests (tests/e2e) and the
+# Docker Compose v2 plugin for `docker compose config` (tests/deployment). Nothing is
+# downloaded from anywhere but the machine's own Debian mirror.
+set -euo pipefail
+
+updated=""
+apt_install() {
+  [ -n "$updated" ] || { apt-get update -qq; updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Compose v2 is a Go binary that needs only the C library. Debian 12 packages Compose v1 only;
+# Debian 13 packages v2, which is fetched from the mirror the machine's Debian sources name.
+install_compose_plugin() {
+  if apt-cache policy docker-compose 2>/dev/null | grep -Eq 'Candidate: 2\.'; then
+    apt_install docker-compose
+    return
+  fi
+  local sources=/etc/apt/sources.list.d/debian.sources work
+  if [ ! -r "$sources" ]; then
+    echo "system-packages: no $sources to find the Debian mirror in" >&2
+    return 1
+  fi
+  work=$(mktemp -d)
+  mkdir -p "$work/parts" "$work/lists/partial"
+  # The machine's first Debian stanza (its mirror and keyring), pointed at Debian 13.
+  awk 'BEGIN { RS = ""; ORS = "\n" } /Suites:[^\n]*bookworm( |\n|$)/ { print; exit }' "$sources" \
+    | sed -E 's/^Suites:.*/Suites: trixie/' > "$work/parts/trixie.sources"
+  local apt=(apt-get -qq -o APT::Sandbox::User=root -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$work/parts"
+             -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache")
+  "${apt[@]}" update
+  (cd "$work" && "${apt[@]}" download docker-compose)
+  DEBIAN_FRONTEND=noninteractive dpkg -i "$work"/docker-compose_*.deb >/dev/null 2>&1
+  rm -rf "$work"
+}
+
+command -v chromium >/dev/null || apt_install chromium
+if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then
+  install_compose_plugin
+fi
