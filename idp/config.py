@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from idp.shipped import SOURCE_TREE, shipped_folder
+
+# The repository (a checkout); in an installed wheel, site-packages. The shipped templates and
+# policies are found by shipped_folder(), in either case.
+PROJECT_ROOT = SOURCE_TREE
 
 
 class ConfigError(Exception):
@@ -48,8 +52,8 @@ class Config:
     secret_key: str = ""
     redis_url: str = ""
     instance_path: Path = PROJECT_ROOT / "instance"
-    policy_dir: Path = PROJECT_ROOT / "policies"
-    template_dir: Path = PROJECT_ROOT / "templates"
+    policy_dir: Path = field(default_factory=lambda: shipped_folder("policies"))
+    template_dir: Path = field(default_factory=lambda: shipped_folder("templates"))
     key_file: Path | None = None
     cert_file: Path | None = None
     # Hosts accepted in the Host header besides the base URL's own (anything else gets a 400).

@@ -28,6 +28,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from idp.cli import main
 from idp.config import PROJECT_ROOT, ConfigError
+from idp.shipped import shipped_folder
 
 HOST = "127.0.0.1"  # loopback only: the demo has well-known passwords and no TLS
 # The only IdP settings taken from the environment: how mails leave, the password hash cost and
@@ -65,9 +66,10 @@ def write_policies(instance: Path, ports: dict[str, int]) -> Path:
     """The shipped policies, with the portals' entity ids and metadata at the chosen ports."""
     folder = instance / "policies"
     (folder / "portals").mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", folder / "password.yaml")
+    shipped_policies = shipped_folder("policies")
+    shutil.copy(shipped_policies / "password.yaml", folder / "password.yaml")
     for name, port in ports.items():
-        shipped = PROJECT_ROOT / "policies" / "portals" / f"{name}.yaml"
+        shipped = shipped_policies / "portals" / f"{name}.yaml"
         policy = yaml.safe_load(shipped.read_text(encoding="utf-8"))
         policy["entity_id"] = policy["metadata"] = f"{_url(port)}/saml/metadata"
         (folder / "portals" / f"{name}.yaml").write_text(

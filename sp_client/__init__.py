@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Flask
 
-from idp.config import PROJECT_ROOT
 from idp.db import utcnow
+from idp.shipped import shipped_folder
 from idp.web.forms import FormRequest
 from sp_client.settings import PortalConfigError, PortalSettings, build_settings
 
@@ -30,7 +30,7 @@ def create_app(profile: str, *, idp_metadata: str = "", **options: Any) -> Flask
     Raises :class:`PortalConfigError` with a German message when a setting is wrong.
     """
     settings = build_settings(profile, idp_metadata=idp_metadata, **options)
-    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
+    app = Flask(__name__, template_folder=str(shipped_folder("templates")),
                 static_folder=str(Path(__file__).parent / "static"),
                 instance_path=str(settings.instance_path))
     _configure_flask(app, settings)

@@ -7,10 +7,14 @@ file too; the last pattern that matches decides, ``!`` re-admitting.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# Big tool folders, never part of the build context: not walked at all.
+TOOL_FOLDERS = (".git", ".venv", "node_modules", ".mypy_cache")
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,18 @@ def is_sent(path: str, patterns: list[IgnorePattern]) -> bool:
         if pattern.matches(path):
             excluded = not pattern.admits
     return not excluded
+
+
+def working_tree_files(root: Path) -> list[str]:
+    """The files under ``root`` (relative, with /), the big tool folders aside."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name not in TOOL_FOLDERS]
+        found += [Path(folder, name).relative_to(root).as_posix() for name in files]
+    return found
+
+
+def build_context(root: Path) -> list[str]:
+    """The files of the working tree at ``root`` that ``docker build`` would send."""
+    patterns = read_dockerignore(root / ".dockerignore")
+    return [path for path in working_tree_files(root) if is_sent(path, patterns)]

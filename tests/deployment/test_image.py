@@ -7,7 +7,6 @@ Docker's .dockerignore rules, and the container scripts run here as they would i
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -17,14 +16,18 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from idp.config import PROJECT_ROOT
-from tests.deployment.build_context import is_sent, read_dockerignore
+from idp.shipped import INSTALLED_FOLDER
+from tests.deployment.build_context import is_sent, read_dockerignore, working_tree_files
 from tests.deployment.dockerfile import (
     DOCKERFILE,
     exec_form,
     final_stage,
     image_command,
+    image_env,
     instructions,
 )
+
+VENV = "/opt/venv"  # the image's virtual environment, made in the build stage
 
 # What must never reach an image: the development instance folder (SQLite, keys, secret), the
 # compose secrets, environment files, keys and certificates wherever they lie.
@@ -44,12 +47,7 @@ SECRET_SOURCE = re.compile(r"(secret|instance|\.env|\.key$|\.pem$)", re.IGNORECA
 
 def build_context_files() -> list[str]:
     """The files of this working tree (big tool folders aside) and the secrets one may hold."""
-    found = []
-    for folder, subfolders, files in os.walk(PROJECT_ROOT):
-        subfolders[:] = [name for name in subfolders
-                         if name not in (".git", ".venv", "node_modules", ".mypy_cache")]
-        found += [Path(folder, name).relative_to(PROJECT_ROOT).as_posix() for name in files]
-    return [*found, *SECRETS_IN_A_WORKING_TREE]
+    return [*working_tree_files(PROJECT_ROOT), *SECRETS_IN_A_WORKING_TREE]
 
 
 def test_hadolint_finds_nothing_to_complain_about_in_the_dockerfile() -> None:
@@ -99,21 +97,44 @@ def test_the_build_context_holds_the_code_and_none_of_the_secrets_of_a_working_t
     assert needed <= sent, needed - sent
 
 
-def test_every_file_the_image_runs_is_in_the_build_context() -> None:
-    patterns = read_dockerignore(PROJECT_ROOT / ".dockerignore")
-    workdir = "/app/"
-    used = []
+def copied_from_the_build_context() -> dict[str, str]:
+    """The final stage's COPYs from the build context: path in the image → path in the context."""
+    copied = {}
     for item in final_stage():
-        if item.keyword in ("ENTRYPOINT", "CMD", "HEALTHCHECK"):
-            used += [word.removeprefix(workdir) for word in exec_form(item)
-                     if word.startswith(workdir)]
-        if item.keyword == "WORKDIR":
-            assert item.arguments.rstrip("/") + "/" == workdir
+        words = shlex.split(item.arguments)
+        if item.keyword != "COPY" or any(word.startswith("--from=") for word in words):
+            continue
+        *sources, destination = [word for word in words if not word.startswith("--")]
+        for source in sources:
+            copied[destination + Path(source).name if destination.endswith("/")
+                   else destination] = source
+    return copied
+
+
+def test_every_file_the_image_runs_is_copied_into_it_from_the_build_context() -> None:
+    patterns = read_dockerignore(PROJECT_ROOT / ".dockerignore")
+    copied = copied_from_the_build_context()
+    # Absolute paths outside the venv: the installed application comes with the venv.
+    used = [word for item in final_stage() if item.keyword in ("ENTRYPOINT", "CMD", "HEALTHCHECK")
+            for word in exec_form(item) if word.startswith("/") and not word.startswith(VENV)]
 
     assert used
     for path in used:
-        assert (PROJECT_ROOT / path).is_file(), path
-        assert is_sent(path, patterns), f"{path} is left out by .dockerignore"
+        assert path in copied, f"{path} is not copied into the image"
+        assert (PROJECT_ROOT / copied[path]).is_file(), copied[path]
+        assert is_sent(copied[path], patterns), f"{copied[path]} is left out by .dockerignore"
+
+
+def test_the_image_holds_the_installed_wheel_and_not_the_source_tree() -> None:
+    from_build = [shlex.split(item.arguments) for item in final_stage()
+                  if item.keyword == "COPY" and "--from=build" in item.arguments]
+    installs = [item.arguments for item in instructions()
+                if item.keyword == "RUN" and "pip install" in item.arguments]
+
+    assert from_build == [["--from=build", VENV, VENV]], from_build
+    assert not [run for run in installs if re.search(r"--editable|\s-e\s", run)], installs
+    # The wheel puts the shipped policies under the venv (setup.cfg); the IdP is told so.
+    assert image_env()["IDP_POLICY_DIR"] == f"{VENV}/{INSTALLED_FOLDER}/policies"
 
 
 def test_the_image_starts_gunicorn_with_the_project_settings_on_the_port_it_exposes() -> None:
