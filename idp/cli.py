@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 import click
@@ -12,6 +16,8 @@ from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from sqlalchemy import select
 
 from idp.config import ConfigError, load_config
+
+log = logging.getLogger(__name__)
 
 
 def _create_app(*_args: Any) -> Flask:
@@ -96,6 +102,20 @@ def mail() -> None:
     pass
 
 
+def stop_requested() -> threading.Event:
+    """Set by SIGTERM (``docker stop``, systemd) or Ctrl-C: a long-running command finishes the
+    round it is in and ends, instead of dying in the middle of it (a mail handed to the SMTP
+    server but not yet marked as sent would go out a second time after the restart)."""
+    stop = threading.Event()
+
+    def request_stop(_signal: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
 @mail.command("send", help="Fällige Mails des Postausgangs versenden.")
 @click.option("--forever", is_flag=True, help="Nicht beenden, sondern laufend versenden.")
 @click.option("--interval", default=2.0, show_default=True, help="Sekunden zwischen Durchläufen.")
@@ -104,15 +124,38 @@ def mail_send(forever: bool, interval: float) -> None:
     from idp.mail.sender import run_sender
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    sent, failed = run_sender(app, forever=forever, interval=interval)
+    stop = stop_requested() if forever else None
+    sent, failed = run_sender(app, forever=forever, interval=interval, stop=stop)
     click.echo(f"{sent} Mail(s) versendet, {failed} Fehlversuch(e).")
 
 
 # --- maintenance ---------------------------------------------------------------------------
 
 @main.command("purge", help="Abgelaufene Registrierungen, Sitzungen und alte Mails löschen.")
+@click.option("--forever", is_flag=True,
+              help="Nicht beenden, sondern in Abständen wiederholen (statt cron).")
+@click.option("--interval", default=3600.0, show_default=True,
+              help="Sekunden zwischen Durchläufen.")
 @with_appcontext
-def purge() -> None:
+def purge(forever: bool, interval: float) -> None:
+    from idp.db import db as database
+
+    stop = stop_requested() if forever else threading.Event()
+    while True:
+        try:
+            click.echo(_purge_once())
+        except Exception:
+            if not forever:
+                raise
+            # The database is away: the next round tries again; this one ends cleanly.
+            log.exception("purge failed; trying again in %.0f s", interval)
+        finally:
+            database.release()
+        if not forever or stop.wait(interval):
+            return
+
+
+def _purge_once() -> str:
     from idp.accounts.registration import purge_expired_registrations
     from idp.db import db as database
     from idp.mail.outbox import purge_finished_mails
@@ -128,10 +171,10 @@ def purge() -> None:
                                           timedelta(minutes=config.session_idle_minutes))
         mails = purge_finished_mails(session, ctx.now, timedelta(days=config.mail_keep_days))
     saml_rows = purge_saml_state(database.session, ctx.now)
-    click.echo(f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en) und "
-               f"{mails} alte Mail(s) gelöscht; {saml_rows} abgelaufene SAML-Einträge "
-               "(Anfrage-IDs, offene An- und Abmeldungen, Portal-Anmeldungen beendeter "
-               "Sitzungen) entfernt.")
+    return (f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en) und "
+            f"{mails} alte Mail(s) gelöscht; {saml_rows} abgelaufene SAML-Einträge "
+            "(Anfrage-IDs, offene An- und Abmeldungen, Portal-Anmeldungen beendeter "
+            "Sitzungen) entfernt.")
 
 
 # --- users ---------------------------------------------------------------------------------

@@ -203,6 +203,9 @@ class OutboxSender:
     clock: Clock
     batch_size: int = BATCH_SIZE
     rand: Callable[[], float] = random.random
+    # Asked before each mail: once it says yes (SIGTERM), the rest of the batch is given back
+    # and the run ends, so a stop never cuts a delivery in two.
+    stopping: Callable[[], bool] = lambda: False
 
     @property
     def lease(self) -> timedelta:
@@ -254,7 +257,7 @@ class OutboxSender:
             for index, mail in enumerate(mails):
                 # Start a send only while our claim outlasts it; otherwise another sender may
                 # claim the mail meanwhile and send it a second time.
-                if self.clock() + self._margin >= lease_until:
+                if self.clock() + self._margin >= lease_until or self.stopping():
                     self._release(session, mails[index:], lease_until, report)
                     return False
                 try:
@@ -291,7 +294,8 @@ class OutboxSender:
 
 
 def send_due(app: Flask, now: datetime | None = None, *, transport: Transport | None = None,
-             batch_size: int = BATCH_SIZE) -> SendReport:
+             batch_size: int = BATCH_SIZE,
+             stopping: Callable[[], bool] = lambda: False) -> SendReport:
     """Deliver every mail of ``app``'s outbox that is due at ``now`` (default: the current time).
 
     ``now`` moves the sender's clock (tests jump past a backoff); time runs on from there.
@@ -303,7 +307,8 @@ def send_due(app: Flask, now: datetime | None = None, *, transport: Transport | 
         sender = OutboxSender(
             new_session=bound.sessionmaker, transport=transport or transport_for(config),
             policy=RetryPolicy.from_config(config), batch_size=batch_size,
-            clock=lambda: start + timedelta(seconds=time.monotonic() - started))
+            clock=lambda: start + timedelta(seconds=time.monotonic() - started),
+            stopping=stopping)
         return sender.send_due()
 
 
@@ -322,7 +327,7 @@ def run_sender(app: Flask, forever: bool = False, interval: float = 2.0,
             return total.sent, total.failed
         while not stop.is_set():
             try:
-                total.add(send_due(app))
+                total.add(send_due(app, stopping=stop.is_set))
             except Exception:
                 log.exception("outbox: sending failed; trying again in %.0f s", interval)
             total.errors.clear()  # a long-running sender keeps counts, not every message
