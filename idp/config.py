@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from idp.shipped import SOURCE_TREE, shipped_folder
+from idp.shipped import SOURCE_TREE, default_instance_folder, shipped_folder
 
 # The repository (a checkout); in an installed wheel, site-packages. The shipped templates and
 # policies are found by shipped_folder(), in either case.
@@ -51,7 +51,7 @@ class Config:
     database_url: str = ""
     secret_key: str = ""
     redis_url: str = ""
-    instance_path: Path = PROJECT_ROOT / "instance"
+    instance_path: Path = field(default_factory=default_instance_folder)
     policy_dir: Path = field(default_factory=lambda: shipped_folder("policies"))
     template_dir: Path = field(default_factory=lambda: shipped_folder("templates"))
     key_file: Path | None = None

@@ -27,8 +27,8 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from idp.cli import main
-from idp.config import PROJECT_ROOT, ConfigError
-from idp.shipped import shipped_folder
+from idp.config import ConfigError
+from idp.shipped import default_instance_folder, shipped_folder
 
 HOST = "127.0.0.1"  # loopback only: the demo has well-known passwords and no TLS
 # The only IdP settings taken from the environment: how mails leave, the password hash cost and
@@ -166,7 +166,7 @@ def stop_signal() -> Iterator[threading.Event]:
               help="IdP und beide Demo-Portale starten (SQLite, erzeugte Schlüssel, "
                    "Entwicklungs-Postfach).")
 @click.option("--instance", type=click.Path(file_okay=False, path_type=Path),
-              default=PROJECT_ROOT / "instance" / "demo", show_default=True,
+              default=default_instance_folder() / "demo", show_default=True,
               help="Ordner für Datenbanken, Schlüssel und Richtlinien der Demo.")
 @click.option("--idp-port", default=5000, show_default=True, type=int)
 @click.option("--dueren-port", default=5001, show_default=True, type=int)

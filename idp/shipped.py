@@ -8,6 +8,7 @@ distribution's own record of its files, whatever the installation scheme.
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -21,16 +22,27 @@ INSTALLED_FOLDER = "share/servicekonto"
 ShippedFolder = Literal["templates", "policies"]
 
 
+def in_checkout() -> bool:
+    """Whether this is a checkout: its setup.cfg lies beside idp/ (an installed idp/ has
+    site-packages there)."""
+    return (SOURCE_TREE / "setup.cfg").is_file()
+
+
 @cache
 def shipped_folder(name: ShippedFolder) -> Path:
     """The folder ``name``: the checkout's own when running from one, else the wheel's copy.
 
     Raises :class:`FileNotFoundError` when neither is there (a broken installation).
     """
-    # A checkout is known by its setup.cfg beside idp/; an installed idp/ has site-packages there.
-    if (SOURCE_TREE / "setup.cfg").is_file():
-        return SOURCE_TREE / name
-    return _installed_data() / name
+    return SOURCE_TREE / name if in_checkout() else _installed_data() / name
+
+
+def default_instance_folder() -> Path:
+    """Where SQLite, the development secret and keys go when ``IDP_INSTANCE_PATH`` is not set:
+    ``instance/`` of a checkout; for an installed wheel ``<prefix>/var/servicekonto-instance``,
+    as Flask does for installed apps (never into site-packages)."""
+    return SOURCE_TREE / "instance" if in_checkout() else \
+        Path(sys.prefix) / "var" / "servicekonto-instance"
 
 
 def _installed_data() -> Path:

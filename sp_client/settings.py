@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from idp.config import PROJECT_ROOT
 from idp.saml.keys import KeyFileError, KeyPair, generate_key_pair, load_key_pair
+from idp.shipped import default_instance_folder
 from sp_client.profiles import PROFILES, PortalProfile
 
 # Reads the IdP's metadata (a test hands in the IdP's test client instead of a URL).
@@ -86,7 +86,7 @@ def build_settings(profile: str | PortalProfile, *, idp_metadata: str,
     level = minimum_trust_level or profile.minimum_trust_level
     if level not in (1, 2, 3, 4):
         raise PortalConfigError("Das Vertrauensniveau muss 1, 2, 3 oder 4 sein.")
-    instance = (instance_path or PROJECT_ROOT / "instance" / f"portal-{profile.name}").resolve()
+    instance = (instance_path or default_instance_folder() / f"portal-{profile.name}").resolve()
     instance.mkdir(parents=True, exist_ok=True)
     secret = secret_key or _instance_secret(instance)
     if len(secret) < 32:

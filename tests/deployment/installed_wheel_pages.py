@@ -12,6 +12,7 @@ from pathlib import Path
 import idp
 import sp_client
 from idp.config import load_config
+from idp.shipped import default_instance_folder
 
 IDP_PAGES = ("/anmelden", "/registrieren", "/registrieren/benutzername",
              "/static/servicekonto.css")
@@ -32,6 +33,7 @@ def main(folder: Path) -> None:
     json.dump({
         "modules": [idp.__file__, sp_client.__file__],
         "policy_dir": str(config.policy_dir), "template_dir": str(config.template_dir),
+        "instance_default": str(default_instance_folder()),
         "pages": {name: [answer.status_code, answer.get_data(as_text=True)]
                   for name, answer in answers.items()},
     }, sys.stdout)

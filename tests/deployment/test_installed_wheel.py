@@ -108,6 +108,9 @@ def test_the_installed_wheel_serves_pages_without_the_source_tree(
     assert all(Path(module).is_relative_to(installed_wheel.venv) for module in answer["modules"])
     assert Path(answer["policy_dir"]) == shipped / "policies"
     assert Path(answer["template_dir"]) == shipped / "templates"
+    # Without IDP_INSTANCE_PATH, SQLite and secrets would go next to the venv, never into
+    # site-packages.
+    assert Path(answer["instance_default"]) == installed_wheel.venv / "var/servicekonto-instance"
     pages = answer["pages"]
     assert {name: status for name, (status, _) in pages.items()} == dict.fromkeys(pages, 200)
     assert "Anmelden" in pages["idp /anmelden"][1]
