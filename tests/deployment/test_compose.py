@@ -197,6 +197,17 @@ def test_the_mail_sender_runs_as_a_process_of_its_own() -> None:
     assert services()[senders[0]]["restart"] == "unless-stopped"
 
 
+def test_expired_data_is_purged_every_hour_by_a_process_of_its_own_after_the_migration() -> None:
+    purges = {name: service for name, service in ours().items()
+              if service.get("command", [])[:3] == ["servicekonto", "purge", "--forever"]}
+
+    assert len(purges) == 1
+    (service,) = purges.values()
+    assert service["command"][3:] == ["--interval", "3600"]
+    assert service["restart"] == "unless-stopped"
+    assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
 def test_the_signing_key_is_made_once_into_the_volume_the_idp_reads_it_from() -> None:
     key_file = PurePosixPath(idp_environment()["IDP_KEY_FILE"])
     cert_file = PurePosixPath(idp_environment()["IDP_CERT_FILE"])
