@@ -23,6 +23,9 @@ of workers.
 - **Forwarded headers** are left to the app (``IDP_PROXY_COUNT``, werkzeug's ProxyFix), which
   counts proxies instead of trusting addresses; gunicorn interprets none of them.
 - **Access log** without query strings, tokens or cookies: see :class:`RouteAccessLog`.
+- **Log format**: gunicorn's own lines (start, workers booting, timing out, killed, its errors)
+  and the access log follow the app's ``IDP_LOG_FORMAT``: one JSON object per line, with the
+  app's formatter, in production; gunicorn's plain text in development.
 - **Metrics** of all workers at ``/metrics``: each worker writes its counts to files in
   ``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder on tmpfs unless set), emptied at start; see
   :func:`prepare_metrics_folder`.
@@ -45,6 +48,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from idp.config import Argon2Parameters, ConfigError, load_config
+from idp.observability.logs import REQUEST_ID, ROUTE, JsonFormatter
 
 BUDGET_VARIABLE = "SERVICEKONTO_ARGON2_BUDGET_MIB"
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -128,7 +132,16 @@ def check_argon2_budget(count: int, threads: int, hash_mib: float, budget_mib: f
             f"at most {peak:g} MiB for concurrent logins (budget {budget_mib:.0f} MiB)")
 
 
-# --- access log --------------------------------------------------------------------------------
+# --- gunicorn's logs ---------------------------------------------------------------------------
+
+def log_format(env: Mapping[str, str]) -> str:
+    """The app's log format ("json" or "text"), for gunicorn's lines too; "text" while the
+    configuration is broken, which :func:`on_starting` then reports before anything starts."""
+    try:
+        return load_config(env).log_format
+    except ConfigError:
+        return "text"
+
 
 # Atoms that would write a query string (SAMLRequest, SAMLResponse, RelayState), a token in a
 # path, a session cookie or a Redirect-binding Location into the log. The environment atoms
@@ -147,6 +160,14 @@ class RouteAccessLog(Logger):  # type: ignore[misc]
     """
 
     url_map: Map | None = None
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        # The handlers gunicorn made (stderr, --error-logfile, --access-logfile, syslog) stay;
+        # in JSON they write the app's objects, so that a log collector reads every line.
+        if log_format(os.environ) == "json":
+            for handler in (*self.error_log.handlers, *self.access_log.handlers):
+                handler.setFormatter(JsonFormatter())
 
     def use_routes_of(self, app: object) -> None:
         """Match paths against this app's routes (the Flask app of the worker)."""
@@ -176,6 +197,20 @@ class RouteAccessLog(Logger):  # type: ignore[misc]
                      r=f"{method} {route} {environ.get('SERVER_PROTOCOL', '-')}")
         return {key: value for key, value in atoms.items()
                 if not key.endswith("}e") and key not in _SECRET_HEADER_ATOMS}
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        # The app has reset its request id and route by now: the JSON line takes the id the
+        # response carries (X-Request-ID), so that it matches the app's lines of the request.
+        request_id = next((str(value) for name, value in resp.headers
+                           if name.lower() == "x-request-id"), "-")
+        route = self.route_of(str(environ.get("PATH_INFO") or "/"),
+                              str(environ.get("REQUEST_METHOD", "-")))
+        id_token, route_token = REQUEST_ID.set(request_id), ROUTE.set(route)
+        try:
+            super().access(resp, req, environ, request_time)
+        finally:
+            REQUEST_ID.reset(id_token)
+            ROUTE.reset(route_token)
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
         # gunicorn: "Error handling request %s %s" with the method and the raw request target.

@@ -3,6 +3,10 @@ audit trail of security events.
 
 :func:`init_app` wires it into the IdP; services report what happened through
 :mod:`idp.observability.events`, one line at each place.
+
+The metrics (and the modules that count them) are imported only when the app is built: the
+gunicorn master imports :mod:`idp.observability.logs` for its own log lines before it sets
+``PROMETHEUS_MULTIPROC_DIR``, and prometheus-client picks its storage at import.
 """
 
 from __future__ import annotations
@@ -13,17 +17,19 @@ from flask import Flask
 from sqlalchemy import Engine, func, select
 
 from idp.config import Config
-from idp.observability import events, logs, metrics
+from idp.observability import logs
 from idp.observability.health import Check, Readiness, SigningKeyCheck, database_check, redis_check
-from idp.observability.web import OperatorMiddleware, remember_route
 
 if TYPE_CHECKING:
+    from idp.observability.metrics import ScrapeTimeGauge
     from idp.saml.keys import KeyPair
 
 
 def start_logging(config: Config) -> None:
     """Logs in ``config.log_format`` and the audit trail; first thing at start, so that the
     start's own messages (a portal's metadata unreachable) are in the format too."""
+    from idp.observability import events
+
     logs.configure(config.log_format, events.AUDIT)
     events.use_pseudonym_secret(config.secret_key)
 
@@ -31,6 +37,8 @@ def start_logging(config: Config) -> None:
 def init_app(app: Flask, config: Config, engine: Engine, keys: KeyPair) -> None:
     """The operator endpoints and request ids in front of the app's WSGI callable (call it
     last, after ProxyFix)."""
+    from idp.observability.web import OperatorMiddleware, remember_route
+
     checks: dict[str, Check] = {"database": database_check(engine)}
     if config.redis_url:
         checks["redis"] = redis_check(config.redis_url)
@@ -41,9 +49,10 @@ def init_app(app: Flask, config: Config, engine: Engine, keys: KeyPair) -> None:
         trust_request_id=config.proxy_count > 0, metrics_enabled=config.metrics_enabled)
 
 
-def outbox_backlog(engine: Engine) -> metrics.ScrapeTimeGauge:
+def outbox_backlog(engine: Engine) -> ScrapeTimeGauge:
     """Mails waiting to be sent (neither sent nor given up), counted at each scrape."""
     from idp.mail.models import OutboxMail
+    from idp.observability.metrics import ScrapeTimeGauge
 
     query = select(func.count()).select_from(OutboxMail).where(
         OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))
@@ -52,5 +61,5 @@ def outbox_backlog(engine: Engine) -> metrics.ScrapeTimeGauge:
         with engine.connect() as connection:
             return connection.scalar(query)
 
-    return metrics.ScrapeTimeGauge("servicekonto_outbox_pending_mails",
+    return ScrapeTimeGauge("servicekonto_outbox_pending_mails",
                                    "Mails in the outbox not yet sent nor given up.", read)

@@ -32,7 +32,8 @@ class RequestContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", "request_id", "route", ...}`` on one line."""
+    """``{"time", "level", "logger", "message", "pid", "request_id", "route", ...}`` on one
+    line; gunicorn's own lines too (:mod:`idp.gunicorn_conf`). The pid tells the workers apart."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -40,6 +41,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
             "request_id": getattr(record, "request_id", REQUEST_ID.get()),
             "route": getattr(record, "route", ROUTE.get()),
         }

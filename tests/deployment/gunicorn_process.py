@@ -5,6 +5,7 @@ proxy, stopped with SIGTERM afterwards."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from saml2.config import SPConfig
@@ -60,6 +62,11 @@ class RunningIdp:
             if all(item in text for item in expected) or time.monotonic() > deadline:
                 return text
             time.sleep(0.05)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Each line of a log written in JSON, parsed (an error on a line that is not JSON)."""
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def free_port() -> int:

@@ -39,6 +39,8 @@ def cluster_env(folder: Path, database_url: str, signing_keys: tuple[Path, Path]
                 portal_keys: tuple[Path, Path], redis_url: str) -> dict[str, str]:
     policies = portal_policies(folder, sp_config(PORTAL, PORTAL_ACS, *portal_keys))
     env = production_env(folder, database_url, signing_keys, policies) | CHEAP_ARGON2
+    # Plain-text access lines: cluster.workers_of reads each worker's pid from them.
+    env["IDP_LOG_FORMAT"] = "text"
     if redis_url:
         env["IDP_REDIS_URL"] = redis_url
     return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 from flask import Flask
@@ -58,7 +59,7 @@ def test_a_log_record_becomes_one_json_line() -> None:
     assert "\n" not in line
     assert json.loads(line) | {"time": "-"} == {
         "time": "-", "level": "WARNING", "logger": "idp.test", "message": "Zeile eins\nzwei",
-        "request_id": "-", "route": "-"}
+        "pid": os.getpid(), "request_id": "-", "route": "-"}
 
 
 def test_logs_are_json_in_production_and_text_in_development() -> None:
