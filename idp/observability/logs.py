@@ -79,3 +79,5 @@ def configure(log_format: str, audit_logger: logging.Logger) -> None:
     audit_logger.propagate = False
     # pysaml2 logs whole SAML messages at INFO and DEBUG: only its warnings reach our log.
     logging.getLogger("saml2").setLevel(logging.WARNING)
+    # Alembic tells at INFO which plugins it set up, each time a worker checks the schema.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -62,12 +62,14 @@ def test_every_line_gunicorn_writes_in_production_is_a_json_object_as_the_apps_a
     # A short timeout, so that a stopped worker is declared hung soon; boots take ~1 s.
     with running_gunicorn(env, tmp_path, "--timeout", "8", workers=1) as (running, _):
         answer = running.get(METADATA_PATH)
+        # The worker writes its access line after the answer: wait for this request's line
+        # (the readiness probe fetched the metadata too) before stopping the worker.
+        access_log = running.access_log_once(answer.headers["X-Request-ID"])
         # gunicorn refuses a request line without a version, and logs it: query and all.
         send_raw(running, b"GET /saml/sso?SAMLRequest=geheim-4711\r\n\r\n")
         hung = int(BOOTED.findall(running.error_log.read_text(encoding="utf-8"))[0])
         os.kill(hung, signal.SIGSTOP)
         error_log_once(running, "Booting worker", count=2)
-        access_log = running.access_log_once(METADATA_PATH)
     error_log = running.error_log.read_text(encoding="utf-8")
 
     entries = json_lines(error_log)
