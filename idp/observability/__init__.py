@@ -62,4 +62,4 @@ def outbox_backlog(engine: Engine) -> ScrapeTimeGauge:
             return connection.scalar(query)
 
     return ScrapeTimeGauge("servicekonto_outbox_pending_mails",
-                                   "Mails in the outbox not yet sent nor given up.", read)
+                           "Mails in the outbox not yet sent nor given up.", read)
