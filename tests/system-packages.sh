@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Debian packages the test suite needs beyond Python, installed when missing (as root, the
-# way CI and the development machines run): Chromium for the browser tests (tests/e2e) and the
-# Docker Compose v2 plugin for `docker compose config` (tests/deployment). Nothing is
-# downloaded from anywhere but the machine's own Debian mirror.
+# way CI and the development machines run): Chromium for the browser tests (tests/e2e), podman
+# and debootstrap to build and run the image, and the Docker Compose v2 plugin for
+# `docker compose config` (tests/deployment). Nothing is downloaded from anywhere but the
+# machine's own Debian mirror.
 set -euo pipefail
 
 updated=""
@@ -37,6 +38,13 @@ install_compose_plugin() {
 }
 
 command -v chromium >/dev/null || apt_install chromium
+# The image check (tests/deployment/test_image_build.py) builds and runs docker/Dockerfile with
+# podman on a debootstrapped base; runc, since Debian 12's crun refuses this host's cgroups.
+if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null \
+   || ! command -v slirp4netns >/dev/null || ! command -v runc >/dev/null \
+   || [ ! -x /usr/libexec/podman/catatonit ]; then
+  apt_install --no-install-recommends podman runc catatonit slirp4netns debootstrap
+fi
 if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then
   install_compose_plugin
 fi

@@ -90,22 +90,14 @@ def describe(result: subprocess.CompletedProcess[str], lines: int = 40) -> str:
 
 # --- the host's tools --------------------------------------------------------------------------
 
-def install_host_tools() -> None:
-    """podman, runc, catatonit, slirp4netns and debootstrap from Debian, unless present."""
-    if all(shutil.which(program) or Path(program).exists() for program in HOST_PROGRAMS):
-        return
-    if os.geteuid() != 0:
-        raise Unavailable(f"{', '.join(HOST_PACKAGES)} are missing and only root may install "
-                          "them (apt-get)")
-    if not shutil.which("apt-get"):
-        raise Unavailable(f"{', '.join(HOST_PACKAGES)} are missing and there is no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                     *HOST_PACKAGES]):
-        result = run(command, env=env, check=False, timeout=900)
-        if result.returncode != 0:
-            raise Unavailable(f"cannot install podman/debootstrap:\n{describe(result, 15)}")
+def check_host_tools() -> None:
+    """podman, runc, catatonit, slirp4netns and debootstrap (tests/system-packages.sh installs
+    them from Debian)."""
+    missing = [program for program in HOST_PROGRAMS
+               if not (shutil.which(program) or Path(program).exists())]
+    if missing:
+        raise Unavailable(f"missing {', '.join(missing)}: run tests/system-packages.sh as root "
+                          f"(Debian packages {' '.join(HOST_PACKAGES)})")
 
 
 # --- podman with a configuration of its own --------------------------------------------------
@@ -278,7 +270,7 @@ def build_all(folder: Path) -> Built:
     """Host tools, base and image, timed."""
     seconds: dict[str, float] = {}
     start = time.monotonic()
-    install_host_tools()
+    check_host_tools()
     seconds["host tools"] = time.monotonic() - start
     start = time.monotonic()
     podman = usable_podman(folder)

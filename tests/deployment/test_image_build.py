@@ -3,10 +3,10 @@ the one-shot `keys` and `migrate` services, then the IdP with its image's own co
 environment, secrets, volumes and hardening from the compose file.
 
 No Docker engine is needed: podman builds and runs the image as root, on a stand-in for
-python:3.11-slim-bookworm made with debootstrap (tests/deployment/image_build.py). The check
-installs podman, runc, catatonit, slirp4netns and debootstrap with apt-get if they are missing,
-and is skipped, with podman's or debootstrap's own words, only where those cannot be installed
-or cannot run. The first run takes about a minute and a half (debootstrap 50 s, the build with
+python:3.11-slim-bookworm made with debootstrap (tests/deployment/image_build.py).
+tests/system-packages.sh installs podman, runc, catatonit, slirp4netns and debootstrap; the
+check is skipped, with podman's or debootstrap's own words, only where those are missing or
+cannot run. The first run takes about a minute and a half (debootstrap 50 s, the build with
 pip from PyPI 25 s); the base is cached in /var/cache/servicekonto-image-check, so later runs
 take 30 to 60 s.
 
