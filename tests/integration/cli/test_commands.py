@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -10,10 +11,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import create_engine
 
 from idp import create_app
 from idp.config import ConfigError
-from idp.schema import SchemaOutdated
+from idp.schema import SchemaOutdated, check_current, upgrade
 from tests.conftest import GOOD_PASSWORD, Browser, log_in, register
 
 
@@ -131,3 +133,16 @@ def test_db_upgrade_creates_the_schema_and_then_the_app_starts(tmp_path: Path) -
     assert upgrade.returncode == 0, upgrade.stderr
     assert "Datenbankschema ist auf Stand" in upgrade.stdout
     assert _servicekonto("user", "list", env=env).returncode == 0
+
+
+def test_the_start_up_check_of_the_schema_writes_no_log_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'checked.sqlite3'}"
+    upgrade(url)
+    engine = create_engine(url)
+    caplog.set_level(logging.INFO)
+
+    check_current(engine)  # each worker does this when it starts
+
+    assert [record.getMessage() for record in caplog.records] == []
+    engine.dispose()
