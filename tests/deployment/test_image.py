@@ -7,13 +7,17 @@ Docker's .dockerignore rules, and the container scripts run here as they would i
 
 from __future__ import annotations
 
+import configparser
 import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from idp.config import PROJECT_ROOT
 from idp.shipped import INSTALLED_FOLDER
@@ -28,6 +32,8 @@ from tests.deployment.dockerfile import (
 )
 
 VENV = "/opt/venv"  # the image's virtual environment, made in the build stage
+
+CONSTRAINTS = PROJECT_ROOT / "docker" / "constraints.txt"
 
 # What must never reach an image: the development instance folder (SQLite, keys, secret), the
 # compose secrets, environment files, keys and certificates wherever they lie.
@@ -162,3 +168,35 @@ def test_the_image_installs_exactly_the_dependencies_setup_cfg_names() -> None:
                     if line.strip() and not line.startswith("#")]
     names = {requirement.name.lower() for requirement in requirements}
     assert {"gunicorn", "xmlsec", "lxml", "psycopg", "pysaml2", "argon2-cffi"} <= names
+
+
+def pinned_versions() -> dict[str, Version]:
+    """docker/constraints.txt: name (normalised) → the exact version the image installs."""
+    pins: dict[str, Version] = {}
+    for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", line
+            pins[canonicalize_name(requirement.name)] = Version(specifier.version)
+    return pins
+
+
+def test_the_image_installs_the_pinned_version_of_every_requirement_within_its_range() -> None:
+    setup = configparser.ConfigParser()
+    setup.read(PROJECT_ROOT / "setup.cfg", encoding="utf-8")
+    build = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    wanted = [Requirement(line) for line in setup["options"]["install_requires"].splitlines()
+              if line.strip() and not line.strip().startswith("#")]
+    wanted += [Requirement(line) for line in build["build-system"]["requires"]]
+    pins = pinned_versions()
+
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not pinned: .venv/bin/python docker/update-constraints.py"
+        assert pins[name] in requirement.specifier, f"{name}=={pins[name]} breaks {requirement}"
+    # Every pip of the build stage, the wheel build's isolated setuptools included, reads them.
+    build_env = [item for item in instructions() if item.stage == 0 and item.keyword == "ENV"]
+    assert any(f"PIP_CONSTRAINT=/app/{CONSTRAINTS.name}" in item.arguments
+               for item in build_env)
+    assert "PIP_CONSTRAINT" not in image_env()  # the running image installs nothing

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from sqlalchemy import make_url
 
 from idp.config import PROJECT_ROOT
@@ -50,6 +52,7 @@ from tests.deployment.image_build import (
     build_all,
     host_ca_bundle,
 )
+from tests.deployment.test_image import pinned_versions
 from tests.postgres import temporary_database
 
 pytestmark = pytest.mark.slow
@@ -243,6 +246,22 @@ def test_the_image_builds_from_the_working_tree_on_python_3_11_bookworm(
 
     assert version.strip() == "(3, 11) /opt/venv", built.build_log[-3000:]
     assert built.size_bytes < 600e6, built.size_bytes
+
+
+def test_the_image_holds_exactly_the_versions_pinned_in_docker_constraints(built: Built) -> None:
+    listed = built.podman("run", "--rm", "--network=none", "--no-healthcheck", IMAGE, "python",
+                          "-c", "import importlib.metadata as m; print('\\n'.join("
+                          "f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()))"
+                          ).stdout
+    installed = {canonicalize_name(name): Version(version) for name, _, version in
+                 (line.partition("==") for line in listed.split())}
+    pinned = pinned_versions()
+
+    # Everything installed is pinned (servicekonto itself and the pip that came with the venv
+    # aside), at the pinned version; the build tools (setuptools, wheel) stay in the build.
+    for name, version in installed.items():
+        if name not in ("servicekonto", "pip"):
+            assert pinned.get(name) == version, f"{name} {version}, pinned {pinned.get(name)}"
 
 
 def test_the_image_keeps_nothing_of_the_build_host_neither_ca_bundle_nor_pip_settings(
