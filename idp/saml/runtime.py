@@ -22,7 +22,7 @@ from saml2.xmldsig import KeyInfo, X509Certificate, X509Data
 from idp.config import Config, ConfigError
 from idp.portals.policy import PortalPolicy
 from idp.portals.registry import MetadataRefresher, PortalRegistry, load_registry
-from idp.saml.crypto import InProcessCryptoBackend, install_backend, security_context
+from idp.saml.crypto import InProcessCryptoBackend, security_context
 from idp.saml.keys import (
     KeyFileError,
     KeyPair,
@@ -87,8 +87,7 @@ class SamlRuntime:
         endpoints = IdpEndpoints(config.base_url)
         pysaml2_config = idp_config(endpoints, str(keys.key_file), str(keys.cert_file),
                                     registry.metadata_xml())
-        idp = SamlIdp(pysaml2_config, endpoints)
-        install_backend(idp.server, crypto)
+        idp = SamlIdp(pysaml2_config, endpoints, crypto)
         return cls(idp=idp, registry=registry, keys=keys, crypto=crypto,
                    key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry))
 

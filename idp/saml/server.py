@@ -1,250 +1,88 @@
-"""The one adapter around pysaml2's ``Server``: parse AuthnRequests, check what it does not.
+"""The one adapter around pysaml2's ``Server``: parse requests, check what it does not, answer.
 
-pysaml2 is untyped and lenient; everything it hands back is turned into the typed
-:class:`ParsedAuthnRequest` here, after the checks it leaves to us (DESIGN §5): the ACS comes from
+pysaml2 is untyped and lenient; everything it hands back is turned into the typed messages of
+:mod:`idp.saml.messages` here, after the checks it leaves to us (DESIGN §5): the ACS comes from
 metadata only, IssueInstant lies in a small window, Destination is ours (and present on signed
-requests). The replay cache lives in the database (:mod:`idp.saml.replay`).
+requests). The replay cache lives in the database (:mod:`idp.saml.replay`). Successful Responses
+are built by :mod:`idp.saml.response`; pysaml2 still makes error and logout messages.
 """
 
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, class_name, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, samlp
 from saml2.config import IdPConfig
 from saml2.pack import http_redirect_message
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
-from saml2.saml import (
-    NAME_FORMAT_URI,
-    NAMEID_FORMAT_ENTITY,
-    NAMEID_FORMAT_PERSISTENT,
-    NAMEID_FORMAT_TRANSIENT,
-    NAMEID_FORMAT_UNSPECIFIED,
-    Attribute,
-    AttributeStatement,
-    AttributeValue,
-    NameID,
-)
+from saml2.saml import NAMEID_FORMAT_UNSPECIFIED, NameID
 from saml2.server import Server
-from saml2.sigver import CryptoBackend, SignatureError, SigverError, pre_signature_part
+from saml2.sigver import SignatureError, SigverError
 from saml2.validate import valid_instance
 
 from idp.saml.akdb import AKDB_NAMESPACE, AuthenticationRequest, ExtensionError, read_extension
-from idp.saml.crypto import DIGEST_ALGORITHM, SIGN_ALGORITHM, InProcessCryptoBackend
+from idp.saml.configuration import (
+    ISSUE_INSTANT_WINDOW,
+    METADATA_PATH,
+    SLO_POST_PATH,
+    SLO_REDIRECT_PATH,
+    SSO_POST_PATH,
+    SSO_REDIRECT_PATH,
+    IdpEndpoints,
+    idp_config,
+)
+from idp.saml.crypto import (
+    DIGEST_ALGORITHM,
+    SIGN_ALGORITHM,
+    InProcessCryptoBackend,
+    install_backend,
+)
+from idp.saml.messages import (
+    LOGOUT_REASON_USER,
+    STATUS_REQUESTER,
+    STATUS_RESPONDER,
+    STATUS_SUCCESS,
+    LogoutSubject,
+    OutgoingMessage,
+    ParsedAuthnRequest,
+    ParsedLogoutRequest,
+    ParsedLogoutResponse,
+    RequestRejected,
+)
+from idp.saml.response import (
+    ASSERTION_LIFETIME,
+    AttributeRelease,
+    Authentication,
+    EncryptionKey,
+    Recipient,
+    ResponseBuilder,
+    Signing,
+)
 from idp.saml.sp_metadata import parse_instant
 
-# How far an AuthnRequest's IssueInstant may lie from our clock (either way).
-ISSUE_INSTANT_WINDOW = timedelta(minutes=3)
-# How long an assertion may be presented at the ACS (Conditions, SubjectConfirmationData).
-ASSERTION_LIFETIME = timedelta(minutes=5)
-
-SSO_REDIRECT_PATH = "/saml/sso/redirect"
-SSO_POST_PATH = "/saml/sso/post"
-SLO_REDIRECT_PATH = "/saml/slo/redirect"
-SLO_POST_PATH = "/saml/slo/post"
-METADATA_PATH = "/saml/metadata"
-
-
-class RequestRejected(ValueError):
-    """The request cannot be answered at all (no portal to answer to); show an error page.
-
-    ``str(error)`` is for the log; the citizen sees a German page.
-    """
-
-
-@dataclass(frozen=True)
-class IdpEndpoints:
-    """Our own URLs, all derived from IDP_BASE_URL."""
-
-    base_url: str
-
-    @property
-    def entity_id(self) -> str:
-        return self.base_url + METADATA_PATH
-
-    @property
-    def sso(self) -> list[tuple[str, str]]:
-        return [(self.base_url + SSO_REDIRECT_PATH, BINDING_HTTP_REDIRECT),
-                (self.base_url + SSO_POST_PATH, BINDING_HTTP_POST)]
-
-    @property
-    def slo(self) -> list[tuple[str, str]]:
-        return [(self.base_url + SLO_REDIRECT_PATH, BINDING_HTTP_REDIRECT),
-                (self.base_url + SLO_POST_PATH, BINDING_HTTP_POST)]
-
-    @property
-    def all_urls(self) -> set[str]:
-        return {url for url, _ in self.sso + self.slo}
-
-
-@dataclass(frozen=True)
-class ParsedAuthnRequest:
-    """What we need of an AuthnRequest, checked and typed."""
-
-    request_id: str
-    issuer: str
-    issue_instant: datetime
-    destination: str | None
-    # From the portal's metadata, never from the request alone (DESIGN §5.2).
-    acs_url: str
-    acs_binding: str
-    force_authn: bool
-    is_passive: bool
-    name_id_format: str | None
-    allow_create: bool
-    requested_contexts: tuple[str, ...] = ()
-    comparison: str = "exact"
-    signed: bool = False
-    # The BundID extension as found (DESIGN §4); idp.saml.sso.receive drops it (and a problem
-    # reading it) from unsigned requests, which are answered as plain ones.
-    akdb: AuthenticationRequest | None = None
-    akdb_problem: str | None = None
-    # IdP-initiated: no request behind it, the answer carries no InResponseTo.
-    unsolicited: bool = False
-
-
-def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
-               metadata_xml: list[str], *, organization: str = "Servicekonto") -> IdPConfig:
-    """The pysaml2 configuration of our IdP (signing choices per portal are made per response)."""
-    config = IdPConfig()
-    config.load({
-        "entityid": endpoints.entity_id,
-        "key_file": key_file,
-        "cert_file": cert_file,
-        "encryption_keypairs": [{"key_file": key_file, "cert_file": cert_file}],
-        # Not the xmlsec1 program: the in-process backend is installed on the Server below.
-        "crypto_backend": "XMLSecurity",
-        "metadata": {"inline": metadata_xml} if metadata_xml else {},
-        "accepted_time_diff": int(ISSUE_INSTANT_WINDOW.total_seconds()),
-        "service": {"idp": {
-            "name": organization,
-            "endpoints": {"single_sign_on_service": endpoints.sso,
-                          "single_logout_service": endpoints.slo},
-            "name_id_format": [NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_PERSISTENT],
-            # Signed requests are demanded per portal by our own checks, not globally.
-            "want_authn_requests_signed": False,
-            "policy": {"default": {
-                # DESIGN §5.6: never release everything when a required attribute is missing;
-                # attributes are filtered by us before the response is built.
-                "fail_on_missing_requested": False,
-                "lifetime": {"minutes": int(ASSERTION_LIFETIME.total_seconds() // 60)},
-                "sign_response": True,
-                "sign_assertion": True,
-                "sign_alg": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-                "digest_alg": "http://www.w3.org/2001/04/xmlenc#sha256",
-            }},
-            # DESIGN §5.8: SHA-256, never SHA-1. pysaml2 reads these per service (at the top
-            # level they are ignored and Server.signing_algorithm stays RSA-SHA1).
-            "signing_algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-            "digest_algorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
-        }},
-    })
-    return config
-
-
-AKDB_TRUST_LEVEL = f"{{{AKDB_NAMESPACE}}}TrustLevel"
-STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
-STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
-
-
-class AttributeRelease(Protocol):
-    """One released attribute (see :class:`idp.consent.attributes.ReleasedAttribute`)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def friendly_name(self) -> str: ...
-    @property
-    def values(self) -> tuple[str, ...]: ...
-    @property
-    def trust_level(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Authentication:
-    """How and when the citizen authenticated, and the SSO session the assertion belongs to."""
-
-    class_ref: str
-    instant: datetime
-    session_index: str
-    session_not_on_or_after: datetime
-
-
-@dataclass(frozen=True)
-class Signing:
-    """Per-portal choices of what to sign and whether to encrypt the assertion."""
-
-    sign_response: bool = True
-    sign_assertion: bool = True
-    encrypt_assertion: bool = False
-
-
-STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-LOGOUT_REASON_USER = "urn:oasis:names:tc:SAML:2.0:logout:user"
-
-
-@dataclass(frozen=True)
-class LogoutSubject:
-    """Whom a LogoutRequest is about: the NameID as the portal knows it."""
-
-    name_id: str
-    name_id_format: str | None = None
-    name_qualifier: str | None = None
-    sp_name_qualifier: str | None = None
-
-
-@dataclass(frozen=True)
-class ParsedLogoutRequest:
-    """What we need of a portal's LogoutRequest, checked and typed."""
-
-    request_id: str
-    issuer: str
-    destination: str
-    subject: LogoutSubject
-    session_indexes: tuple[str, ...]
-    # An embedded XML signature was present and verified with the portal's key from metadata.
-    signed: bool
-
-
-@dataclass(frozen=True)
-class ParsedLogoutResponse:
-    """A portal's answer to our LogoutRequest, checked and typed."""
-
-    issuer: str
-    in_response_to: str | None
-    status: str
-    sub_status: str | None
-    signed: bool
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """A SAML message on its way through the browser to ``url``.
-
-    HTTP-Redirect: ``url`` is the whole signed address. HTTP-POST: ``url`` is the form's action
-    and ``fields`` its hidden fields (SAMLRequest or SAMLResponse, RelayState).
-    """
-
-    binding: str
-    url: str
-    fields: tuple[tuple[str, str], ...] = ()
+# What the views and flows import from the adapter (defined beside it, in the modules above).
+__all__ = [
+    "ASSERTION_LIFETIME", "ISSUE_INSTANT_WINDOW", "METADATA_PATH", "SLO_POST_PATH",
+    "SLO_REDIRECT_PATH", "SSO_POST_PATH", "SSO_REDIRECT_PATH", "STATUS_REQUESTER",
+    "STATUS_RESPONDER", "STATUS_SUCCESS", "AttributeRelease", "Authentication", "IdpEndpoints",
+    "LogoutSubject", "OutgoingMessage", "ParsedAuthnRequest", "ParsedLogoutRequest",
+    "ParsedLogoutResponse", "RequestRejected", "SamlIdp", "Signing", "idp_config",
+]
 
 
 class SamlIdp:
-    """pysaml2's Server, built once per process, with our crypto backend installed."""
+    """pysaml2's Server, built once per process, with our in-process crypto backend installed."""
 
     def __init__(self, config: IdPConfig, endpoints: IdpEndpoints,
-                 crypto: CryptoBackend | None = None) -> None:
+                 crypto: InProcessCryptoBackend | None = None) -> None:
         self.endpoints = endpoints
         self.server = Server(config=config)
-        if crypto is not None:
-            self.server.sec.crypto = crypto
+        # Always ours (DESIGN §4): pysaml2's "XMLSecurity" backend cannot sign, and successful
+        # Responses are signed and encrypted by it directly (ResponseBuilder).
+        self.crypto = install_backend(self.server, crypto)
 
     @property
     def entity_id(self) -> str:
@@ -307,117 +145,35 @@ class SamlIdp:
     def create_response(self, request: ParsedAuthnRequest, name_id: str, name_id_format: str,
                         release: Sequence[AttributeRelease], authentication: Authentication,
                         signing: Signing) -> str:
-        """A Response with one Assertion for ``request``, signed as the portal's policy says.
+        """A Response with one Assertion for ``request``, signed (and encrypted) as the portal's
+        policy says.
 
         The assertion carries exactly ``release`` (already filtered by policy and consent) and
-        the NameID we chose (DESIGN §5.6, §5.7); pysaml2 fills in Conditions, Audience,
+        the NameID we chose (DESIGN §5.6, §5.7), with Conditions, Audience and
         SubjectConfirmation with Recipient and InResponseTo.
         """
-        server = self.server
-        if signing.encrypt_assertion and not server.has_encrypt_cert_in_metadata(
-                request.issuer):
-            # pysaml2 would quietly send the assertion in clear; the portal's policy says no.
-            raise RequestRejected("encryption required but no encryption key in metadata")
+        encryption = self._encryption_key(request.issuer) if signing.encrypt_assertion \
+            else None
+        builder = ResponseBuilder(self.entity_id, self.crypto, self.server.sec.key_file,
+                                  self.server.sec.my_cert)
         # IdP-initiated: no InResponseTo anywhere (SAML profiles §4.1.5).
-        in_response_to = None if request.unsolicited else request.request_id
-        if not signing.encrypt_assertion and isinstance(server.sec.crypto,
-                                                        InProcessCryptoBackend):
-            return self._built_response(request, in_response_to, name_id, name_id_format,
-                                        release, authentication, signing)
-        assertion = server.setup_assertion(
-            authn={"class_ref": authentication.class_ref,
-                   "authn_instant": int(authentication.instant.timestamp())},
-            sp_entity_id=request.issuer, in_response_to=in_response_to,
-            consumer_url=request.acs_url,
-            name_id=NameID(format=name_id_format, text=name_id,
-                           name_qualifier=self.entity_id, sp_name_qualifier=request.issuer),
-            policy=None, _issuer=server._issuer(), authn_statement=None, identity={},
-            best_effort=True,
-            sign_response=signing.sign_response,
-            session_not_on_or_after=_xs_datetime(authentication.session_not_on_or_after))
-        assertion.attribute_statement = [attribute_statement(release)] if release else []
-        for statement in assertion.authn_statement:
-            statement.session_index = authentication.session_index
-        to_sign = []
-        if signing.sign_assertion and not signing.encrypt_assertion:
-            assertion.signature = pre_signature_part(
-                assertion.id, server.sec.my_cert, 2, sign_alg=server.signing_algorithm,
-                digest_alg=server.digest_algorithm)
-            to_sign.append((class_name(assertion), assertion.id))
-        response = server._response(
-            in_response_to, request.acs_url, None, None, signing.sign_response, to_sign,
-            sp_entity_id=request.issuer, encrypt_assertion=signing.encrypt_assertion,
-            # The encrypted assertion must declare its own namespaces: decrypted, it stands
-            # alone (akdb:TrustLevel, xsi:type).
-            encrypt_assertion_self_contained=True,
-            sign_assertion=signing.sign_assertion, sign_alg=server.signing_algorithm,
-            digest_alg=server.digest_algorithm, assertion=assertion)
-        return str(response)
+        recipient = Recipient(request.issuer, request.acs_url,
+                              None if request.unsolicited else request.request_id)
+        return builder.build(recipient, name_id, name_id_format, release, authentication,
+                             signing, encryption)
 
-    def _built_response(self, request: ParsedAuthnRequest, in_response_to: str | None,
-                        name_id: str, name_id_format: str, release: Sequence[AttributeRelease],
-                        authentication: Authentication, signing: Signing) -> str:
-        """The same Response as pysaml2 builds for ``create_response``, made with lxml and
-        signed in one pass (no object model, no parse and serialisation per signature).
-
-        pysaml2's own path stays for encrypted assertions.
-        """
-        now = datetime.now(UTC)
-        issued, expires = _xs_datetime(now), _xs_datetime(now + ASSERTION_LIFETIME)
-        response = _element(SAMLP_NS, "Response", ID=_new_id(), Version="2.0",
-                            IssueInstant=issued, Destination=request.acs_url)
-        if in_response_to:
-            response.set("InResponseTo", in_response_to)
-        response.append(self._issuer_element())
-        status = _element(SAMLP_NS, "Status", parent=response)
-        _element(SAMLP_NS, "StatusCode", parent=status, Value=STATUS_SUCCESS)
-        assertion = _element(SAML_NS, "Assertion", parent=response, ID=_new_id(),
-                             Version="2.0", IssueInstant=issued)
-        assertion.append(self._issuer_element())
-        subject = _element(SAML_NS, "Subject", parent=assertion)
-        _element(SAML_NS, "NameID", parent=subject, text=name_id, Format=name_id_format,
-                 NameQualifier=self.entity_id, SPNameQualifier=request.issuer)
-        confirmation = _element(SAML_NS, "SubjectConfirmation", parent=subject,
-                                Method=BEARER)
-        data = _element(SAML_NS, "SubjectConfirmationData", parent=confirmation,
-                        NotOnOrAfter=expires, Recipient=request.acs_url)
-        if in_response_to:
-            data.set("InResponseTo", in_response_to)
-        conditions = _element(SAML_NS, "Conditions", parent=assertion, NotBefore=issued,
-                              NotOnOrAfter=expires)
-        _element(SAML_NS, "Audience", text=request.issuer,
-                 parent=_element(SAML_NS, "AudienceRestriction", parent=conditions))
-        statement = _element(
-            SAML_NS, "AuthnStatement", parent=assertion,
-            AuthnInstant=_xs_datetime(authentication.instant),
-            SessionIndex=authentication.session_index,
-            SessionNotOnOrAfter=_xs_datetime(authentication.session_not_on_or_after))
-        _element(SAML_NS, "AuthnContextClassRef", text=authentication.class_ref,
-                 parent=_element(SAML_NS, "AuthnContext", parent=statement))
-        if release:
-            attributes = _element(SAML_NS, "AttributeStatement", parent=assertion)
-            for item in release:
-                attribute = _element(SAML_NS, "Attribute", parent=attributes, Name=item.name,
-                                     NameFormat=NAME_FORMAT_URI,
-                                     FriendlyName=item.friendly_name)
-                attribute.set(AKDB_TRUST_LEVEL, str(item.trust_level))
-                for value in item.values:
-                    # xs is declared on the value itself, as pysaml2 does: exclusive c14n
-                    # leaves out prefixes used only in attribute values (xsi:type), so an
-                    # assertion taken out of the response must carry its own declaration.
-                    value_element = etree.SubElement(
-                        attribute, f"{{{SAML_NS}}}AttributeValue", {XSI_TYPE: "xs:string"},
-                        nsmap={"xs": XS_NS})
-                    value_element.text = value
-        to_sign = ([assertion] if signing.sign_assertion else []) + \
-            ([response] if signing.sign_response else [])
-        crypto = self.server.sec.crypto
-        assert isinstance(crypto, InProcessCryptoBackend)
-        crypto.sign_elements(to_sign, self.server.sec.key_file, self.server.sec.my_cert)
-        return str(etree.tostring(response, encoding="unicode"))
-
-    def _issuer_element(self) -> etree._Element:
-        return _element(SAML_NS, "Issuer", text=self.entity_id, Format=NAMEID_FORMAT_ENTITY)
+    def _encryption_key(self, portal: str) -> EncryptionKey:
+        """The portal's first encryption certificate in metadata, as pysaml2 picks it (a
+        KeyDescriptor with use="encryption" or without use)."""
+        try:
+            certificates = self.server.metadata.certs(portal, "any", "encryption")
+        except KeyError:  # not (or no longer) in metadata
+            certificates = []
+        if not certificates:
+            # Never the assertion in clear (pysaml2 would quietly send it so).
+            raise RequestRejected("encryption required but no encryption key in metadata")
+        name, certificate = certificates[0]
+        return EncryptionKey(str(certificate), str(name) if name else None)
 
     def create_error_response(self, request: ParsedAuthnRequest, status: str,
                               sub_status: str | None = None, message: str | None = None,
@@ -585,47 +341,9 @@ class SamlIdp:
             raise RequestRejected(f"Destination {destination!r} is not our logout endpoint")
 
 
-
 def _check_issue_instant(value: str | None, now: datetime) -> None:
     """DESIGN §5.3: the same small window as for AuthnRequests."""
     issue_instant = parse_instant(value)
     if issue_instant is None or abs(now - issue_instant) > ISSUE_INSTANT_WINDOW:
         raise RequestRejected("IssueInstant outside the accepted window")
 
-
-SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
-STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
-XS_NS = "http://www.w3.org/2001/XMLSchema"
-_NSMAP = {"samlp": SAMLP_NS, "saml": SAML_NS, "ds": "http://www.w3.org/2000/09/xmldsig#",
-          "akdb": AKDB_NAMESPACE, "xsi": "http://www.w3.org/2001/XMLSchema-instance"}
-
-
-def _element(namespace: str, name: str, *, parent: etree._Element | None = None,
-             text: str | None = None, **attributes: str) -> etree._Element:
-    tag = f"{{{namespace}}}{name}"
-    element = etree.Element(tag, attributes, nsmap=_NSMAP) if parent is None \
-        else etree.SubElement(parent, tag, attributes)
-    if text is not None:
-        element.text = text
-    return element
-
-
-def _new_id() -> str:
-    """An xs:ID (NCName) with 128 random bits, as unguessable as our other tokens."""
-    return "id-" + secrets.token_hex(16)
-
-
-def _xs_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def attribute_statement(release: Sequence[AttributeRelease]) -> AttributeStatement:
-    """The BundID attributes: Name and NameFormat uri, FriendlyName, akdb:TrustLevel."""
-    return AttributeStatement(attribute=[
-        Attribute(name=item.name, name_format=NAME_FORMAT_URI, friendly_name=item.friendly_name,
-                  attribute_value=[AttributeValue(text=value) for value in item.values],
-                  extension_attributes={AKDB_TRUST_LEVEL: str(item.trust_level)})
-        for item in release])
