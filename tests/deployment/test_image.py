@@ -193,7 +193,7 @@ def test_the_image_installs_the_pinned_version_of_every_requirement_within_its_r
 
     for requirement in wanted:
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{requirement} is not pinned: .venv/bin/python docker/update-constraints.py"
+        assert name in pins, f"{requirement} is not pinned: run docker/update-constraints.py"
         assert pins[name] in requirement.specifier, f"{name}=={pins[name]} breaks {requirement}"
     # Every pip of the build stage, the wheel build's isolated setuptools included, reads them.
     build_env = [item for item in instructions() if item.stage == 0 and item.keyword == "ENV"]
