@@ -33,6 +33,12 @@ class AccountSettings:
     email_change_valid: timedelta = timedelta(hours=24)
     privacy_version: str = "2026-11"
 
+    @property
+    def activation_period(self) -> str:
+        """How long an activation link is valid, as the mail and the pages say it: "24 Stunden"."""
+        hours = int(self.activation_valid.total_seconds() // 3600)
+        return "1 Stunde" if hours == 1 else f"{hours} Stunden"
+
 
 @dataclass
 class AccountContext:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -21,8 +22,15 @@ class InvalidInput(ValueError):
 
 
 # Letters, digits and . _ - @ + : covers e-mail-like usernames, keeps lookalike tricks out.
-_USERNAME = re.compile(r"[^\W_]|[._\-@+]")
+USERNAME_SYMBOLS = "._-@+"
+_USERNAME = re.compile(rf"[^\W_]|[{re.escape(USERNAME_SYMBOLS)}]")
 USERNAME_MIN, USERNAME_MAX = 3, 64
+# The two username rules, as the form's hint says them and as the errors name them.
+USERNAME_LENGTH_RULE = f"{USERNAME_MIN} bis {USERNAME_MAX} Zeichen lang sein"
+USERNAME_CHARACTERS_RULE = ("nur Buchstaben, Ziffern und die Zeichen "
+                            f"{' '.join(USERNAME_SYMBOLS)} enthalten")
+USERNAME_RULES = (f"Der Benutzername muss {USERNAME_LENGTH_RULE} und darf "
+                  f"{USERNAME_CHARACTERS_RULE}.")
 NAME_MAX = 100
 EMAIL_MAX = 254  # RFC 5321's limit of a forward path, and the column width
 
@@ -41,17 +49,35 @@ def has_control_characters(value: str) -> bool:
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
-def normalise_name(value: str, field: str, required: bool = True) -> str:
-    """A personal name: NFC, inner whitespace collapsed, no control characters."""
+@dataclass(frozen=True)
+class NameField:
+    """A name field as its messages say it: "Der Vorname …", "Bitte geben Sie Ihren Vornamen an"."""
+
+    subject: str  # nominative, with its article
+    asked_for: str  # accusative, as the citizen is asked for it
+    required: bool
+
+
+NAME_FIELDS: dict[str, NameField] = {
+    "given_name": NameField("Der Vorname", "Ihren Vornamen", required=True),
+    "surname": NameField("Der Nachname", "Ihren Nachnamen", required=True),
+    "birth_name": NameField("Der Geburtsname", "Ihren Geburtsnamen", required=False),
+}
+
+
+def normalise_name(value: str, field: str) -> str:
+    """A personal name (``field`` is a key of :data:`NAME_FIELDS`): NFC, inner whitespace
+    collapsed, no control characters."""
+    named = NAME_FIELDS[field]
     if has_control_characters(value):
-        raise InvalidInput(f"{field} enthält ungültige Zeichen.")
+        raise InvalidInput(f"{named.subject} enthält ungültige Zeichen.")
     value = " ".join(unicodedata.normalize("NFC", value).split())
-    if required and not value:
-        raise InvalidInput(f"Bitte geben Sie {field} an.")
+    if named.required and not value:
+        raise InvalidInput(f"Bitte geben Sie {named.asked_for} an.")
     if len(value) > NAME_MAX:
-        raise InvalidInput(f"{field} darf höchstens {NAME_MAX} Zeichen lang sein.")
+        raise InvalidInput(f"{named.subject} darf höchstens {NAME_MAX} Zeichen lang sein.")
     if value and not any(ch.isalpha() for ch in value):
-        raise InvalidInput(f"{field} muss Buchstaben enthalten.")
+        raise InvalidInput(f"{named.subject} muss Buchstaben enthalten.")
     return value
 
 
@@ -64,11 +90,9 @@ def normalise_username(value: str) -> str:
         raise InvalidInput("Bitte geben Sie einen Benutzernamen an.")
     # The key must fit too: case folding lengthens some letters ("ß" becomes "ss").
     if not USERNAME_MIN <= len(value) <= USERNAME_MAX or len(username_key(value)) > USERNAME_MAX:
-        raise InvalidInput(f"Der Benutzername muss {USERNAME_MIN} bis {USERNAME_MAX} Zeichen "
-                           "lang sein.")
+        raise InvalidInput(f"Der Benutzername muss {USERNAME_LENGTH_RULE}.")
     if any(not _USERNAME.fullmatch(ch) for ch in value):
-        raise InvalidInput("Der Benutzername darf nur Buchstaben, Ziffern und die Zeichen "
-                           ". _ - @ + enthalten.")
+        raise InvalidInput(f"Der Benutzername darf {USERNAME_CHARACTERS_RULE}.")
     return value
 
 
@@ -105,11 +129,9 @@ def check_personal_data(form: dict[str, Any]) -> dict[str, str]:
     """Anrede and names, normalised as at registration; :class:`FormErrors` names each problem."""
     errors: dict[str, list[str]] = {}
     values: dict[str, str] = {}
-    names = {"given_name": ("Vorname", True), "surname": ("Nachname", True),
-             "birth_name": ("Geburtsname", False)}
-    for name, (label, required) in names.items():
+    for name in NAME_FIELDS:
         try:
-            values[name] = normalise_name(str(form.get(name) or ""), label, required=required)
+            values[name] = normalise_name(str(form.get(name) or ""), name)
         except InvalidInput as error:
             errors[name] = [str(error)]
     salutation = str(form.get("salutation") or Salutation.KEINE_ANGABE)

@@ -64,7 +64,7 @@ class PasswordPolicy:
         return cls(**raw)
 
     def rules(self) -> list[str]:
-        """The rules as the registration form lists them."""
+        """The rules as the registration form lists them (the original's wording, plus ours)."""
         shown = " ".join(self.special_characters.replace(" ", ""))
         rules = [f"mindestens {self.min_length} Zeichen"]
         if self.min_letters:
@@ -79,37 +79,41 @@ class PasswordPolicy:
             space = " und Leerzeichen" if " " in self.special_characters else ""
             rules.append(f"davon mindestens {self.min_special} Sonderzeichen "
                          f"(erlaubt sind: {shown}{space})")
+        if self.reject_username:
+            rules.append("darf den Benutzernamen nicht enthalten")
+        if self.reject_common:
+            rules.append("darf kein bekanntes, leicht zu erratendes Passwort sein "
+                         "(wie „Passwort1!“)")
         return rules
 
     def problems(self, password: str, username: str = "") -> list[str]:
-        """Every rule ``password`` breaks, as German messages; empty when it is acceptable."""
+        """Every rule ``password`` breaks, as German messages; empty when it is acceptable.
+
+        An empty password gets one message asking for it, not one per rule.
+        """
         password = normalise_password(password)
+        if not password:
+            return [EMPTY_PASSWORD]
         if len(password) > self.max_length:
             return [f"Das Passwort darf höchstens {self.max_length} Zeichen lang sein."]
-        letters = sum(ch.isalpha() for ch in password)
-        upper = sum(ch.isupper() for ch in password)
-        lower = sum(ch.islower() for ch in password)
-        digits = sum(ch.isdigit() for ch in password)
-        special = sum(ch in self.special_characters for ch in password)
         other = {ch for ch in password
                  if not (ch.isalnum() or ch in self.special_characters)}
         problems = []
         if len(password) < self.min_length:
-            problems.append(f"Das Passwort muss mindestens {self.min_length} Zeichen lang sein.")
-        if letters < self.min_letters:
-            problems.append(f"Das Passwort muss mindestens {self.min_letters} Buchstaben "
-                            "enthalten.")
-        if upper < self.min_uppercase:
-            problems.append(f"Das Passwort muss mindestens {self.min_uppercase} Großbuchstaben "
-                            "enthalten.")
-        if lower < self.min_lowercase:
-            problems.append(f"Das Passwort muss mindestens {self.min_lowercase} Kleinbuchstaben "
-                            "enthalten.")
-        if digits < self.min_digits:
-            problems.append(f"Das Passwort muss mindestens {self.min_digits} Ziffer(n) enthalten.")
-        if special < self.min_special:
-            problems.append(f"Das Passwort muss mindestens {self.min_special} Sonderzeichen "
-                            "enthalten.")
+            problems.append(f"Das Passwort muss mindestens {_how_many(self.min_length, 'Zeichen')}"
+                            " lang sein.")
+        counted = (
+            (self.min_letters, sum(ch.isalpha() for ch in password), "Buchstabe"),
+            (self.min_uppercase, sum(ch.isupper() for ch in password), "Großbuchstabe"),
+            (self.min_lowercase, sum(ch.islower() for ch in password), "Kleinbuchstabe"),
+            (self.min_digits, sum(ch.isdigit() for ch in password), "Ziffer"),
+            (self.min_special, sum(ch in self.special_characters for ch in password),
+             "Sonderzeichen"),
+        )
+        for minimum, found, noun in counted:
+            if found < minimum:
+                problems.append(f"Das Passwort muss mindestens {_how_many(minimum, noun)} "
+                                "enthalten.")
         if other:
             problems.append("Das Passwort enthält nicht erlaubte Zeichen. Erlaubt sind Buchstaben, "
                             "Ziffern und die genannten Sonderzeichen.")
@@ -120,6 +124,26 @@ class PasswordPolicy:
             problems.append("Dieses Passwort ist zu bekannt und leicht zu erraten. Bitte wählen "
                             "Sie ein anderes.")
         return problems
+
+
+EMPTY_PASSWORD = "Bitte geben Sie ein Passwort an."
+
+# What the password must contain, in the accusative ("mindestens einen Großbuchstaben"): one
+# in words with its article, more as digits with the plural.
+_ACCUSATIVE: dict[str, tuple[str, str]] = {
+    "Zeichen": ("ein Zeichen", "Zeichen"),
+    "Buchstabe": ("einen Buchstaben", "Buchstaben"),
+    "Großbuchstabe": ("einen Großbuchstaben", "Großbuchstaben"),
+    "Kleinbuchstabe": ("einen Kleinbuchstaben", "Kleinbuchstaben"),
+    "Ziffer": ("eine Ziffer", "Ziffern"),
+    "Sonderzeichen": ("ein Sonderzeichen", "Sonderzeichen"),
+}
+
+
+def _how_many(count: int, noun: str) -> str:
+    """A count of ``noun`` as the error sentences say it: "eine Ziffer", "2 Ziffern"."""
+    one, several = _ACCUSATIVE[noun]
+    return one if count == 1 else f"{count} {several}"
 
 
 def normalise_password(password: str) -> str:

@@ -152,7 +152,7 @@ def _send_activation(ctx: AccountContext, citizen: Citizen) -> None:
                          ctx.settings.activation_valid)
     ctx.outbox.enqueue(citizen.email, "activation", citizen=citizen,
                        link=ctx.links.activation(token),
-                       hours=int(ctx.settings.activation_valid.total_seconds() // 3600))
+                       activation_period=ctx.settings.activation_period)
 
 
 def activation_state(ctx: AccountContext, token: str) -> LinkState:

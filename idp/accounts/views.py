@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from idp.accounts import registration
 from idp.accounts.authentication import LOGIN_FAILED, NOT_ACTIVATED, LoginOutcome, authenticate
 from idp.accounts.context import FormErrors
+from idp.accounts.identity import USERNAME_MAX, USERNAME_RULES
 from idp.accounts.models import Salutation
 from idp.accounts.tokens import LinkState
 from idp.db import db, utcnow
@@ -98,7 +99,8 @@ def register() -> ResponseReturnValue:
 def _registration_form(values: dict[str, str],
                        errors: dict[str, list[str]] | None = None) -> str:
     return render_template("idp/register_form.html", values=values, errors=errors or {},
-                           salutations=list(Salutation), rules=services().policy.rules())
+                           salutations=list(Salutation), rules=services().policy.rules(),
+                           username_rules=USERNAME_RULES, username_max=USERNAME_MAX)
 
 
 @accounts.route("/registrieren/pruefen", methods=["GET", "POST"])
@@ -122,7 +124,7 @@ def register_review() -> ResponseReturnValue:
 
 @accounts.get("/registrieren/mail-versendet")
 def register_mail_sent() -> str:
-    return render_template("idp/register_mail_sent.html")
+    return render_template("idp/register_mail_sent.html", activation_period=_activation_period())
 
 
 @accounts.route(ACTIVATION_PATH, methods=["GET", "POST"])
@@ -142,14 +144,16 @@ def activation(token: str) -> ResponseReturnValue:
 
 def _link_problem(state: LinkState, token: str) -> tuple[str, int]:
     status = 404 if state is LinkState.UNKNOWN else 410
-    return render_template("idp/activation_problem.html", state=state.value, token=token), status
+    return render_template("idp/activation_problem.html", state=state.value, token=token,
+                           activation_period=_activation_period()), status
 
 
 @accounts.post("/aktivieren/<token>/erneut-senden")
 def resend_activation(token: str) -> ResponseReturnValue:
     outcome = registration.resend_activation(account_context(), token)
     if outcome is registration.Resend.SENT:
-        return render_template("idp/register_mail_sent.html", resent=True)
+        return render_template("idp/register_mail_sent.html", resent=True,
+                               activation_period=_activation_period())
     if outcome is registration.Resend.TOO_MANY:
         return error_page(429, TOO_MANY_LINKS)
     return _link_problem(LinkState.UNKNOWN, token)
@@ -157,4 +161,9 @@ def resend_activation(token: str) -> ResponseReturnValue:
 
 @accounts.get("/datenschutz")
 def privacy() -> str:
-    return render_template("idp/privacy.html")
+    return render_template("idp/privacy.html", activation_period=_activation_period())
+
+
+def _activation_period() -> str:
+    """The configured validity of an activation link ("24 Stunden"), for the pages naming it."""
+    return services().settings.activation_period

@@ -127,3 +127,13 @@ def test_the_forms_need_their_csrf_token(logged_in: Journey) -> None:
 def test_outside_the_demo_the_postal_outbox_is_not_shown(journey: Journey) -> None:
     assert journey.open(MAGS + "/post").status_code == 404
     assert "Seite nicht gefunden" in journey.page
+
+
+@pytest.mark.parametrize("form", ["/kassenzeichen/hinzufuegen", "/kassenzeichen/bestaetigungscode"])
+def test_screen_readers_hear_what_the_star_of_the_required_fields_means(
+        logged_in: Journey, form: str) -> None:
+    logged_in.open(MAGS + form)
+    note = re.search(r'<p class="hint">(.*?Pflichtfelder)</p>', logged_in.page)
+    assert note, logged_in.page
+    read_aloud = re.sub(r'<span aria-hidden="true">[^<]*</span>|<[^>]+>', "", note.group(1))
+    assert read_aloud == "Felder mit Stern sind Pflichtfelder"

@@ -44,7 +44,7 @@ def test_every_problem_of_the_form_is_named_at_once(app: Flask, browser: Browser
         "password": "kurz", "password_confirm": "anders"})
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    for message in ("Bitte geben Sie Vorname an.", "Bitte geben Sie Nachname an.",
+    for message in ("Bitte geben Sie Ihren Vornamen an.", "Bitte geben Sie Ihren Nachnamen an.",
                     "gültige E-Mail-Adresse", "3 bis 64 Zeichen", "mindestens 8 Zeichen",
                     "stimmen nicht überein", "Datenschutzerklärung"):
         assert message in page

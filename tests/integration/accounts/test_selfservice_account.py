@@ -74,9 +74,9 @@ def test_invalid_personal_data_is_named_and_nothing_is_saved(citizen: Browser) -
     assert response.status_code == 422
     html = citizen.last_html
     assert "Bitte wählen Sie eine Anrede aus der Liste." in html
-    assert "Bitte geben Sie Vorname an." in html
-    assert "Nachname enthält ungültige Zeichen." in html
-    assert "Geburtsname darf höchstens 100 Zeichen lang sein." in html
+    assert "Bitte geben Sie Ihren Vornamen an." in html
+    assert "Der Nachname enthält ungültige Zeichen." in html
+    assert "Der Geburtsname darf höchstens 100 Zeichen lang sein." in html
     assert 'aria-describedby="surname-fehler"' in html
     page = citizen.get("/konto").get_data(as_text=True)
     assert "Mustermann" in page and "Gabler" in page

@@ -157,7 +157,7 @@ def test_weak_password_is_refused_and_the_link_stays_usable(app: Flask,
     response = set_password(citizen, path, "kurz")
     assert response.status_code == 422
     assert "mindestens 8 Zeichen" in citizen.last_html
-    assert 'aria-describedby="password-hinweis password-fehler"' in citizen.last_html
+    assert 'aria-describedby="passwort-regeln password-fehler"' in citizen.last_html
 
     response = set_password(citizen, path, NEW_PASSWORD, "Wolken-Meer 732")
     assert response.status_code == 422

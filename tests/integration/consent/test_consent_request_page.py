@@ -30,7 +30,14 @@ def test_the_consent_page_names_the_portal_and_every_value_sent(app: Flask) -> N
                  "Code 9", "Vertrauensniveau", "Art der Anmeldung"):
         assert text in page, text
     assert "Geburtsname" not in page  # Kim has none: nothing is sent, nothing is listed
-    assert 'finden Sie in der <a href="/datenschutz">Datenschutzerklärung</a>' in page
+    assert 'finden Sie in der <a href="/datenschutz"' in page
+
+
+def test_the_privacy_link_opens_in_a_new_window_and_says_so(app: Flask) -> None:
+    """The citizen is in the middle of a login: reading the privacy statement must not end it."""
+    page = render(app)
+    assert ('<a href="/datenschutz" target="_blank" rel="noopener">Datenschutzerklärung '
+            '<span class="small">(öffnet in einem neuen Fenster)</span></a>') in page
 
 
 def test_the_consent_page_offers_agree_and_decline_in_one_form(app: Flask) -> None:

@@ -65,7 +65,7 @@ def test_a_hundred_thousand_character_name_under_the_body_limit_is_a_form_error(
     before = state()
     response = fill_in(browser, surname="B" * 100_000)
     assert response.status_code == 422
-    assert "Nachname darf höchstens 100 Zeichen lang sein." in browser.last_html
+    assert "Der Nachname darf höchstens 100 Zeichen lang sein." in browser.last_html
     assert state() == before
 
 
@@ -81,9 +81,9 @@ def test_a_multipart_form_with_too_many_parts_gets_the_request_too_large_page(
 
 
 @pytest.mark.parametrize(("field", "message"), [
-    ("given_name", "Vorname darf höchstens 100 Zeichen lang sein."),
-    ("surname", "Nachname darf höchstens 100 Zeichen lang sein."),
-    ("birth_name", "Geburtsname darf höchstens 100 Zeichen lang sein."),
+    ("given_name", "Der Vorname darf höchstens 100 Zeichen lang sein."),
+    ("surname", "Der Nachname darf höchstens 100 Zeichen lang sein."),
+    ("birth_name", "Der Geburtsname darf höchstens 100 Zeichen lang sein."),
     ("username", "Der Benutzername muss 3 bis 64 Zeichen lang sein."),
     ("email", "Bitte geben Sie eine gültige E-Mail-Adresse an"),
 ])
@@ -139,7 +139,7 @@ def test_a_form_padded_with_thousands_of_unknown_fields_is_answered_normally(
     padding = "&".join(f"junk{i}=x" for i in range(3_000)).encode()
     response = raw_post(browser, FORM, padding)
     assert response.status_code == 422
-    assert "Bitte geben Sie Vorname an." in response.get_data(as_text=True)
+    assert "Bitte geben Sie Ihren Vornamen an." in response.get_data(as_text=True)
 
 
 # --- encodings and control characters -----------------------------------------------------
@@ -153,7 +153,7 @@ def test_a_name_that_is_not_utf8_is_refused_with_a_german_message(
     before = state()
     response = raw_post(browser, FORM, body + b"&" + rest.encode())
     assert response.status_code == 422
-    assert "Vorname enthält ungültige Zeichen." in response.get_data(as_text=True)
+    assert "Der Vorname enthält ungültige Zeichen." in response.get_data(as_text=True)
     assert state() == before
 
 
@@ -167,7 +167,7 @@ def test_a_truncated_percent_escape_is_taken_literally_and_refused(browser: Brow
     rest = "&".join(f"{k}={quote(v)}" for k, v in REGISTRATION.items() if k != "given_name")
     response = raw_post(browser, FORM, b"given_name=%25%2&" + rest.encode())
     assert response.status_code == 422
-    assert "Vorname muss Buchstaben enthalten." in response.get_data(as_text=True)
+    assert "Der Vorname muss Buchstaben enthalten." in response.get_data(as_text=True)
 
 
 def test_a_garbled_multipart_body_gets_the_german_bad_request_page(
@@ -185,9 +185,9 @@ CONTROL_CHARACTERS = ["\x00", "\r\n", "\x1b[31m", "\u202e", "\t", "\x7f"]
 
 @pytest.mark.parametrize("bad", CONTROL_CHARACTERS, ids=repr)
 @pytest.mark.parametrize(("field", "message"), [
-    ("given_name", "Vorname enthält ungültige Zeichen."),
-    ("surname", "Nachname enthält ungültige Zeichen."),
-    ("birth_name", "Geburtsname enthält ungültige Zeichen."),
+    ("given_name", "Der Vorname enthält ungültige Zeichen."),
+    ("surname", "Der Nachname enthält ungültige Zeichen."),
+    ("birth_name", "Der Geburtsname enthält ungültige Zeichen."),
     ("username", "Der Benutzername enthält ungültige Zeichen."),
     ("email", "Die E-Mail-Adresse enthält ungültige Zeichen."),
 ])
@@ -265,10 +265,10 @@ def test_an_empty_registration_form_names_every_mandatory_field(
     browser.get(FORM)
     response = browser.submit(FORM, {})
     assert response.status_code == 422
-    for message in ("Bitte geben Sie Vorname an.", "Bitte geben Sie Nachname an.",
+    for message in ("Bitte geben Sie Ihren Vornamen an.", "Bitte geben Sie Ihren Nachnamen an.",
                     "Bitte geben Sie Ihre E-Mail-Adresse an.",
                     "Bitte geben Sie einen Benutzernamen an.",
-                    "Das Passwort muss mindestens",
+                    "Bitte geben Sie ein Passwort an.",
                     "Bitte bestätigen Sie, dass Sie die Datenschutzerklärung"):
         assert message in browser.last_html
     assert citizens(app) == []

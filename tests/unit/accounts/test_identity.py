@@ -31,18 +31,37 @@ def test_unusable_usernames_are_refused(bad: str) -> None:
 
 
 def test_names_are_composed_and_trimmed() -> None:
-    assert normalise_name("  Jose\u0301   Müller ", "Vorname") == "José Müller"
+    assert normalise_name("  Jose\u0301   Müller ", "given_name") == "José Müller"
 
 
 @pytest.mark.parametrize("bad", ["Erika\r\nBcc: x@evil.example", "Eri\x00ka", "\ufffd", "12345"])
 def test_names_with_control_characters_or_without_letters_are_refused(bad: str) -> None:
     with pytest.raises(InvalidInput):
-        normalise_name(bad, "Vorname")
+        normalise_name(bad, "given_name")
 
 
-def test_a_missing_required_name_is_named_in_the_message() -> None:
-    with pytest.raises(InvalidInput, match="Nachname"):
-        normalise_name("   ", "Nachname")
+def test_a_missing_required_name_is_asked_for_in_good_german() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalise_name("   ", "surname")
+    assert str(refused.value) == "Bitte geben Sie Ihren Nachnamen an."
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("given_name", "", "Bitte geben Sie Ihren Vornamen an."),
+    ("surname", "", "Bitte geben Sie Ihren Nachnamen an."),
+    ("given_name", "Eri\x00ka", "Der Vorname enthält ungültige Zeichen."),
+    ("surname", "12345", "Der Nachname muss Buchstaben enthalten."),
+    ("birth_name", "x" * 101, "Der Geburtsname darf höchstens 100 Zeichen lang sein."),
+    ("birth_name", "Gab\x00ler", "Der Geburtsname enthält ungültige Zeichen."),
+])
+def test_each_name_field_is_named_with_its_article(field: str, value: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalise_name(value, field)
+    assert str(refused.value) == message
+
+
+def test_the_birth_name_may_stay_empty() -> None:
+    assert normalise_name("  ", "birth_name") == ""
 
 
 def test_e_mail_addresses_are_validated_and_their_domain_lower_cased() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,26 @@ def test_each_unmet_rule_is_named(password: str, rule: str) -> None:
 
 def test_every_unmet_rule_is_named_at_once() -> None:
     assert len(POLICY.problems("abc")) >= 4
+
+
+def test_an_empty_password_is_asked_for_once() -> None:
+    assert POLICY.problems("") == ["Bitte geben Sie ein Passwort an."]
+
+
+def test_a_single_required_character_is_named_in_words() -> None:
+    problems = POLICY.problems("abcdefgh")
+    assert "Das Passwort muss mindestens einen Großbuchstaben enthalten." in problems
+    assert "Das Passwort muss mindestens eine Ziffer enthalten." in problems
+    assert "Das Passwort muss mindestens ein Sonderzeichen enthalten." in problems
+    assert not any("(n)" in problem for problem in problems)
+
+
+def test_several_required_characters_are_named_in_the_plural() -> None:
+    strict = replace(POLICY, min_letters=1, min_digits=2, min_special=3, min_uppercase=2)
+    problems = strict.problems("Abcdefgh1-")
+    assert "Das Passwort muss mindestens 2 Ziffern enthalten." in problems
+    assert "Das Passwort muss mindestens 3 Sonderzeichen enthalten." in problems
+    assert "Das Passwort muss mindestens 2 Großbuchstaben enthalten." in problems
 
 
 @pytest.mark.parametrize("special", list("-+_[]()$§!?%&/*,.;:<>|@ "))
@@ -77,7 +98,18 @@ def test_the_rules_are_listed_as_on_the_original_form() -> None:
     rules = POLICY.rules()
     assert rules[0] == "mindestens 8 Zeichen"
     assert "davon mindestens 1 Großbuchstabe(n)" in rules
-    assert rules[-1].endswith("und Leerzeichen)")
+    assert any(rule.endswith("und Leerzeichen)") for rule in rules)
+
+
+def test_the_list_names_every_rule_a_password_can_break() -> None:
+    rules = POLICY.rules()
+    assert "darf den Benutzernamen nicht enthalten" in rules
+    assert any("leicht zu erratendes Passwort" in rule for rule in rules)
+
+
+def test_rules_switched_off_in_the_policy_are_not_listed() -> None:
+    lenient = replace(POLICY, reject_common=False, reject_username=False)
+    assert not any(rule.startswith("darf") for rule in lenient.rules())
 
 
 @pytest.mark.parametrize(("content", "message"), [
