@@ -1,4 +1,8 @@
-"""German pages for every error status the IdP can send instead of a login."""
+"""German pages for every error status the IdP can send instead of a login.
+
+The citizen reads what happened and what to do; the SAML status codes themselves stay in the
+page's "Technische Angaben" for QA and support.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +48,11 @@ PAGES: dict[str, StatusPage] = {
         "Sie sind beim Servicekonto.NRW nicht angemeldet, und eine Anmeldung ohne Ihre "
         "Mitwirkung ist nicht möglich.",
         "Bitte starten Sie die Anmeldung über „Anmelden“."),
+    "RequestUnsupported": StatusPage(
+        "Anmeldung nicht möglich",
+        "Das Servicekonto.NRW kann die Anmeldeanfrage dieses Portals nicht bearbeiten.",
+        "Das ist ein Fehler in der Einrichtung des Portals. Bitte wenden Sie sich an die "
+        "Betreiber des Portals."),
     "InvalidNameIDPolicy": StatusPage(
         "Anmeldung nicht möglich",
         "Das Servicekonto.NRW kann die Kennung, die dieses Portal anfordert, nicht liefern.",
@@ -62,5 +71,7 @@ def refusal_page(refusal: Refusal) -> tuple[str, int]:
             "Anmeldung fehlgeschlagen",
             "Die Anmeldung beim Servicekonto.NRW ist fehlgeschlagen.",
             "Bitte versuchen Sie es später erneut.")
-    code = sub or refusal.status.removeprefix(SAML_STATUS)
-    return render_template("portal/login_refused.html", page=page, status_code=code), 403
+    codes = [code.removeprefix(SAML_STATUS) for code in (refusal.status, refusal.sub_status,
+                                                         refusal.detail) if code]
+    return render_template("portal/login_refused.html", page=page, status_codes=codes,
+                           status_message=refusal.message), 403

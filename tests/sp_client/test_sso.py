@@ -170,6 +170,8 @@ def _idp_refusal(federation: Federation, status: str, sub_status: str | None,
     (RESPONDER, STATUS + "NoAuthnContext", None, "höheres Vertrauensniveau"),
     (RESPONDER, STATUS + "NoPassive", None, "eine Anmeldung ohne Ihre Mitwirkung"),
     (REQUESTER, STATUS + "InvalidNameIDPolicy", None, "kann die Kennung, die dieses Portal"),
+    (REQUESTER, STATUS + "RequestUnsupported", "INVALID_EXTENSION",
+     "kann die Anmeldeanfrage dieses Portals nicht bearbeiten"),
     (RESPONDER, None, None, "Die Anmeldung beim Servicekonto.NRW ist fehlgeschlagen."),
 ])
 def test_every_error_status_of_the_idp_gets_its_own_german_page(
@@ -183,6 +185,18 @@ def test_every_error_status_of_the_idp_gets_its_own_german_page(
     assert not_logged_in(journey)
     # The request is answered: the same answer again finds no open login.
     assert journey.open(DUEREN_ACS, {"SAMLResponse": answer}).status_code == 400
+
+
+def test_the_refusal_explains_in_german_and_keeps_the_saml_status_for_support(
+        journey: Journey, federation: Federation) -> None:
+    journey.go_to_servicekonto()
+    answer = _idp_refusal(federation, REQUESTER, STATUS + "RequestDenied")
+    journey.open(DUEREN_ACS, {"SAMLResponse": answer})
+    shown, details = journey.page.split("<details", 1)
+    assert "Sie haben der Weitergabe Ihrer Daten nicht zugestimmt." in shown
+    assert "RequestDenied" not in shown and "Requester" not in shown
+    assert "Technische Angaben" in details
+    assert "<code>Requester</code> / <code>RequestDenied</code>" in details
 
 
 def test_an_unsigned_error_status_is_not_believed(journey: Journey,
