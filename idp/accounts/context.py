@@ -33,11 +33,27 @@ class AccountSettings:
     email_change_valid: timedelta = timedelta(hours=24)
     privacy_version: str = "2026-11"
 
+    # How long each kind of link is valid, as the mails and the pages say it ("24 Stunden").
     @property
     def activation_period(self) -> str:
-        """How long an activation link is valid, as the mail and the pages say it: "24 Stunden"."""
-        hours = int(self.activation_valid.total_seconds() // 3600)
-        return "1 Stunde" if hours == 1 else f"{hours} Stunden"
+        return german_duration(self.activation_valid)
+
+    @property
+    def password_reset_period(self) -> str:
+        return german_duration(self.password_reset_valid)
+
+    @property
+    def email_change_period(self) -> str:
+        return german_duration(self.email_change_valid)
+
+
+def german_duration(span: timedelta) -> str:
+    """``span`` as a German text says it: "24 Stunden", "12 Stunden", "60 Minuten", "90 Minuten",
+    "1 Minute" (whole hours from two hours on, else minutes)."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes >= 120 and minutes % 60 == 0:
+        return f"{minutes // 60} Stunden"
+    return "1 Minute" if minutes == 1 else f"{minutes} Minuten"
 
 
 @dataclass

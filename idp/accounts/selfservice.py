@@ -10,7 +10,6 @@ exists, so nobody learns who is registered.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -94,7 +93,7 @@ def request_password_reset(ctx: AccountContext, username: str) -> None:
                              ctx.settings.password_reset_valid)
         ctx.outbox.enqueue(citizen.email, "password_reset", citizen=citizen, links=ctx.links,
                            link=ctx.links.password_reset(token),
-                           minutes=whole_minutes(ctx.settings.password_reset_valid))
+                           period=ctx.settings.password_reset_period)
         ctx.session.commit()
     events.password_reset_requested(key, citizen.id if citizen else None, outcome)
 
@@ -207,7 +206,7 @@ def request_email_change(ctx: AccountContext, holder: AccountHolder, new_email: 
                          ctx.settings.email_change_valid, new_email=address)
     ctx.outbox.enqueue(address, "email_change", citizen=citizen, new_email=address,
                        link=ctx.links.email_change(token),
-                       hours=whole_hours(ctx.settings.email_change_valid))
+                       period=ctx.settings.email_change_period)
     ctx.session.commit()
     events.email_change_requested(citizen.id)
     return address
@@ -366,10 +365,3 @@ def _void_open_links(ctx: AccountContext, citizen: Citizen) -> None:
         .values(voided_at=ctx.now)
         .execution_options(synchronize_session=False))
 
-
-def whole_minutes(span: timedelta) -> int:
-    return int(span.total_seconds() // 60)
-
-
-def whole_hours(span: timedelta) -> int:
-    return int(span.total_seconds() // 3600)

@@ -51,7 +51,7 @@ def password_forgotten() -> Page:
                                values={"username": form["username"][:64]}), 422
     # The same page whether or not the account exists.
     return render_template("idp/password_mail_sent.html",
-                           minutes=service.whole_minutes(services().settings.password_reset_valid))
+                           period=services().settings.password_reset_period)
 
 
 @selfservice.route(PASSWORD_RESET_PATH, methods=["GET", "POST"])

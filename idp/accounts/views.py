@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from idp.accounts import registration
 from idp.accounts.authentication import LOGIN_FAILED, NOT_ACTIVATED, LoginOutcome, authenticate
-from idp.accounts.context import FormErrors
+from idp.accounts.context import FormErrors, german_duration
 from idp.accounts.identity import USERNAME_MAX, USERNAME_RULES
 from idp.accounts.models import Salutation
 from idp.accounts.tokens import LinkState
@@ -161,7 +163,11 @@ def resend_activation(token: str) -> ResponseReturnValue:
 
 @accounts.get("/datenschutz")
 def privacy() -> str:
-    return render_template("idp/privacy.html", activation_period=_activation_period())
+    config = services().config
+    return render_template(
+        "idp/privacy.html", activation_period=_activation_period(),
+        session_longest=german_duration(timedelta(minutes=config.session_absolute_minutes)),
+        session_idle=german_duration(timedelta(minutes=config.session_idle_minutes)))
 
 
 def _activation_period() -> str:

@@ -74,6 +74,15 @@ def test_every_page_names_the_configured_validity_of_the_activation_link(
         assert "48 Stunden" in page and "24 Stunden" not in page, page
 
 
+def test_the_privacy_page_names_the_configured_session_limits(settings: dict[str, Any]) -> None:
+    shorter = create_app(test_config=settings | {"session_absolute_minutes": 8 * 60,
+                                                 "session_idle_minutes": 30}, env={})
+    page = " ".join(shorter.test_client().get("/datenschutz").get_data(as_text=True).split())
+    db.bound(shorter).engine.dispose()
+
+    assert "höchstens 8 Stunden, nach 30 Minuten ohne Aktivität endet die Sitzung" in page
+
+
 def test_an_expired_and_a_replaced_link_each_get_their_own_heading(
         app: Flask, browser: Browser, clock: Clock) -> None:
     register(browser)

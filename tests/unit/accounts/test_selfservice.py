@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.accounts import selfservice, tokens
-from idp.accounts.context import AccountContext, AccountSettings, FormErrors
+from idp.accounts.context import AccountContext, AccountSettings, FormErrors, german_duration
 from idp.accounts.identity import check_personal_data, email_key, username_key
 from idp.accounts.models import AccountStatus, Citizen, Salutation
 from idp.accounts.passwords import PasswordHasher, PasswordPolicy
@@ -270,3 +270,24 @@ def test_personal_data_is_normalised_as_at_registration() -> None:
     with pytest.raises(FormErrors) as error:
         check_personal_data({"given_name": "1234", "surname": "\u202eevil"})
     assert set(error.value.errors) == {"given_name", "surname"}
+
+
+@pytest.mark.parametrize(("span", "said"), [
+    (timedelta(hours=24), "24 Stunden"), (timedelta(hours=2), "2 Stunden"),
+    (timedelta(hours=1), "60 Minuten"), (timedelta(minutes=90), "90 Minuten"),
+    (timedelta(minutes=1), "1 Minute")])
+def test_a_links_validity_is_said_in_german_with_its_unit(span: timedelta, said: str) -> None:
+    assert german_duration(span) == said
+
+
+def test_the_email_change_mail_names_the_configured_validity_in_good_german(
+        session: Session, store: MemoryThrottleStore) -> None:
+    citizen = add_citizen(session)
+    ctx = context(session)
+    ctx.settings = AccountSettings(email_change_valid=timedelta(hours=1))
+
+    selfservice.request_email_change(ctx, holder(citizen, store), "neu@example.org", PASSWORD)
+
+    [mail] = [mail for mail in mails(session) if mail.recipient == "neu@example.org"]
+    assert "Der Link gilt nur 60 Minuten" in mail.body_text
+    assert "Der Link gilt nur 60 Minuten" in mail.body_html
