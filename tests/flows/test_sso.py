@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lxml.html
 import pytest
 from flask import Flask
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -99,6 +100,25 @@ def test_is_passive_without_a_session_answers_no_passive(
     answer = _start(visitor, portal, BINDING_HTTP_REDIRECT, is_passive="true")
     with pytest.raises(StatusNoPassive):
         portal.receive(answer.get_data(as_text=True))
+
+
+def test_a_portal_sends_the_citizen_to_the_guides_servicekonto_page_with_the_password_login_open(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    to_login = _start(visitor, portal, BINDING_HTTP_REDIRECT, relay_state="/formulare/42")
+    page = lxml.html.fromstring(visitor.get(to_login.location).get_data(as_text=True))
+
+    assert page.xpath("normalize-space(//h1)") == "Melden Sie sich hier an"
+    (opened,) = page.xpath("//section[contains(@class, 'open')]")
+    assert opened.xpath("normalize-space(h2)") == "Anmelden mit Benutzername und Passwort"
+    assert opened.xpath(".//form//input[@name='username']") and \
+        opened.xpath(".//form//input[@name='password']")
+    methods = [" ".join(item.text_content().split())
+               for item in page.xpath("//ul[@class='options']/li[not(section)]")]
+    assert methods == ["Anmelden mit der Online-Ausweisfunktion (noch nicht verfügbar)",
+                       "Login mit externem Servicekonto (noch nicht verfügbar)"]
+    assert page.xpath("normalize-space(//section[@class='aside']/h2)") == \
+        "Noch kein Servicekonto?"
+    assert page.xpath("//section[@class='aside']//a[normalize-space()='Registrieren']")
 
 
 def test_a_replayed_request_gets_an_error_page_at_the_idp(
