@@ -45,6 +45,8 @@ class PortalProfile:
     # The mags portal keeps Kassenzeichen (DESIGN §1, "Portal side (mags)").
     kassenzeichen: bool = False
     phone: str | None = None
+    # The page after login: mags' guide calls it "Übersicht der Services" (§2.4).
+    overview_title: str = "Mein Bereich"
 
     @property
     def default_base_url(self) -> str:
@@ -68,7 +70,7 @@ MAGS = PortalProfile(
                 AttributeWish(BIRTH_NAME), AttributeWish(MAIL, True),
                 AttributeWish(BPK2, True)),
     purpose="Anmeldung im mags Bürgerportal und Zuordnung Ihrer Kassenzeichen", theme="mags",
-    kassenzeichen=True, phone="02161 49 10 10")
+    kassenzeichen=True, phone="02161 49 10 10", overview_title="Übersicht der Services")
 
 PROFILES: dict[str, PortalProfile] = {profile.name: profile for profile in (DUEREN, MAGS)}
 

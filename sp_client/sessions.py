@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,9 @@ class Login:
     logged_in_at: str
     # The IdP's SessionNotOnOrAfter (ISO 8601), if it sent one.
     session_until: str | None = None
+    # Attribute Name → FriendlyName, as sent; and the Response's IssueInstant (ISO 8601).
+    friendly_names: dict[str, str] = field(default_factory=dict)
+    issued_at: str | None = None
 
     def value(self, name: str) -> str | None:
         values = self.attributes.get(name) or []

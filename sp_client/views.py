@@ -1,5 +1,6 @@
-"""The portal's pages: start, "Anmelden" → Servicekonto.NRW, the ACS, the overview, "Abmelden",
-single logout and metadata. Thin: parse, call the SAML adapter or a service, pick a page.
+"""The portal's pages: start, "Anmelden" → Servicekonto.NRW, the ACS, the overview and the
+services, "Abmelden", single logout and metadata. Thin: parse, call the SAML adapter or a
+service, pick a page.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from datetime import datetime
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from idp.consent.attributes import BIRTH_NAME, BPK2, GENDER, GIVEN_NAME, MAIL, SURNAME, label_of
+from idp.consent.attributes import BPK2
 from idp.db import utcnow
 from idp.saml.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
+from sp_client import kassenzeichen as kassenzeichen_service
+from sp_client import received, services
 from sp_client.extensions import csrf, portal_db
-from sp_client.profiles import trust_level_of
+from sp_client.models import PropertyRecord
 from sp_client.saml import messages, state
 from sp_client.saml.logout import LogoutRefused, read_logout_request, read_logout_response
 from sp_client.saml.provider import (
@@ -34,9 +37,6 @@ log = logging.getLogger(__name__)
 portal = Blueprint("portal", __name__)
 
 RESUBMITTED = "portal_resubmitted"
-GENDER_WORDS = {"0": "unbekannt", "1": "männlich", "2": "weiblich", "9": "keine Angabe"}
-TRUST_WORDS = {1: "basisregistriert (niedrig)", 2: "normal", 3: "substantiell", 4: "hoch"}
-SHOWN_ATTRIBUTES = (GENDER, GIVEN_NAME, SURNAME, BIRTH_NAME, MAIL, BPK2)
 LOGOUT_FAILED = ("Sie sind bei diesem Portal abgemeldet. Die Abmeldung beim Servicekonto.NRW "
                  "konnte nicht bestätigt werden; bitte schließen Sie Ihren Browser, um sicher "
                  "abgemeldet zu sein.")
@@ -48,7 +48,10 @@ def current_login() -> Login | None:
 
 @portal.get("/")
 def start() -> str:
-    return render_template("portal/start.html", login=current_login())
+    login = current_login()
+    offers = services.offers(settings().profile.name, login is not None,
+                             bool(login and _kassenzeichen_of(login)))
+    return render_template("portal/start.html", login=login, offers=offers)
 
 
 @portal.get("/anmelden")
@@ -126,20 +129,43 @@ def _session_end(login: Login, now: datetime) -> datetime:
 
 @portal.get("/uebersicht")
 def overview() -> ResponseReturnValue:
+    """The page after login: mags' "Übersicht der Services", Düren's "Mein Bereich"; what the
+    IdP sent, as received, in its collapsed "Technische Angaben"."""
     login = current_login()
     if login is None:
         return redirect(url_for("portal.login_page"))
-    rows = [(label_of(name), _shown(name, login.value(name)), login.attribute_trust.get(name))
-            for name in SHOWN_ATTRIBUTES if name in login.attributes]
-    level = trust_level_of(login.class_ref)
-    return render_template("portal/overview.html", login=login, rows=rows,
-                           trust_level=TRUST_WORDS.get(level or 0, login.class_ref))
+    records = _kassenzeichen_of(login)
+    return render_template(
+        "portal/overview.html", login=login, greeting=received.greeting_name(login),
+        personal=received.personal_data(login), kassenzeichen=records,
+        offers=services.offers(settings().profile.name, True, bool(records)),
+        attributes=received.received_attributes(login),
+        trust_level=received.trust_words(login.class_ref), german_time=received.german_time)
 
 
-def _shown(name: str, value: str | None) -> str:
-    if name == GENDER and value is not None:
-        return f"{GENDER_WORDS.get(value, value)} (Code {value})"
-    return value or ""
+@portal.get("/services/<slug>")
+def service(slug: str) -> ResponseReturnValue:
+    """A service of the list. The demo builds none of them: a usable one is a placeholder page,
+    one whose requirements are unmet says what is missing."""
+    found = services.find(settings().profile.name, slug)
+    if found is None:
+        return error_page(404)
+    login = current_login()
+    if found.needs_login and login is None:
+        return redirect(url_for("portal.login_page"))
+    if found.endpoint:
+        return redirect(url_for(found.endpoint))
+    missing_kassenzeichen = found.needs_kassenzeichen and not (login and _kassenzeichen_of(login))
+    return render_template("portal/service.html", service=found,
+                           missing_kassenzeichen=missing_kassenzeichen)
+
+
+def _kassenzeichen_of(login: Login) -> list[PropertyRecord]:
+    """The citizen's confirmed Kassenzeichen (none at a portal that keeps none)."""
+    key = login.value(BPK2)
+    if not settings().profile.kassenzeichen or not key:
+        return []
+    return kassenzeichen_service.assigned(portal_db.session, key)
 
 
 @portal.post("/abmelden")

@@ -223,9 +223,12 @@ def _checked(parsed: Any, expected: _Expected, now: datetime) -> tuple[Login, da
         raise ResponseRejected(Problem.EXPIRED, "SessionNotOnOrAfter passed")
     attributes: dict[str, list[str]] = {}
     trust: dict[str, str] = {}
+    friendly_names: dict[str, str] = {}
     for attribute_statement in assertion.attribute_statement:
         for attribute in attribute_statement.attribute:
             attributes[attribute.name] = [value.text or "" for value in attribute.attribute_value]
+            if attribute.friendly_name:
+                friendly_names[attribute.name] = attribute.friendly_name
             if level_text := (attribute.extension_attributes or {}).get(AKDB_TRUST_LEVEL):
                 trust[attribute.name] = str(level_text)
     login = Login(
@@ -235,7 +238,8 @@ def _checked(parsed: Any, expected: _Expected, now: datetime) -> tuple[Login, da
         session_index=statement.session_index, attributes=attributes, attribute_trust=trust,
         class_ref=class_ref, authenticated_at=str(statement.authn_instant or ""),
         logged_in_at=now.isoformat(), session_until=session_until.isoformat()
-        if session_until else None)
+        if session_until else None, friendly_names=friendly_names,
+        issued_at=str(response.issue_instant))
     return login, max(not_on_or_after, confirmation_until) + CLOCK_SKEW, str(assertion.id)
 
 

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 DUEREN = "Bürgerportal der Stadt Düren"
 MAGS = "mags Bürgerportal"
 CONSENT = "Zustimmung zur Weitergabe an ein Fachverfahren"
+AFTER_LOGIN = {DUEREN: "Mein Bereich", MAGS: "Übersicht der Services"}
 NEW_CITIZEN = {"given_name": "Lena", "surname": "Beispiel", "birth_name": "",
                "email": "lena.beispiel@example.org", "username": "LenaB",
                "password": "Rurufer-Weg 17!", "password_confirm": "Rurufer-Weg 17!"}
@@ -67,22 +68,42 @@ def consent_page(journey: Journey, portal_name: str) -> Any:
 
 def agree(journey: Journey, portal: str, portal_name: str, showing: tuple[str, ...] = ()) -> Any:
     """On the consent page (listing the values ``showing``): ZUSTIMMEN → back at the portal's
-    "Sie sind angemeldet"; returns the page."""
+    page after login ("Mein Bereich", mags: "Übersicht der Services"); returns the page."""
     page = consent_page(journey, portal_name)
     for value in showing:
         expect(page.locator("main dd", has_text=value).first).to_be_visible()
     page.get_by_role("button", name="ZUSTIMMEN").click()
     page.wait_for_url(portal + "/uebersicht")
-    expect(page.get_by_role("heading", name="Sie sind angemeldet")).to_be_visible()
-    journey.step(f"Sie sind angemeldet ({portal_name})")
+    expect(page.get_by_role("heading", level=1, name=AFTER_LOGIN[portal_name])).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Sie sind angemeldet.")
+    journey.step(f"{AFTER_LOGIN[portal_name]} ({portal_name})")
     return page
 
 
 def received_data(page: Any) -> dict[str, str]:
-    """The portal's table "Diese Daten hat das Servicekonto.NRW an das Portal übermittelt"."""
-    rows = page.locator("table tbody tr")
-    return {rows.nth(i).locator("th").inner_text(): rows.nth(i).locator("td").first.inner_text()
-            for i in range(rows.count())}
+    """The citizen's data on the page after login ("Ihre Daten"): label → value."""
+    facts = page.locator("main dl.facts > div")
+    return {facts.nth(i).locator("dt").inner_text(): facts.nth(i).locator("dd").inner_text()
+            for i in range(facts.count())}
+
+
+def technical_details(journey: Journey, portal_name: str) -> dict[str, str]:
+    """Open "Technische Angaben (für Test und Entwicklung)" on the page after login; returns
+    the login's rows (NameID, …) and each attribute's FriendlyName → value as received."""
+    page = journey.page
+    details = page.locator("main details.technical")
+    expect(details).not_to_have_attribute("open", "")  # collapsed until asked for
+    details.get_by_text("Technische Angaben (für Test und Entwicklung)").click()
+    expect(details.get_by_role("table", name="Attribute")).to_be_visible()
+    journey.step(f"Technische Angaben ({portal_name})")
+    shown = {}
+    for table, key in (("Anmeldung", "th"), ("Attribute", "td[data-label=FriendlyName]")):
+        rows = details.get_by_role("table", name=table).locator("tbody tr")
+        for i in range(rows.count()):
+            value = rows.nth(i).locator("td").last if table == "Anmeldung" else \
+                rows.nth(i).locator("td[data-label=Wert]")
+            shown[rows.nth(i).locator(key).inner_text()] = value.inner_text()
+    return shown
 
 
 def held(journey: Journey, leaving_for: str, action: Callable[[], object], name: str) -> Any:
@@ -162,9 +183,17 @@ def test_a_citizen_registers_from_dueren_activates_by_mail_agrees_and_is_logged_
     assert page.url != first_request  # Düren asks anew
     log_in(journey, NEW_CITIZEN["username"], NEW_CITIZEN["password"])
     page = agree(journey, demo.dueren, DUEREN, showing=("Lena", "Beispiel", NEW_CITIZEN["email"]))
+    expect(page.locator("main")).to_contain_text("Guten Tag, Frau Lena Beispiel!")
     data = received_data(page)
     assert data["Vorname"] == "Lena" and data["Nachname"] == "Beispiel"
-    assert data["E-Mail-Adresse"] == NEW_CITIZEN["email"]
+    assert data["E-Mail-Adresse"] == NEW_CITIZEN["email"] and data["Anrede"] == "Frau (Code 2)"
+    assert re.fullmatch(r"\d{1,2}\. \w+ \d{4}, \d{2}:\d{2} Uhr",
+                        data["Angemeldet beim Servicekonto.NRW"])
+    technical = technical_details(journey, "Düren")
+    assert technical["givenName"] == "Lena" and technical["mail"] == NEW_CITIZEN["email"]
+    assert technical["gender"] == "2" and technical["bPK2"] == technical["NameID"]
+    assert technical["NameID-Format"].endswith(":persistent")
+    assert technical["AuthnContextClassRef"].startswith("STORK-QAA-Level-1")
 
 
 # --- 2. mags: log in, agree, add a Kassenzeichen with the code from the letter ----------------
@@ -175,6 +204,11 @@ def test_at_mags_a_kassenzeichen_added_with_the_code_from_the_letter_brings_the_
     log_in(journey, "ErikaM")
     page = agree(journey, demo.mags, MAGS)
     assert received_data(page)["Geburtsname"] == "Gabler"
+    expect(page.locator("main")).to_contain_text(
+        "Um die anmeldepflichtigen Services nutzen zu können, müssen Sie nun Ihr "
+        "Kassenzeichen hinterlegen.")
+    expect(page.locator("main").get_by_role("link", name="Abfallgebühren einsehen")
+           ).to_have_count(0)  # not before a Kassenzeichen is confirmed
     page.locator("main").get_by_role("link", name="Kassenzeichen hinzufügen").click()
     expect(page.get_by_role("heading", name="Zuordnung Kassenzeichen")).to_be_visible()
     journey.step("Zuordnung Kassenzeichen (noch keins)")
@@ -218,6 +252,11 @@ def test_at_mags_a_kassenzeichen_added_with_the_code_from_the_letter_brings_the_
     for kassenzeichen in ("1500.0001.0001", "1500.0001.0002", "1500.0001.0003"):
         assert kassenzeichen in listed
     assert "1500.0002.0001" not in listed  # Max Mustermann's stays his
+    page.get_by_role("link", name="Zurück zu den Services").click()
+    expect(page.get_by_role("heading", name="Übersicht der Services")).to_be_visible()
+    journey.step("Übersicht der Services mit bestätigtem Kassenzeichen")
+    page.locator("main").get_by_role("link", name="Abfallgebühren einsehen").click()
+    expect(page.get_by_role("heading", name="Abfallgebühren einsehen")).to_be_visible()
 
 
 # --- 3. declining consent ---------------------------------------------------------------------
@@ -244,6 +283,7 @@ def test_on_a_phone_logging_out_at_dueren_ends_the_mags_session_and_the_servicek
     page = to_the_servicekonto(journey, demo.dueren, "Düren")
     log_in(journey, "JSchmitz")
     agree(journey, demo.dueren, DUEREN)
+    technical_details(journey, "Düren")  # the details fit the phone's width, too
     to_the_servicekonto(journey, demo.mags, "mags")  # single sign-on: no password asked
     agree(journey, demo.mags, MAGS)
 

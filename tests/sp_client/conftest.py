@@ -270,6 +270,15 @@ class Journey:
         return self.response
 
 
+def visible_and_technical(page: str) -> tuple[str, str]:
+    """The page after login split at its collapsed "Technische Angaben": (what the citizen
+    sees, what only an opened details element shows)."""
+    visible, marker, technical = page.partition('<details class="technical">')
+    assert marker, page[:3000]  # no "open": the details start collapsed
+    assert "Technische Angaben (für Test und Entwicklung)" in technical
+    return visible, technical
+
+
 @pytest.fixture
 def journey(federation: Federation) -> Journey:
     return Journey(federation)

@@ -41,8 +41,8 @@ def enter(journey: Journey, code: str) -> object:
 
 def table_rows(journey: Journey) -> list[tuple[str, ...]]:
     journey.open(MAGS + "/kassenzeichen")
-    return re.findall(r"<tr><td>([\d.]+)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
-                      journey.page)
+    return re.findall(r"<tr><td[^>]*>([\d.]+)</td><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>"
+                      r"<td[^>]*>([^<]*)</td>", journey.page)
 
 
 def test_erika_adds_her_first_kassenzeichen_and_gets_the_other_two(logged_in: Journey) -> None:

@@ -19,7 +19,7 @@ from idp.saml.server import ParsedAuthnRequest
 from sp_client import create_app as create_portal
 from sp_client.extensions import portal_db
 from sp_client.models import OutstandingRequest
-from tests.sp_client.conftest import Federation, Journey
+from tests.sp_client.conftest import Federation, Journey, visible_and_technical
 
 DUEREN_ACS = "http://127.0.0.1:5001/saml/acs"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -48,13 +48,18 @@ def test_a_citizen_logs_in_at_dueren_agrees_and_sees_her_data(citizen: Journey) 
     citizen.decide("agree")
     assert citizen.url.endswith("/uebersicht")
     page = citizen.page
-    assert "Sie sind angemeldet" in page
-    for shown in ("Erika", "Mustermann", "erika.mustermann@example.org", "weiblich (Code 2)",
-                  "STORK-QAA-Level-1", "basisregistriert", "UNTERGEORDNET", "NORMAL"):
-        assert shown in page
-    # Düren asks for a persistent NameID: it is the citizen's bPK2 there.
-    name_id = re.search(r'NameID</th><td class="code">([^<]+)<', page)
-    assert name_id and page.count(name_id.group(1)) == 2
+    assert "<h1>Mein Bereich</h1>" in page
+    assert "Guten Tag, Frau Erika Mustermann! Sie sind angemeldet." in page
+    visible, technical = visible_and_technical(page)
+    for shown in ("Erika", "Mustermann", "erika.mustermann@example.org", "Frau (Code 2)",
+                  "basisregistriert"):
+        assert shown in visible
+    for shown in ("STORK-QAA-Level-1", "UNTERGEORDNET", "NORMAL"):
+        assert shown in technical and shown not in visible
+    # Düren asks for a persistent NameID: it is the citizen's bPK2 there (both in the details).
+    name_id = re.search(r'NameID</th><td class="code">([^<]+)<', technical)
+    assert name_id and technical.count(name_id.group(1)) == 2
+    assert name_id.group(1) not in visible
 
 
 @pytest.mark.parametrize("portal_profile", ["mags"])
@@ -67,10 +72,12 @@ def test_a_citizen_logs_in_at_mags_over_the_post_binding(citizen: Journey) -> No
     citizen.log_in_at_idp()
     citizen.decide("agree")
     page = citizen.page
-    assert "Sie sind angemeldet" in page and "Gabler" in page  # the Geburtsname, too
+    assert "<h1>Übersicht der Services</h1>" in page
+    visible, technical = visible_and_technical(page)
+    assert "Sie sind angemeldet" in visible and "Gabler" in visible  # the Geburtsname, too
     assert "Um die anmeldepflichtigen Services nutzen zu können, müssen Sie nun Ihr " \
-           "Kassenzeichen hinterlegen. (Beispiel: 1500.0000.0000)" in page
-    assert "urn:oasis:names:tc:SAML:2.0:nameid-format:transient" in page
+           "Kassenzeichen hinterlegen. (Beispiel: 1500.0000.0000)" in visible
+    assert "urn:oasis:names:tc:SAML:2.0:nameid-format:transient" in technical
 
 
 @pytest.mark.parametrize("policy_changes", [{"encrypt_assertion": True}])
