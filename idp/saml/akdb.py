@@ -16,7 +16,7 @@ from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
-from idp.saml.crypto import RefusedDocument, parse_xml
+from idp.saml.untrusted_xml import RefusedDocument, parse_xml
 
 AKDB_NAMESPACE = "https://www.akdb.de/request/2018/09"
 CLASSIC_UI_NAMESPACE = "https://www.akdb.de/request/2018/09/classic-ui/v1"

@@ -34,12 +34,7 @@ from idp.saml.configuration import (
     IdpEndpoints,
     idp_config,
 )
-from idp.saml.crypto import (
-    DIGEST_ALGORITHM,
-    SIGN_ALGORITHM,
-    InProcessCryptoBackend,
-    install_backend,
-)
+from idp.saml.crypto import InProcessCryptoBackend, install_backend
 from idp.saml.messages import (
     LOGOUT_REASON_USER,
     STATUS_REQUESTER,
@@ -61,6 +56,7 @@ from idp.saml.response import (
     ResponseBuilder,
     Signing,
 )
+from idp.saml.signature_profile import DIGEST_ALGORITHM, SIGN_ALGORITHM
 from idp.saml.sp_metadata import parse_instant
 
 # What the views and flows import from the adapter (defined beside it, in the modules above).
