@@ -95,7 +95,7 @@ def encrypt_element(element: etree._Element, certificate: str, key_name: str | N
 
 def decrypt(enctext: str | bytes, key_file: str | os.PathLike[str], keys: KeyCache) -> str:
     """Decrypt the first EncryptedData with the private key in ``key_file``; returns the whole
-    document."""
+    document, whose root is the decrypted element where the EncryptedData was the root."""
     root = parse_xml(enctext, DecryptError)
     reject_duplicate_ids(root, DecryptError)
     encrypted = next(root.iter(_ENCRYPTED_DATA), None)
@@ -107,9 +107,12 @@ def decrypt(enctext: str | bytes, key_file: str | os.PathLike[str], keys: KeyCac
     try:
         manager = xmlsec.KeysManager()
         manager.add_key(keys.load(key_file, _T.KeyDataFormatPem))
-        xmlsec.EncryptionContext(manager).decrypt(encrypted)
+        decrypted = xmlsec.EncryptionContext(manager).decrypt(encrypted)
     except (xmlsec.Error, OSError) as error:
         raise DecryptError(f"decryption failed: {error}") from error
+    if encrypted is root and isinstance(decrypted, etree._Element):
+        # xmlsec put the decrypted element in the old root's place: it is the document now.
+        root = decrypted
     return serialise(root)
 
 

@@ -92,3 +92,15 @@ def test_an_encrypted_document_with_a_doctype_is_refused(fed: Federation) -> Non
     with pytest.raises(DecryptError, match="DOCTYPE"):
         InProcessCryptoBackend().decrypt('<!DOCTYPE r [<!ENTITY a "b">]>' + _encrypted(fed),
                                          str(fed.sp_key))
+
+
+def test_a_document_that_is_only_encrypted_data_decrypts_to_the_element(fed: Federation) -> None:
+    """When the root is the EncryptedData, the decrypted element takes its place as the root."""
+    backend = InProcessCryptoBackend()
+    assertion = forgery.first(forgery.parse(fed.response(sign_response=False)), "saml:Assertion")
+    encrypted = backend.encrypt(forgery.text(assertion), str(fed.sp_cert),
+                                pre_encryption_part(key_name="portal"))
+    assert forgery.parse(encrypted).tag == f"{{{XENC}}}EncryptedData"
+    decrypted = forgery.parse(backend.decrypt(encrypted, str(fed.sp_key)))
+    assert decrypted.tag == f"{{{forgery.SAML}}}Assertion"
+    assert forgery.first(decrypted, "saml:Subject/saml:NameID").text == "transient-1"
