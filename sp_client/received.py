@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from idp.accounts.models import Salutation
 from idp.consent.attributes import (
@@ -21,12 +20,10 @@ from idp.consent.attributes import (
     SURNAME,
     label_of,
 )
+from idp.german import long_local_time
 from sp_client.profiles import trust_level_of
 from sp_client.sessions import Login
 
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
-MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
-          "Oktober", "November", "Dezember")
 # The IdP's words for each ISO 5218 code, as its consent page shows them. "divers" and
 # "keine Angabe" both travel as 9; the portal cannot tell them apart, so 9 reads "keine Angabe".
 SALUTATIONS = {code: salutation.label for salutation, code in GENDER_CODES.items()
@@ -45,10 +42,7 @@ def german_time(instant: str | None) -> str:
         moment = datetime.fromisoformat(instant)
     except ValueError:
         return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    local = moment.astimezone(LOCAL_TIME)
-    return f"{local.day}. {MONTHS[local.month - 1]} {local.year}, {local:%H:%M} Uhr"
+    return long_local_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def shown_value(name: str, value: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.models import Citizen
 from idp.accounts.passwords import PasswordHasher, PasswordPolicy
+from idp.german import duration
 from idp.links import Links
 from idp.mail.outbox import MailTemplates, Outbox
 
@@ -36,24 +37,16 @@ class AccountSettings:
     # How long each kind of link is valid, as the mails and the pages say it ("24 Stunden").
     @property
     def activation_period(self) -> str:
-        return german_duration(self.activation_valid)
+        return duration(self.activation_valid)
 
     @property
     def password_reset_period(self) -> str:
-        return german_duration(self.password_reset_valid)
+        return duration(self.password_reset_valid)
 
     @property
     def email_change_period(self) -> str:
-        return german_duration(self.email_change_valid)
+        return duration(self.email_change_valid)
 
-
-def german_duration(span: timedelta) -> str:
-    """``span`` as a German text says it: "24 Stunden", "12 Stunden", "60 Minuten", "90 Minuten",
-    "1 Minute" (whole hours from two hours on, else minutes)."""
-    minutes = int(span.total_seconds() // 60)
-    if minutes >= 120 and minutes % 60 == 0:
-        return f"{minutes // 60} Stunden"
-    return "1 Minute" if minutes == 1 else f"{minutes} Minuten"
 
 
 @dataclass

@@ -9,11 +9,12 @@ from flask.typing import ResponseReturnValue
 
 from idp.accounts import registration
 from idp.accounts.authentication import LOGIN_FAILED, NOT_ACTIVATED, LoginOutcome, authenticate
-from idp.accounts.context import FormErrors, german_duration
+from idp.accounts.context import FormErrors
 from idp.accounts.identity import USERNAME_MAX, USERNAME_RULES
 from idp.accounts.models import Salutation
 from idp.accounts.tokens import LinkState
 from idp.db import db, utcnow
+from idp.german import duration
 from idp.links import ACTIVATION_PATH, LOGIN_PATH
 from idp.saml.logout_views import log_out_everywhere
 from idp.web.context import accounts as account_context
@@ -166,8 +167,8 @@ def privacy() -> str:
     config = services().config
     return render_template(
         "idp/privacy.html", activation_period=_activation_period(),
-        session_longest=german_duration(timedelta(minutes=config.session_absolute_minutes)),
-        session_idle=german_duration(timedelta(minutes=config.session_idle_minutes)))
+        session_longest=duration(timedelta(minutes=config.session_absolute_minutes)),
+        session_idle=duration(timedelta(minutes=config.session_idle_minutes)))
 
 
 def _activation_period() -> str:

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from idp.consent import services as service
 from idp.db import db, utcnow
-from idp.mail.views import local_time
+from idp.german import local_time
 from idp.web.context import current_citizen, login_required
 from idp.web.errors import error_page
 

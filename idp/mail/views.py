@@ -8,8 +8,6 @@ clickable), the HTML body is shown only inside a sandboxed frame without scripts
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, render_template
 from markupsafe import Markup, escape
@@ -17,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.db import db
+from idp.german import local_time
 from idp.mail.models import OutboxMail
 
 mailbox = Blueprint("mailbox", __name__, url_prefix="/entwicklung/postfach")
 
 SHOWN_MAILS = 200
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
 # Links end before whitespace and before characters that close a sentence or a bracket.
 LINK = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
@@ -53,10 +51,6 @@ def linkified(text: str) -> Markup:
         position = match.end()
     parts.append(escape(text[position:]))
     return Markup("").join(parts)
-
-
-def local_time(moment: datetime | None) -> str:
-    return "" if moment is None else f"{moment.astimezone(LOCAL_TIME):%d.%m.%Y, %H:%M:%S} Uhr"
 
 
 @mailbox.get("/")

@@ -16,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.accounts import selfservice, tokens
-from idp.accounts.context import AccountContext, AccountSettings, FormErrors, german_duration
+from idp.accounts.context import AccountContext, AccountSettings, FormErrors
 from idp.accounts.identity import check_personal_data, email_key, username_key
 from idp.accounts.models import AccountStatus, Citizen, Salutation
 from idp.accounts.passwords import PasswordHasher, PasswordPolicy
 from idp.accounts.tokens import LinkState
 from idp.config import PROJECT_ROOT, Argon2Parameters
 from idp.db import Base, make_engine
+from idp.german import duration
 from idp.links import Links
 from idp.mail.models import OutboxMail
 from idp.mail.outbox import MailTemplates
@@ -277,7 +278,7 @@ def test_personal_data_is_normalised_as_at_registration() -> None:
     (timedelta(hours=1), "60 Minuten"), (timedelta(minutes=90), "90 Minuten"),
     (timedelta(minutes=1), "1 Minute")])
 def test_a_links_validity_is_said_in_german_with_its_unit(span: timedelta, said: str) -> None:
-    assert german_duration(span) == said
+    assert duration(span) == said
 
 
 def test_the_email_change_mail_names_the_configured_validity_in_good_german(
