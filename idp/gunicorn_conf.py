@@ -192,7 +192,7 @@ class RouteAccessLog(Logger):  # type: ignore[misc]
               request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         method = str(environ.get("REQUEST_METHOD", "-"))
-        route = self.route_of(str(environ.get("PATH_INFO") or "/"), method)
+        route = ROUTE.get()  # matched once per request, by access() below
         atoms.update(U=route, q="-", f="-",
                      r=f"{method} {route} {environ.get('SERVER_PROTOCOL', '-')}")
         return {key: value for key, value in atoms.items()
@@ -200,7 +200,8 @@ class RouteAccessLog(Logger):  # type: ignore[misc]
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         # The app has reset its request id and route by now: the JSON line takes the id the
-        # response carries (X-Request-ID), so that it matches the app's lines of the request.
+        # response carries (X-Request-ID), so that it matches the app's lines of the request;
+        # the route, matched here once, serves both the JSON field and the line (atoms()).
         request_id = next((str(value) for name, value in resp.headers
                            if name.lower() == "x-request-id"), "-")
         route = self.route_of(str(environ.get("PATH_INFO") or "/"),
