@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -98,12 +99,21 @@ def settings(database_url: str, tmp_path: Path, signing_keys: tuple[Path, Path],
             "key_file": signing_keys[0], "cert_file": signing_keys[1]}
 
 
+@contextmanager
+def app_with(settings: dict[str, Any], **changes: Any) -> Iterator[Flask]:
+    """The test IdP with some settings changed; its database connections closed afterwards."""
+    application = create_app(test_config=settings | changes, env={})
+    application.config["TESTING"] = True
+    try:
+        yield application
+    finally:
+        db.bound(application).engine.dispose()
+
+
 @pytest.fixture
 def app(settings: dict[str, Any]) -> Iterator[Flask]:
-    application = create_app(test_config=settings, env={})
-    application.config["TESTING"] = True
-    yield application
-    db.bound(application).engine.dispose()
+    with app_with(settings) as application:
+        yield application
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ import lxml.html
 import pytest
 from flask import Flask
 
-from idp import create_app
-from idp.db import db
 from tests.conftest import (
     REGISTRATION,
     Browser,
     Clock,
+    app_with,
     link_in,
     log_in,
     outbox,
@@ -53,9 +52,8 @@ def test_the_mail_and_the_mail_sent_page_say_that_the_button_behind_the_link_act
 @pytest.fixture
 def two_day_links(settings: dict[str, Any]) -> Iterator[Flask]:
     """An IdP whose activation links are valid for 48 hours instead of 24."""
-    application = create_app(test_config=settings | {"activation_hours": 48}, env={})
-    yield application
-    db.bound(application).engine.dispose()
+    with app_with(settings, activation_hours=48) as application:
+        yield application
 
 
 def test_every_page_names_the_configured_validity_of_the_activation_link(
@@ -75,10 +73,8 @@ def test_every_page_names_the_configured_validity_of_the_activation_link(
 
 
 def test_the_privacy_page_names_the_configured_session_limits(settings: dict[str, Any]) -> None:
-    shorter = create_app(test_config=settings | {"session_absolute_minutes": 8 * 60,
-                                                 "session_idle_minutes": 30}, env={})
-    page = " ".join(shorter.test_client().get("/datenschutz").get_data(as_text=True).split())
-    db.bound(shorter).engine.dispose()
+    with app_with(settings, session_absolute_minutes=8 * 60, session_idle_minutes=30) as app:
+        page = " ".join(app.test_client().get("/datenschutz").get_data(as_text=True).split())
 
     assert "höchstens 8 Stunden, nach 30 Minuten ohne Aktivität endet die Sitzung" in page
 

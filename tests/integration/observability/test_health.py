@@ -11,9 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
-from idp import create_app
-from idp.db import db
 from idp.observability.health import database_check
+from tests.conftest import app_with
 
 
 def test_healthz_answers_alive_without_a_cookie_or_a_database(client: FlaskClient) -> None:
@@ -44,39 +43,29 @@ def test_readyz_answers_503_naming_the_database_when_it_is_gone(
 
 
 def test_readyz_fails_when_the_signing_key_does_not_match_the_certificate(
-        settings: dict[str, Any], tmp_path: Path) -> None:
+        app: Flask, client: FlaskClient, tmp_path: Path) -> None:
     from idp.saml.keys import generate_key_pair
 
     other = generate_key_pair(tmp_path / "other")
-    app = create_app(test_config=settings, env={})
-    try:
-        readiness = app.wsgi_app.readiness  # type: ignore[attr-defined]
-        readiness.checks["signing_key"].key_file = other.key_file
-        response = app.test_client().get("/readyz")
-        assert response.status_code == 503
-        assert response.get_json()["checks"]["signing_key"] == "failed"
-    finally:
-        db.bound(app).engine.dispose()
+    readiness = app.wsgi_app.readiness  # type: ignore[attr-defined]
+    readiness.checks["signing_key"].key_file = other.key_file
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["signing_key"] == "failed"
 
 
 def test_readyz_checks_redis_when_it_is_configured(settings: dict[str, Any]) -> None:
-    app = create_app(test_config=settings | {"redis_url": "redis://127.0.0.1:1/0"}, env={})
-    try:
+    with app_with(settings, redis_url="redis://127.0.0.1:1/0") as app:
         response = app.test_client().get("/readyz")
-        assert response.status_code == 503
-        assert response.get_json()["checks"]["redis"] == "failed"
-    finally:
-        db.bound(app).engine.dispose()
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["redis"] == "failed"
 
 
 def test_readyz_reports_redis_ready_when_it_answers(settings: dict[str, Any]) -> None:
     redis_url = os.environ.get("IDP_TEST_REDIS_URL", "")
     if not redis_url:
         pytest.skip("IDP_TEST_REDIS_URL is not set")
-    app = create_app(test_config=settings | {"redis_url": redis_url}, env={})
-    try:
+    with app_with(settings, redis_url=redis_url) as app:
         response = app.test_client().get("/readyz")
-        assert response.status_code == 200
-        assert response.get_json()["checks"]["redis"] == "ok"
-    finally:
-        db.bound(app).engine.dispose()
+    assert response.status_code == 200
+    assert response.get_json()["checks"]["redis"] == "ok"
