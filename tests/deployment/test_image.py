@@ -7,13 +7,13 @@ Docker's .dockerignore rules, and the container scripts run here as they would i
 
 from __future__ import annotations
 
-import configparser
+import importlib.util
 import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+from types import ModuleType
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -182,18 +182,25 @@ def pinned_versions() -> dict[str, Version]:
     return pins
 
 
+def constraints_script() -> ModuleType:
+    """docker/update_constraints.py, which writes the pins (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location(
+        "update_constraints", PROJECT_ROOT / "docker" / "update_constraints.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_the_image_installs_the_pinned_version_of_every_requirement_within_its_range() -> None:
-    setup = configparser.ConfigParser()
-    setup.read(PROJECT_ROOT / "setup.cfg", encoding="utf-8")
-    build = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    wanted = [Requirement(line) for line in setup["options"]["install_requires"].splitlines()
-              if line.strip() and not line.strip().startswith("#")]
-    wanted += [Requirement(line) for line in build["build-system"]["requires"]]
+    # What setup.cfg and pyproject.toml ask for, read as the script that pins them reads it.
+    wanted = [Requirement(line) for line in constraints_script().requirements()]
+    assert {"flask", "pysaml2", "setuptools"} <= {canonicalize_name(r.name) for r in wanted}
     pins = pinned_versions()
 
     for requirement in wanted:
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{requirement} is not pinned: run docker/update-constraints.py"
+        assert name in pins, f"{requirement} is not pinned: run docker/update_constraints.py"
         assert pins[name] in requirement.specifier, f"{name}=={pins[name]} breaks {requirement}"
     # Every pip of the build stage, the wheel build's isolated setuptools included, reads them.
     build_env = [item for item in instructions() if item.stage == 0 and item.keyword == "ENV"]

@@ -2,7 +2,7 @@
 install_requires and of the build requirements in pyproject.toml, with everything they pull in,
 as pip resolves them today for the image's Python (3.11 on Linux; wheels only but zxcvbn).
 
-    .venv/bin/python docker/update-constraints.py
+    .venv/bin/python docker/update_constraints.py
 
 The Dockerfile installs with these constraints (PIP_CONSTRAINT), so an image built next month
 holds the versions the image check (tests/deployment/test_image_build.py) ran. Run this after
@@ -30,7 +30,7 @@ IMAGE_PYTHON = (3, 11)
 HEADER = """\
 # Exact versions for the image (docker/Dockerfile sets PIP_CONSTRAINT to this file): setup.cfg's
 # install_requires and pyproject.toml's build requirements, with all they pull in.
-# Made by `.venv/bin/python docker/update-constraints.py`; do not edit by hand.
+# Made by `.venv/bin/python docker/update_constraints.py`; do not edit by hand.
 """
 
 
