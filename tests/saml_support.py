@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,3 +76,10 @@ sp_metadata = metadata_of
 
 def sp_client(config: SPConfig) -> Saml2Client:
     return Saml2Client(config=config)
+
+
+def abbrechen_target(login_page: str) -> str:
+    """Where ABBRECHEN on the IdP's login page posts: its own form, without the credentials."""
+    found = re.search(r'<form id="abbrechen" method="post" action="([^"]+)"', login_page)
+    assert found, login_page[:2000]
+    return found.group(1).replace("&amp;", "&")

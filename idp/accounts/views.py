@@ -17,6 +17,7 @@ from idp.db import db, utcnow
 from idp.german import duration
 from idp.links import ACTIVATION_PATH, LOGIN_PATH
 from idp.saml.logout_views import log_out_everywhere
+from idp.web import continuation
 from idp.web.context import accounts as account_context
 from idp.web.context import client_address, current_citizen, server_session, services
 from idp.web.errors import error_page
@@ -32,14 +33,6 @@ TOO_MANY_LINKS = ("Wir haben Ihnen in der letzten Stunde bereits mehrere Aktivie
                   "versuchen Sie es in einer Stunde erneut.")
 
 
-def safe_next(target: str | None) -> str:
-    """Only a path on this site may follow a login: no open redirect to another host."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and \
-            "\\" not in target and all(ch.isprintable() for ch in target):
-        return target
-    return url_for("selfservice.account")
-
-
 @accounts.get("/")
 def start() -> str:
     return render_template("idp/start.html", citizen=current_citizen())
@@ -47,22 +40,20 @@ def start() -> str:
 
 @accounts.route(LOGIN_PATH, methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    target = request.args.get("next")
-    # Where ABBRECHEN goes when the login was asked for by someone else (a portal's SSO): a
-    # local path only, posted with the form's CSRF token.
-    cancel = request.args.get("cancel")
-    cancel = cancel if cancel and safe_next(cancel) == cancel else None
+    """The login form. Where it continues is resolved on the server (idp.web.continuation):
+    a SAML login this browser parked, or the page that asked for the login."""
+    transaction = continuation.transaction_in_request()
     if request.method == "GET":
-        return render_template("idp/login.html", next=target, cancel=cancel)
+        return render_template("idp/login.html", transaction=transaction)
     form = single_values(request.form, ("username", "password"))
     ctx = account_context()
     result = authenticate(ctx, services().throttle(db.session), form["username"],
                           form["password"], client_address())
     if result.outcome is LoginOutcome.SUCCESS and result.citizen is not None:
         server_session().log_in(result.citizen.id, utcnow())
-        return redirect(safe_next(target))
+        return redirect(continuation.after_login(transaction))
     message = NOT_ACTIVATED if result.outcome is LoginOutcome.NOT_ACTIVATED else LOGIN_FAILED
-    return render_template("idp/login.html", next=target, cancel=cancel, error=message,
+    return render_template("idp/login.html", transaction=transaction, error=message,
                            username=form["username"][:64]), 401
 
 

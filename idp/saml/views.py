@@ -50,6 +50,7 @@ from idp.saml.server import (
     RequestRejected,
     Signing,
 )
+from idp.web import continuation
 from idp.web.context import current_citizen, server_session, services
 from idp.web.errors import error_page
 from idp.web.forms import single_values
@@ -57,7 +58,6 @@ from idp.web.forms import single_values
 log = logging.getLogger(__name__)
 saml = Blueprint("saml", __name__)
 
-PENDING_KEY = "sso_pending"
 RESUBMITTED = "servicekonto_resubmitted"
 SESSION_INDEX_KEY = "sso_session_index"
 REJECTED = ("Die Anmeldeanfrage des Portals konnte nicht angenommen werden. Bitte kehren Sie "
@@ -143,7 +143,7 @@ def _receive(message: IncomingMessage) -> ResponseReturnValue:
 
 def _pending(reference: str) -> tuple[sso.Pending, PortalPolicy] | None:
     """The request parked under ``reference`` and its portal, if this browser may use it."""
-    if reference not in server_session().get(PENDING_KEY, []):
+    if not continuation.is_parked(reference):
         return None
     found = state.pending(db.session, reference, utcnow())
     if found is None:
@@ -156,8 +156,7 @@ def _pending(reference: str) -> tuple[sso.Pending, PortalPolicy] | None:
 def _keep(pending: sso.Pending, portal: PortalPolicy) -> str:
     """Park the request while the citizen logs in or decides; only this browser may resume."""
     reference = state.keep_pending(db.session, portal.entity_id, pending.to_dict(), utcnow())
-    session = server_session()
-    session[PENDING_KEY] = [*session.get(PENDING_KEY, [])[-4:], reference]
+    continuation.park(reference)
     return reference
 
 
@@ -189,9 +188,7 @@ def _proceed(pending: sso.Pending, portal: PortalPolicy,
         return _answer(pending, portal, error=sso.passive_refusal(), reference=reference)
     if step is sso.Next.LOG_IN:
         reference = reference or _keep(pending, portal)
-        return redirect(url_for("accounts.login",
-                                next=url_for("saml.resume", reference=reference),
-                                cancel=url_for("saml.cancel", reference=reference)))
+        return redirect(continuation.login_url(reference))
     assert citizen is not None
     if missing := missing_required(citizen, selection.required, pairwise):
         return _answer(pending, portal, reference=reference, error=sso.required_missing(missing))
@@ -252,8 +249,7 @@ def _answer(pending: sso.Pending, portal: PortalPolicy, *, citizen: Citizen | No
     if reference is not None:
         if not state.finish_pending(db.session, reference):
             return error_page(410, EXPIRED)  # answered already (double submit, other tab)
-        session = server_session()
-        session[PENDING_KEY] = [r for r in session.get(PENDING_KEY, []) if r != reference]
+        continuation.forget(reference)
     idp = runtime().idp
     request_ = pending.request
     if request_.unsolicited and (error is not None or citizen is None):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, redirect, request, session
 from sqlalchemy import bindparam, select
 
 from idp.accounts.context import AccountContext
@@ -14,6 +14,7 @@ from idp.accounts.models import AccountStatus, Citizen
 from idp.db import db
 from idp.security.sessions import ServerSession
 from idp.services import Services
+from idp.web import continuation
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Built once: cheaper than session.get, which builds its SELECT anew on every identity-map miss.
@@ -48,7 +49,8 @@ def login_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_citizen() is None:
-            return redirect(url_for("accounts.login", next=request.path))
+            continuation.remember_page()
+            return redirect(continuation.login_url())
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

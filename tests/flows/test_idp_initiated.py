@@ -12,6 +12,7 @@ from lxml import etree
 
 from tests.conftest import Browser, activate, log_in, register
 from tests.flows.conftest import FORM_FIELD, SP_ACS, SP_ENTITY, Portal, decide, logged_in
+from tests.saml_support import abbrechen_target
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 SURNAME = "urn:oid:2.5.4.4"
@@ -70,7 +71,7 @@ def test_a_citizen_not_logged_in_logs_in_first_and_is_then_asked_for_consent(
     register(visitor)
     activate(visitor, sso_app)
     to_login = visitor.client.get("/saml/sso/unsolicited?" + urlencode({"providerId": SP_ENTITY}))
-    assert to_login.status_code == 302 and "/anmelden?next=" in to_login.location
+    assert to_login.status_code == 302 and "/anmelden?anfrage=" in to_login.location
     visitor.get(to_login.location)
     back = visitor.submit(to_login.location, {"username": "ErikaM",
                                              "password": "Kräftig-Grün 42"})
@@ -125,8 +126,7 @@ def test_declining_consent_returns_to_the_account_page_and_sends_nothing(
 def test_abbrechen_on_the_login_page_returns_to_the_start_page(
         sso_app: Flask, visitor: Browser) -> None:
     page = go(visitor, providerId=SP_ENTITY).get_data(as_text=True)
-    cancel = page.split('formaction="', 1)[1].split('"', 1)[0]
-    response = visitor.submit(cancel, {"username": "", "password": ""})
+    response = visitor.submit(abbrechen_target(page))
     assert response.status_code == 302 and response.location.endswith("/")
     assert "SAMLResponse" not in response.get_data(as_text=True)
 

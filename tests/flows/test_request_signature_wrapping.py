@@ -93,7 +93,7 @@ WRAPPINGS: dict[str, Callable[[Element], Element]] = {
 def test_a_genuinely_signed_post_request_is_accepted(
         visitor: Browser, portal: Portal, portal_keys: tuple[Path, Path]) -> None:
     response = send(visitor, signed_request(portal, portal_keys))
-    assert response.status_code == 302 and "/anmelden?next=" in response.location
+    assert response.status_code == 302 and "/anmelden?anfrage=" in response.location
 
 
 @pytest.mark.parametrize("wrap", WRAPPINGS.values(), ids=WRAPPINGS.keys())

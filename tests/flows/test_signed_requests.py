@@ -27,7 +27,7 @@ def signed_path(portal: Portal, sigalg: str = SIG_RSA_SHA256) -> str:
 def test_a_request_signed_with_sha256_is_accepted(visitor: Browser, portal: Portal) -> None:
     response = visitor.client.get(signed_path(portal))
     assert response.status_code == 302
-    assert "/anmelden?next=" in response.location
+    assert "/anmelden?anfrage=" in response.location
 
 
 def test_an_unsigned_request_is_refused(visitor: Browser, portal: Portal) -> None:

@@ -227,14 +227,14 @@ def test_after_single_logout_the_next_login_asks_for_the_password(
     go(erika, *other_portal.answer_logout(to_other))
     path, _ = portal.login_url()
     again = erika.client.get(path)
-    assert again.status_code == 302 and "/anmelden?next=" in again.location
+    assert again.status_code == 302 and "/anmelden?anfrage=" in again.location
 
 
 def test_logging_in_again_keeps_the_portals_for_single_logout(
         erika: Browser, portal: Portal, other_portal: Portal) -> None:
     """ForceAuthn gives the browser session a new id; the earlier portal logins go with it."""
     to_login = erika.client.get(portal.login_url(force_authn="true")[0])
-    assert "/anmelden?next=" in to_login.location
+    assert "/anmelden?anfrage=" in to_login.location
     erika.get(to_login.location)
     resumed = erika.submit(to_login.location, {"username": "ErikaM",
                                                "password": "Kräftig-Grün 42"})
@@ -311,7 +311,7 @@ def test_a_citizen_who_stops_in_the_middle_is_logged_out_all_the_same(
     hop_on(page_of(erika.submit("/abmelden")))  # the portal never answers
     assert not is_logged_in(erika)
     path, _ = portal.login_url()
-    assert "/anmelden?next=" in erika.client.get(path).location
+    assert "/anmelden?anfrage=" in erika.client.get(path).location
     log_in(erika)  # and a new login works as ever
     assert is_logged_in(erika)
 

@@ -11,6 +11,7 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 
 from tests.conftest import Browser, activate, log_in, register
 from tests.flows.conftest import SP_ENTITY, Portal, field_value
+from tests.saml_support import abbrechen_target
 
 GIVEN_NAME = "urn:oid:2.5.4.42"
 SURNAME = "urn:oid:2.5.4.4"
@@ -43,7 +44,7 @@ def test_a_citizen_logs_in_agrees_and_the_portal_gets_a_signed_assertion(
         sso_app: Flask, visitor: Browser, portal: Portal, binding: str) -> None:
     _registered(sso_app, visitor)
     to_login = _start(visitor, portal, binding, relay_state="/formulare/42")
-    assert to_login.status_code == 302 and "/anmelden?next=" in to_login.location
+    assert to_login.status_code == 302 and "/anmelden?anfrage=" in to_login.location
     visitor.get(to_login.location)
     back = visitor.submit(to_login.location, {"username": "ErikaM",
                                              "password": "Kräftig-Grün 42"})
@@ -166,7 +167,7 @@ def test_force_authn_asks_a_logged_in_citizen_for_the_password_again(
     _registered(sso_app, visitor)
     log_in(visitor)
     forced = _start(visitor, portal, BINDING_HTTP_REDIRECT, force_authn="true")
-    assert forced.status_code == 302 and "/anmelden?next=" in forced.location
+    assert forced.status_code == 302 and "/anmelden?anfrage=" in forced.location
     visitor.get(forced.location)
     back = visitor.submit(forced.location, {"username": "ErikaM",
                                             "password": "Kräftig-Grün 42"})
@@ -193,13 +194,23 @@ def test_abbrechen_on_the_login_page_tells_the_portal_authn_failed(
 
     to_login = _start(visitor, portal, BINDING_HTTP_REDIRECT)
     page = visitor.get(to_login.location).get_data(as_text=True)
-    cancel = page.split('formaction="', 1)[1].split('"', 1)[0]
+    cancel = abbrechen_target(page)
     assert cancel.startswith("/saml/abbrechen/")
-    answer = visitor.submit(cancel, {"username": "", "password": ""})
+    answer = visitor.submit(cancel)
     with pytest.raises(StatusAuthnFailed):
         portal.receive(answer.get_data(as_text=True))
     visitor.get(to_login.location)
     assert visitor.submit(cancel).status_code == 410  # answered once only
+
+
+def test_abbrechen_sends_neither_username_nor_password(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    to_login = _start(visitor, portal, BINDING_HTTP_REDIRECT)
+    page = visitor.get(to_login.location).get_data(as_text=True)
+    assert "formaction" not in page
+    cancel_form = page.split('<form id="abbrechen"', 1)[1].split("</form>", 1)[0]
+    assert 'name="username"' not in cancel_form and 'name="password"' not in cancel_form
+    assert 'form="abbrechen"' in page.split('id="password"', 1)[1]  # the button beside ANMELDEN
 
 
 def test_a_cancel_link_to_another_site_is_not_offered(sso_app: Flask, visitor: Browser) -> None:

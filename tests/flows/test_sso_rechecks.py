@@ -53,7 +53,7 @@ def _answered_at_once(visitor: Browser, portal: Portal) -> bool:
 
 def _sent_to_login(visitor: Browser, portal: Portal) -> bool:
     response = _sso(visitor, portal)
-    return response.status_code == 302 and response.location.startswith("/anmelden?next=")
+    return response.status_code == 302 and response.location.startswith("/anmelden?anfrage=")
 
 
 def test_a_consent_revoked_on_another_device_is_asked_for_again_at_the_next_sso(

@@ -19,6 +19,7 @@ from idp.saml.server import ParsedAuthnRequest
 from sp_client import create_app as create_portal
 from sp_client.extensions import portal_db
 from sp_client.models import OutstandingRequest
+from tests.saml_support import abbrechen_target
 from tests.sp_client.conftest import Federation, Journey, visible_and_technical
 
 DUEREN_ACS = "http://127.0.0.1:5001/saml/acs"
@@ -130,9 +131,7 @@ def test_declining_consent_shows_that_no_data_was_passed_on(citizen: Journey) ->
 
 def test_cancelling_at_the_servicekonto_says_the_login_was_cancelled(citizen: Journey) -> None:
     citizen.go_to_servicekonto()
-    cancel = re.search(r'formaction="([^"]+)"', citizen.page)
-    assert cancel, citizen.page[:2000]
-    refused = citizen.submit(cancel.group(1).replace("&amp;", "&"))
+    refused = citizen.submit(abbrechen_target(citizen.page))
     assert refused.status_code == 403
     assert "Sie haben die Anmeldung beim Servicekonto.NRW abgebrochen." in citizen.page
     assert not_logged_in(citizen)

@@ -147,11 +147,20 @@ def urlencode_next(target: str) -> str:
     return urlencode({"next": target})
 
 
-def test_a_next_path_on_our_own_site_is_followed(citizen: Browser) -> None:
-    citizen.get("/anmelden?next=/datenschutz")
-    response = citizen.submit("/anmelden?next=/datenschutz",
+def test_a_next_path_on_our_own_site_is_not_followed_either(citizen: Browser) -> None:
+    """The login page takes no target from its URL at all (docs/security.md, "Login page")."""
+    citizen.get("/anmelden?next=/konto/loeschen")
+    response = citizen.submit("/anmelden?next=/konto/loeschen",
                               {"username": "ErikaM", "password": "Kräftig-Grün 42"})
-    assert response.location == "/datenschutz"
+    assert response.location == "/konto"
+
+
+def test_after_login_the_citizen_returns_to_the_account_page_that_asked_for_it(
+        citizen: Browser) -> None:
+    assert citizen.get("/konto/daten").location == "/anmelden"
+    citizen.get("/anmelden")
+    response = citizen.submit("/anmelden", {"username": "ErikaM", "password": "Kräftig-Grün 42"})
+    assert response.location == "/konto/daten"
 
 
 # --- enumeration --------------------------------------------------------------------------
