@@ -9,7 +9,6 @@ import secrets
 from datetime import datetime
 from enum import IntEnum
 
-from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,7 +16,6 @@ from sqlalchemy.orm import Session
 from idp.db import first_row
 from idp.saml.models import PersistentNameId
 
-SUPPORTED_NAME_ID_FORMATS = (NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_PERSISTENT)
 # Read at every SSO: built once (see idp.db.first_row).
 _PAIRWISE = select(PersistentNameId.value).where(
     PersistentNameId.citizen_id == bindparam("citizen_id"),
@@ -29,6 +27,21 @@ def transient_name_id() -> str:
     return "_" + secrets.token_hex(20)
 
 
+def existing_persistent_name_id(session: Session, citizen_id: int,
+                                portal_entity_id: str) -> str | None:
+    """The citizen's pairwise identifier at this portal if one was made, without making one."""
+    row = first_row(session, _PAIRWISE, citizen_id=citizen_id, portal_entity_id=portal_entity_id)
+    return str(row.value) if row is not None else None
+
+
+def citizen_of_persistent_name_id(session: Session, portal_entity_id: str,
+                                  value: str) -> int | None:
+    """Whose pairwise identifier at this portal ``value`` is (None if nobody's there)."""
+    found = session.scalar(select(PersistentNameId.citizen_id).where(
+        PersistentNameId.portal_entity_id == portal_entity_id, PersistentNameId.value == value))
+    return int(found) if found is not None else None
+
+
 def persistent_name_id(session: Session, citizen_id: int, portal_entity_id: str,
                        now: datetime) -> str:
     """The citizen's pairwise identifier at this portal, made once and kept (also bPK2).
@@ -36,8 +49,8 @@ def persistent_name_id(session: Session, citizen_id: int, portal_entity_id: str,
     Random, so that two portals cannot link a citizen by comparing identifiers.
     """
     ids = {"citizen_id": citizen_id, "portal_entity_id": portal_entity_id}
-    if existing := first_row(session, _PAIRWISE, **ids):
-        return str(existing.value)
+    if existing := existing_persistent_name_id(session, citizen_id, portal_entity_id):
+        return existing
     session.add(PersistentNameId(citizen_id=citizen_id, portal_entity_id=portal_entity_id,
                                  value=secrets.token_urlsafe(32), created_at=now))
     try:

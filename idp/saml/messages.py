@@ -48,6 +48,17 @@ class ParsedAuthnRequest:
     akdb_problem: str | None = None
     # IdP-initiated: no request behind it, the answer carries no InResponseTo.
     unsolicited: bool = False
+    # The principal a <Subject> names (SAML profiles §4.1.4.1): the answer must be about that
+    # citizen or be an error. A Subject without a NameID we can read has name_id "".
+    subject: RequestedSubject | None = None
+
+
+@dataclass(frozen=True)
+class RequestedSubject:
+    """The NameID of an AuthnRequest's <Subject>, as the portal knows the citizen."""
+
+    name_id: str
+    name_id_format: str | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from idp.saml.messages import (
     ParsedAuthnRequest,
     ParsedLogoutRequest,
     ParsedLogoutResponse,
+    RequestedSubject,
     RequestRejected,
 )
 from idp.saml.response import (
@@ -67,6 +68,17 @@ __all__ = [
     "LogoutSubject", "OutgoingMessage", "ParsedAuthnRequest", "ParsedLogoutRequest",
     "ParsedLogoutResponse", "RequestRejected", "SamlIdp", "Signing", "idp_config",
 ]
+
+
+def _requested_subject(subject: Any) -> RequestedSubject | None:
+    """The principal an AuthnRequest names; a Subject without a plain NameID names nobody we
+    could find (encrypted or base identifiers are not issued by us)."""
+    if subject is None:
+        return None
+    name_id = subject.name_id
+    if name_id is None or not (name_id.text or "").strip():
+        return RequestedSubject(name_id="")
+    return RequestedSubject(name_id=name_id.text.strip(), name_id_format=name_id.format)
 
 
 class SamlIdp:
@@ -136,7 +148,8 @@ class SamlIdp:
                                      (context.authn_context_class_ref if context else [])
                                      if ref.text),
             comparison=(context.comparison or "exact") if context is not None else "exact",
-            signed=signed, akdb=akdb, akdb_problem=akdb_problem)
+            signed=signed, akdb=akdb, akdb_problem=akdb_problem,
+            subject=_requested_subject(message.subject))
 
     def create_response(self, request: ParsedAuthnRequest, name_id: str, name_id_format: str,
                         release: Sequence[AttributeRelease], authentication: Authentication,

@@ -19,19 +19,26 @@ from enum import Enum
 from typing import Any, Protocol
 
 from cryptography.x509 import Certificate
-from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
+from saml2.saml import (
+    NAMEID_FORMAT_PERSISTENT,
+    NAMEID_FORMAT_TRANSIENT,
+    NAMEID_FORMAT_UNSPECIFIED,
+)
 from sqlalchemy.orm import Session
 
+from idp.consent.attributes import BPK2
 from idp.saml import state
 from idp.saml.akdb import AuthenticationRequest, AuthnMethod, StatusDetail
 from idp.saml.bindings import IncomingMessage, verify_redirect_signature
 from idp.saml.identifiers import (
-    SUPPORTED_NAME_ID_FORMATS,
     TrustLevel,
+    citizen_of_persistent_name_id,
+    existing_persistent_name_id,
     persistent_name_id,
     satisfiable,
     transient_name_id,
 )
+from idp.saml.messages import RequestedSubject
 from idp.saml.server import (
     STATUS_REQUESTER,
     STATUS_RESPONDER,
@@ -47,6 +54,7 @@ INVALID_NAME_ID_POLICY = SAML_STATUS + "InvalidNameIDPolicy"
 REQUEST_DENIED = SAML_STATUS + "RequestDenied"
 REQUEST_UNSUPPORTED = SAML_STATUS + "RequestUnsupported"
 AUTHN_FAILED = SAML_STATUS + "AuthnFailed"
+UNKNOWN_PRINCIPAL = SAML_STATUS + "UnknownPrincipal"
 # The only login method we have (DESIGN §1).
 OUR_METHOD = AuthnMethod.BENUTZERNAME
 
@@ -80,6 +88,8 @@ class Next(Enum):
     LOG_IN = "log_in"
     CONSENT = "consent"
     ANSWER = "answer"
+    # A request naming a citizen, and someone else logged in for it: AuthnFailed.
+    WRONG_PRINCIPAL = "wrong_principal"
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class Pending:
     request: ParsedAuthnRequest
     relay_state: str | None
     received_at: datetime
+    # The citizen the request's <Subject> names (None: no Subject, or nobody we know).
+    principal_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.request)
@@ -96,7 +108,7 @@ class Pending:
         data["requested_contexts"] = list(self.request.requested_contexts)
         data["akdb"] = self.request.akdb.to_dict() if self.request.akdb else None
         return {"request": data, "relay_state": self.relay_state,
-                "received_at": self.received_at.isoformat()}
+                "received_at": self.received_at.isoformat(), "principal_id": self.principal_id}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pending:
@@ -105,8 +117,10 @@ class Pending:
         request["requested_contexts"] = tuple(request["requested_contexts"])
         if request.get("akdb") is not None:
             request["akdb"] = AuthenticationRequest.from_dict(request["akdb"])
+        if request.get("subject") is not None:
+            request["subject"] = RequestedSubject(**request["subject"])
         return cls(ParsedAuthnRequest(**request), data["relay_state"],
-                   datetime.fromisoformat(data["received_at"]))
+                   datetime.fromisoformat(data["received_at"]), data.get("principal_id"))
 
 
 @dataclass(frozen=True)
@@ -150,7 +164,25 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
     # DESIGN §5.3: pysaml2 keeps no replay cache.
     if not state.first_sighting(session, parsed.issuer, parsed.request_id, now):
         raise RequestRejected("replayed request ID")
-    return Pending(request=parsed, relay_state=message.relay_state, received_at=now)
+    principal = principal_named(session, parsed) if parsed.subject is not None else None
+    return Pending(request=parsed, relay_state=message.relay_state, received_at=now,
+                   principal_id=principal)
+
+
+def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None:
+    """The citizen a request's <Subject> names by a NameID this portal got from us: its
+    pairwise (persistent) identifier, or a transient one of a session still open."""
+    subject = request.subject
+    if subject is None or not subject.name_id:
+        return None
+    if subject.name_id_format in (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_PERSISTENT):
+        found = citizen_of_persistent_name_id(session, request.issuer, subject.name_id)
+        if found is not None:
+            return found
+    if subject.name_id_format in (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_TRANSIENT,
+                                  NAMEID_FORMAT_PERSISTENT):
+        return state.citizen_of_portal_name_id(session, request.issuer, subject.name_id)
+    return None
 
 
 def refusal_before_login(pending: Pending, portal: PortalPolicy) -> Refusal | None:
@@ -160,9 +192,15 @@ def refusal_before_login(pending: Pending, portal: PortalPolicy) -> Refusal | No
         return Refusal(STATUS_REQUESTER, REQUEST_UNSUPPORTED,
                        "akdb:AuthenticationRequest not understood: " + request.akdb_problem,
                        StatusDetail.INVALID_EXTENSION)
-    if request.name_id_format and request.name_id_format not in SUPPORTED_NAME_ID_FORMATS:
+    if request.name_id_format and request.name_id_format != policy_name_id_format(portal):
+        # The portal's registration decides: a portal registered for transient NameIDs cannot
+        # ask its way to the stable pairwise identifier (docs/security.md, "NameIDs").
         return Refusal(STATUS_REQUESTER, INVALID_NAME_ID_POLICY,
-                       "Unsupported NameID format", StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
+                       "NameID format not allowed for this portal",
+                       StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
+    if request.subject is not None and pending.principal_id is None:
+        return Refusal(STATUS_RESPONDER, UNKNOWN_PRINCIPAL,
+                       "The Subject of the request names nobody known to this portal")
     # Username and password reach level 1 only; never a silent downgrade.
     reachable = TrustLevel.LEVEL_1
     if portal.minimum_trust_level > reachable or not satisfiable(
@@ -234,11 +272,16 @@ def unsolicited(idp: SamlIdp, portal: PortalPolicy, relay_state: str | None,
                    relay_state=relay_state, received_at=now)
 
 
-def next_step(pending: Pending, logged_in_at: datetime | None, consent_needed: bool) -> Next:
-    """Log in first (also again for ForceAuthn), then consent if needed, then answer."""
+def next_step(pending: Pending, citizen_id: int | None, logged_in_at: datetime | None,
+              consent_needed: bool) -> Next:
+    """Log in first (also again for ForceAuthn, or as the citizen a <Subject> names), then
+    consent if needed, then answer. Someone else logging in for a named citizen ends the login
+    (WRONG_PRINCIPAL): the answer is never about whoever happens to be logged in."""
     if logged_in_at is None or (pending.request.force_authn
                                 and logged_in_at < pending.received_at):
         return Next.LOG_IN
+    if pending.principal_id is not None and citizen_id != pending.principal_id:
+        return Next.WRONG_PRINCIPAL if logged_in_at >= pending.received_at else Next.LOG_IN
     if consent_needed:
         return Next.CONSENT
     return Next.ANSWER
@@ -271,17 +314,45 @@ def denied(message: str) -> Refusal:
     return Refusal(STATUS_REQUESTER, REQUEST_DENIED, message)
 
 
-def name_id_for(session: Session, portal: PortalPolicy, request: ParsedAuthnRequest,
-                citizen_id: int, now: datetime, pairwise: str | None = None) -> tuple[str, str]:
-    """(value, format): the request's format if it names one, else the portal's.
+def policy_name_id_format(portal: PortalPolicy) -> str:
+    """The NameID format the portal is registered for (the only one it gets)."""
+    return str(NAMEID_FORMAT_PERSISTENT if portal.name_id_format == "persistent"
+               else NAMEID_FORMAT_TRANSIENT)
 
-    ``pairwise`` is the persistent id if the caller looked it up already.
-    """
-    wanted = request.name_id_format or (
-        NAMEID_FORMAT_PERSISTENT if portal.name_id_format == "persistent"
-        else NAMEID_FORMAT_TRANSIENT)
-    if wanted == NAMEID_FORMAT_PERSISTENT:
-        return pairwise or persistent_name_id(session, citizen_id, portal.entity_id, now), wanted
+
+def needs_pairwise(portal: PortalPolicy, selection: AttributeSelection) -> bool:
+    """Whether the answer carries the citizen's pairwise identifier (NameID or bPK2)."""
+    return policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT or BPK2 in selection.names
+
+
+def pairwise_for(session: Session, portal: PortalPolicy, request: ParsedAuthnRequest,
+                 citizen_id: int, now: datetime) -> str | None:
+    """The citizen's pairwise identifier at the portal, made on first use; None when the
+    request forbids making one (AllowCreate="false") and none exists yet."""
+    if request.allow_create:
+        return persistent_name_id(session, citizen_id, portal.entity_id, now)
+    return existing_persistent_name_id(session, citizen_id, portal.entity_id)
+
+
+def no_identifier_to_create() -> Refusal:
+    """AllowCreate="false" asked for a persistent NameID the citizen does not have there yet."""
+    return Refusal(STATUS_REQUESTER, INVALID_NAME_ID_POLICY,
+                   "No persistent identifier exists and AllowCreate is false",
+                   StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
+
+
+def wrong_principal() -> Refusal:
+    """The citizen who logged in is not the one the request's <Subject> names."""
+    return Refusal(STATUS_RESPONDER, AUTHN_FAILED,
+                   "The citizen who logged in is not the Subject of the request")
+
+
+def name_id_for(portal: PortalPolicy, pairwise: str | None) -> tuple[str, str]:
+    """(value, format) in the portal's registered format; ``pairwise`` is the persistent
+    identifier (required for a persistent portal, see :func:`pairwise_for`)."""
+    if policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT:
+        assert pairwise is not None, "a persistent portal's answer needs the pairwise id"
+        return pairwise, NAMEID_FORMAT_PERSISTENT
     return transient_name_id(), NAMEID_FORMAT_TRANSIENT
 
 

@@ -117,26 +117,46 @@ _PORTAL_SESSION = select(PortalSession.id, PortalSession.name_id,
 
 def remember_portal_session(session: Session, browser_session: str, citizen_id: int,
                             portal_entity_id: str, name_id: str, name_id_format: str,
-                            session_index: str, now: datetime) -> None:
-    """Note that this browser session logged in to a portal (single logout tells it later).
+                            now: datetime) -> str:
+    """Note that this browser session logged in to a portal (single logout tells it later), and
+    return the SessionIndex that portal gets.
 
-    One row per browser session and portal, holding the NameID last sent there; a repeated
-    login with the same NameID writes nothing.
+    One row per browser session and portal, holding the NameID last sent there. The SessionIndex
+    is the portal's own: random and kept for the browser session's logins there, never shared
+    with another portal, so two portals cannot link their pairwise identifiers by comparing it.
+    A repeated login with the same NameID writes nothing.
     """
     browser_hash = _hash(browser_session)
     existing = first_row(session, _PORTAL_SESSION, browser_hash=browser_hash,
                          portal_entity_id=portal_entity_id)
     if existing is None:
+        session_index = new_session_index()
         session.add(PortalSession(browser_session_hash=browser_hash, citizen_id=citizen_id,
                                   portal_entity_id=portal_entity_id, name_id=name_id,
                                   name_id_format=name_id_format, session_index=session_index,
                                   created_at=now))
-    elif (existing.name_id, existing.session_index) != (name_id, session_index):
+    elif existing.name_id != name_id:
+        session_index = str(existing.session_index)
         session.execute(update(PortalSession).where(PortalSession.id == existing.id).values(
-            name_id=name_id, name_id_format=name_id_format, session_index=session_index))
+            name_id=name_id, name_id_format=name_id_format))
     else:
-        return
+        return str(existing.session_index)
     session.commit()
+    return session_index
+
+
+def new_session_index() -> str:
+    """A SessionIndex no one can guess or link to another (160 random bits)."""
+    return "_" + secrets.token_hex(20)
+
+
+def citizen_of_portal_name_id(session: Session, portal_entity_id: str,
+                              name_id: str) -> int | None:
+    """Whom this portal knows by ``name_id`` in a session still open (transient NameIDs)."""
+    found = session.scalar(select(PortalSession.citizen_id).where(
+        PortalSession.portal_entity_id == portal_entity_id, PortalSession.name_id == name_id)
+        .order_by(PortalSession.created_at.desc()).limit(1))
+    return int(found) if found is not None else None
 
 
 def portal_sessions(session: Session, browser_session: str) -> list[PortalSession]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import secrets
 from urllib.parse import urlsplit
 
 from flask import (
@@ -23,10 +22,11 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from saml2.saml import NAMEID_FORMAT_PERSISTENT
 
 from idp.accounts.models import Citizen
 from idp.consent import services as consents
-from idp.consent.attributes import ReleasedAttribute, missing_required, release
+from idp.consent.attributes import BPK2, ReleasedAttribute, missing_required, release
 from idp.db import db, utcnow
 from idp.extensions import csrf
 from idp.observability import events
@@ -40,7 +40,7 @@ from idp.saml.bindings import (
     decode_post,
     decode_redirect,
 )
-from idp.saml.identifiers import TrustLevel, persistent_name_id
+from idp.saml.identifiers import TrustLevel
 from idp.saml.runtime import SamlRuntime
 from idp.saml.server import (
     METADATA_PATH,
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 saml = Blueprint("saml", __name__)
 
 RESUBMITTED = "servicekonto_resubmitted"
-SESSION_INDEX_KEY = "sso_session_index"
 REJECTED = ("Die Anmeldeanfrage des Portals konnte nicht angenommen werden. Bitte kehren Sie "
             "zum Portal zurück und starten Sie die Anmeldung dort erneut.")
 EXPIRED = ("Diese Anmeldung ist abgelaufen oder wurde bereits abgeschlossen. Bitte starten Sie "
@@ -175,21 +174,25 @@ def _proceed(pending: sso.Pending, portal: PortalPolicy,
     citizen = current_citizen()
     logged_in_at = server_session().authenticated_at if citizen is not None else None
     released: list[ReleasedAttribute] = []
-    pairwise = ""
+    pairwise: str | None = None
     consent_needed = False
     selection = sso.attributes_for(portal, pending.request)
     if citizen is not None:
-        pairwise, released = _release(citizen, portal, selection)
+        pairwise, released = _release(citizen, portal, pending, selection)
         consent_needed = portal.consent_required and not consents.consent_covers(
             db.session, citizen.id, portal.entity_id, {item.name for item in released},
             utcnow())
-    step = sso.next_step(pending, logged_in_at, consent_needed)
+    step = sso.next_step(pending, citizen.id if citizen else None, logged_in_at, consent_needed)
+    if step is sso.Next.WRONG_PRINCIPAL:
+        return _answer(pending, portal, error=sso.wrong_principal(), reference=reference)
     if step is not sso.Next.ANSWER and pending.request.is_passive:
         return _answer(pending, portal, error=sso.passive_refusal(), reference=reference)
     if step is sso.Next.LOG_IN:
         reference = reference or _keep(pending, portal)
         return redirect(continuation.login_url(reference))
     assert citizen is not None
+    if sso.policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT and pairwise is None:
+        return _answer(pending, portal, error=sso.no_identifier_to_create(), reference=reference)
     if missing := missing_required(citizen, selection.required, pairwise):
         return _answer(pending, portal, reference=reference, error=sso.required_missing(missing))
     if step is sso.Next.CONSENT:
@@ -198,16 +201,22 @@ def _proceed(pending: sso.Pending, portal: PortalPolicy,
             "idp/consent_request.html", portal_name=portal.display_name,
             organization_display_name=display.organization_display_name if display else None,
             purpose=display.purpose if display else None, attributes=released,
+            # The NameID is data too: a stable identifier is named even when bPK2 is not sent.
+            persistent_identifier=sso.policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT
+            and BPK2 not in {item.name for item in released},
             transaction=reference or _keep(pending, portal), action_url=url_for("saml.consent"))
     return _answer(pending, portal, citizen=citizen, released=released, reference=reference,
                    pairwise=pairwise)
 
 
-def _release(citizen: Citizen, portal: PortalPolicy,
-             selection: sso.AttributeSelection) -> tuple[str, list[ReleasedAttribute]]:
-    """The citizen's pairwise id at the portal, and exactly the attributes the request gets:
-    those its policy allows, narrowed by akdb:RequestedAttributes (DESIGN §5.6: never more)."""
-    pairwise = persistent_name_id(db.session, citizen.id, portal.entity_id, utcnow())
+def _release(citizen: Citizen, portal: PortalPolicy, pending: sso.Pending,
+             selection: sso.AttributeSelection) -> tuple[str | None, list[ReleasedAttribute]]:
+    """The citizen's pairwise id at the portal (only if the answer carries it), and exactly the
+    attributes the request gets: those its policy allows, narrowed by akdb:RequestedAttributes
+    (DESIGN §5.6: never more)."""
+    pairwise = None
+    if sso.needs_pairwise(portal, selection):
+        pairwise = sso.pairwise_for(db.session, portal, pending.request, citizen.id, utcnow())
     return pairwise, release(citizen, selection.names, pairwise)
 
 
@@ -232,7 +241,8 @@ def consent() -> ResponseReturnValue:
         return _answer(pending, portal, error=sso.declined(), reference=form["transaction"])
     if form["decision"] != "agree":
         return error_page(400)
-    pairwise, released = _release(citizen, portal, sso.attributes_for(portal, pending.request))
+    pairwise, released = _release(citizen, portal, pending,
+                                  sso.attributes_for(portal, pending.request))
     akdb = pending.request.akdb
     consents.give_consent(db.session, citizen.id, portal.entity_id,
                           {item.name for item in released}, utcnow(),
@@ -283,11 +293,11 @@ def _assertion_response(pending: sso.Pending, portal: PortalPolicy, citizen: Cit
                         released: list[ReleasedAttribute], pairwise: str | None) -> str:
     session = server_session()
     now = utcnow()
-    name_id, name_id_format = sso.name_id_for(db.session, portal, pending.request, citizen.id,
-                                              now, pairwise)
-    session_index = session.get(SESSION_INDEX_KEY)
-    if session_index is None:  # once per IdP session; writing it again would save the session
-        session_index = session[SESSION_INDEX_KEY] = secrets.token_hex(16)
+    name_id, name_id_format = sso.name_id_for(portal, pairwise)
+    # Each portal gets a SessionIndex of its own (kept per browser session for single logout).
+    session_index = state.remember_portal_session(
+        db.session, session.session_id, citizen.id, portal.entity_id, name_id, name_id_format,
+        now) if session.session_id else state.new_session_index()
     authenticated_at = session.authenticated_at or now
     authentication = Authentication(
         class_ref=TrustLevel.LEVEL_1.class_ref_for(portal.eidas_loa), instant=authenticated_at,
@@ -297,12 +307,7 @@ def _assertion_response(pending: sso.Pending, portal: PortalPolicy, citizen: Cit
         pending.request, name_id, name_id_format, released, authentication,
         Signing(portal.sign_response, portal.sign_assertion, portal.encrypt_assertion))
     events.assertion_issued(citizen.id, portal.entity_id, name_id_format, released)
-    if session.session_id:
-        state.remember_portal_session(db.session, session.session_id, citizen.id,
-                                      portal.entity_id, name_id, name_id_format,
-                                      session_index, now)
     return xml
-
 
 
 @saml.get(UNSOLICITED_PATH)

@@ -78,4 +78,4 @@ def login_url(transaction: str | None = None) -> str:
     """The login page, for the SAML login ``transaction`` if one is given."""
     if transaction is None:
         return url_for("accounts.login")
-    return url_for("accounts.login", **{TRANSACTION_PARAMETER: transaction})
+    return url_for("accounts.login", anfrage=transaction)  # TRANSACTION_PARAMETER

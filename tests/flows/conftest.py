@@ -80,8 +80,9 @@ class Portal:
     client: Saml2Client
     outstanding: dict[str, str] = field(default_factory=dict)
     acs_url: str = SP_ACS
-    # The NameID of the citizen this portal received last.
+    # The NameID and the SessionIndex of the citizen this portal received last.
     name_id: Any = None
+    session_index: str | None = None
 
     def login_url(self, binding: str = BINDING_HTTP_REDIRECT, relay_state: str = "/start",
                   **kwargs: Any) -> tuple[str, dict[str, str] | None]:
@@ -100,6 +101,7 @@ class Portal:
             fields["SAMLResponse"], BINDING_HTTP_POST, outstanding=self.outstanding)
         response.relay_state = fields.get("RelayState")
         self.name_id = response.name_id
+        self.session_index = response.assertion.authn_statement[0].session_index
         return response
 
     def logout_url(self, binding: str = BINDING_HTTP_REDIRECT, sign: bool = True,

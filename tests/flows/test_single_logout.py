@@ -176,7 +176,9 @@ def test_logout_at_one_portal_logs_out_at_the_other_and_answers_success(
     assert signed_by_idp(to_other, signing_keys)
     request = other_portal.logout_request(to_other)
     assert request.message.name_id == other_portal.name_id  # exactly as in its assertion
-    assert request.message.session_index and request.message.session_index[0].text
+    # Found by the SessionIndex that portal got, which is its own.
+    assert [index.text for index in request.message.session_index] == \
+        [other_portal.session_index]
     assert request.message.destination == OTHER_SLO
 
     back = hop_on(page_of(go(erika, *other_portal.answer_logout(to_other))))
@@ -188,6 +190,18 @@ def test_logout_at_one_portal_logs_out_at_the_other_and_answers_success(
     assert response.response.destination == SP_SLO
     assert response.response.issuer.text == IDP_ENTITY
     assert back.params["RelayState"] == sent_relay_state
+
+
+def test_each_portal_gets_an_unguessable_session_index_of_its_own(
+        erika: Browser, portal: Portal, other_portal: Portal) -> None:
+    """Two portals comparing SessionIndex values cannot link their pairwise identifiers."""
+    assert portal.session_index and other_portal.session_index
+    assert portal.session_index != other_portal.session_index
+    for index in (portal.session_index, other_portal.session_index):
+        assert len(index.lstrip("_")) * 4 >= 128  # hexadecimal: at least 128 random bits
+    kept = portal.session_index
+    sso_at(erika, portal)  # a second login there in the same session keeps its index
+    assert portal.session_index == kept
 
 
 @pytest.mark.parametrize("other_slo_bindings", [(BINDING_HTTP_POST,)])

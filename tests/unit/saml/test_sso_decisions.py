@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from idp.saml.messages import RequestedSubject
 from idp.saml.server import ParsedAuthnRequest
 from idp.saml.sso import (
     INVALID_NAME_ID_POLICY,
     NO_AUTHN_CONTEXT,
+    UNKNOWN_PRINCIPAL,
     Next,
     Pending,
     next_step,
@@ -16,6 +18,8 @@ from idp.saml.sso import (
 )
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,9 @@ PENDING = Pending(REQUEST, "/start", T0)
 
 
 def test_a_pending_request_survives_the_database_round_trip() -> None:
-    with_context = replace(PENDING, request=replace(
-        REQUEST, requested_contexts=("STORK-QAA-Level-1",), comparison="minimum"))
+    with_context = replace(PENDING, principal_id=7, request=replace(
+        REQUEST, requested_contexts=("STORK-QAA-Level-1",), comparison="minimum",
+        subject=RequestedSubject("abc", PERSISTENT)))
     assert Pending.from_dict(with_context.to_dict()) == with_context
 
 
@@ -65,15 +70,50 @@ def test_a_portal_demanding_a_higher_level_gets_no_authn_context() -> None:
 
 
 def test_without_a_login_the_citizen_logs_in_first() -> None:
-    assert next_step(PENDING, None, consent_needed=True) is Next.LOG_IN
+    assert next_step(PENDING, None, None, consent_needed=True) is Next.LOG_IN
 
 
 def test_force_authn_asks_for_the_password_again_after_an_earlier_login() -> None:
     forced = replace(PENDING, request=replace(REQUEST, force_authn=True))
-    assert next_step(forced, T0 - timedelta(minutes=5), consent_needed=False) is Next.LOG_IN
-    assert next_step(forced, T0 + timedelta(seconds=5), consent_needed=False) is Next.ANSWER
+    assert next_step(forced, 7, T0 - timedelta(minutes=5), consent_needed=False) is Next.LOG_IN
+    assert next_step(forced, 7, T0 + timedelta(seconds=5), consent_needed=False) is Next.ANSWER
 
 
 def test_consent_comes_before_the_answer() -> None:
-    assert next_step(PENDING, T0, consent_needed=True) is Next.CONSENT
-    assert next_step(PENDING, T0, consent_needed=False) is Next.ANSWER
+    assert next_step(PENDING, 7, T0, consent_needed=True) is Next.CONSENT
+    assert next_step(PENDING, 7, T0, consent_needed=False) is Next.ANSWER
+
+
+def test_a_transient_portal_asking_for_a_persistent_name_id_gets_invalid_name_id_policy() -> None:
+    pending = replace(PENDING, request=replace(REQUEST, name_id_format=PERSISTENT))
+    refusal = refusal_before_login(pending, Portal(name_id_format="transient"))
+    assert refusal is not None and refusal.sub_status == INVALID_NAME_ID_POLICY
+
+
+def test_a_persistent_portal_asking_for_a_transient_name_id_gets_invalid_name_id_policy() -> None:
+    pending = replace(PENDING, request=replace(REQUEST, name_id_format=TRANSIENT))
+    refusal = refusal_before_login(pending, Portal(name_id_format="persistent"))
+    assert refusal is not None and refusal.sub_status == INVALID_NAME_ID_POLICY
+
+
+def test_a_request_for_the_portals_own_name_id_format_is_not_refused() -> None:
+    pending = replace(PENDING, request=replace(REQUEST, name_id_format=PERSISTENT))
+    assert refusal_before_login(pending, Portal(name_id_format="persistent")) is None
+
+
+def test_a_subject_naming_nobody_known_gets_unknown_principal() -> None:
+    pending = replace(PENDING, request=replace(REQUEST, subject=RequestedSubject("who?")))
+    refusal = refusal_before_login(pending, Portal())
+    assert refusal is not None and refusal.sub_status == UNKNOWN_PRINCIPAL
+
+
+def test_a_request_naming_another_citizen_asks_for_a_login_as_that_citizen() -> None:
+    named = replace(PENDING, principal_id=8)
+    assert next_step(named, 7, T0 - timedelta(minutes=5), consent_needed=False) is Next.LOG_IN
+    assert next_step(named, 8, T0 - timedelta(minutes=5), consent_needed=False) is Next.ANSWER
+
+
+def test_someone_else_logging_in_for_a_named_citizen_ends_the_login() -> None:
+    named = replace(PENDING, principal_id=8)
+    assert next_step(named, 7, T0 + timedelta(seconds=5), consent_needed=False) \
+        is Next.WRONG_PRINCIPAL
