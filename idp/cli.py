@@ -131,7 +131,8 @@ def mail_send(forever: bool, interval: float) -> None:
 
 # --- maintenance ---------------------------------------------------------------------------
 
-@main.command("purge", help="Abgelaufene Registrierungen, Sitzungen und alte Mails löschen.")
+@main.command("purge", help="Abgelaufene Registrierungen, Sitzungen, alte Mails und "
+                            "liegengebliebene „vergessen“-Anfragen löschen.")
 @click.option("--forever", is_flag=True,
               help="Nicht beenden, sondern in Abständen wiederholen (statt cron).")
 @click.option("--interval", default=3600.0, show_default=True,
@@ -156,6 +157,7 @@ def purge(forever: bool, interval: float) -> None:
 
 
 def _purge_once() -> str:
+    from idp.accounts.forgotten import purge_unanswered_requests
     from idp.accounts.registration import purge_expired_registrations
     from idp.db import db as database
     from idp.mail.outbox import purge_finished_mails
@@ -170,9 +172,11 @@ def _purge_once() -> str:
         sessions = purge_expired_sessions(session, ctx.now,
                                           timedelta(minutes=config.session_idle_minutes))
         mails = purge_finished_mails(session, ctx.now, timedelta(days=config.mail_keep_days))
+        requests = purge_unanswered_requests(session, ctx.now)
     saml_rows = purge_saml_state(database.session, ctx.now)
-    return (f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en) und "
-            f"{mails} alte Mail(s) gelöscht; {saml_rows} abgelaufene SAML-Einträge "
+    return (f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en), "
+            f"{mails} alte Mail(s) und {requests} nie beantwortete „vergessen“-Anfrage(n) "
+            f"gelöscht; {saml_rows} abgelaufene SAML-Einträge "
             "(Anfrage-IDs, offene An- und Abmeldungen, Portal-Anmeldungen beendeter "
             "Sitzungen) entfernt.")
 

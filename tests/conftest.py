@@ -25,6 +25,7 @@ from idp import create_app, schema
 from idp.config import PROJECT_ROOT
 from idp.db import Base, db
 from idp.mail.models import OutboxMail
+from idp.mail.sender import send_due
 from idp.models import import_all_models
 from tests.postgres import temporary_database
 
@@ -162,6 +163,13 @@ def outbox(app: Flask) -> list[OutboxMail]:
     """All mails in the outbox, oldest first."""
     with app.app_context():
         return list(db.session.scalars(select(OutboxMail).order_by(OutboxMail.id)))
+
+
+def run_mail_sender(app: Flask) -> None:
+    """One run of the outbox's sender, as `servicekonto mail send` does it: it answers the
+    "vergessen" requests and delivers due mails (the test IdP has no SMTP server: into the
+    development mailbox)."""
+    send_due(app)
 
 
 def link_in(mail: OutboxMail) -> str:

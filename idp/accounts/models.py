@@ -95,3 +95,25 @@ class AccountToken(Base):
     voided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     citizen: Mapped[Citizen] = relationship(back_populates="tokens")
+
+
+class ForgottenPurpose(enum.StrEnum):
+    PASSWORD_RESET = "password_reset"  # "Passwort vergessen": a reset link
+    USERNAME_REMINDER = "username_reminder"  # "Benutzernamen vergessen": the username
+
+
+class ForgottenRequest(Base):
+    """A "vergessen" form as submitted, waiting for the mail sender to answer it.
+
+    The request itself never looks the account up, so its answer takes the same time whether or
+    not an account exists; the sender looks it up, mails, and deletes this row. What was typed
+    stays here only until then (``servicekonto purge`` removes rows no sender answered).
+    """
+
+    __tablename__ = "forgotten_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[ForgottenPurpose] = mapped_column(String(32))
+    # The normalised input: Citizen.username_key or Citizen.email_key of the account asked for.
+    account_key: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -1,10 +1,9 @@
-"""Citizen self-service: forgotten password or username, and changes at "Mein Servicekonto".
+"""Citizen self-service: a new password through a reset link, and changes at "Mein Servicekonto".
 
 Services in the manner of :mod:`idp.accounts.registration`: they take an
 :class:`~idp.accounts.context.AccountContext` (session, clock, hasher, policy, mail) and never
-Flask. Input a citizen must correct raises :class:`FormErrors`. The two anonymous requests
-("Passwort vergessen", "Benutzernamen vergessen") answer the same whether or not an account
-exists, so nobody learns who is registered.
+Flask. Input a citizen must correct raises :class:`FormErrors`. Asking for a reset link or for
+the username ("vergessen") is in :mod:`idp.accounts.forgotten`.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from idp.accounts.identity import (
     check_personal_data,
     email_key,
     normalise_email,
-    normalise_username,
-    username_key,
 )
 from idp.accounts.models import AccountToken, Citizen, Salutation, TokenPurpose
 from idp.accounts.registration import stale_registrations
@@ -49,8 +46,6 @@ TOO_MANY_EMAIL_CHANGES = ("Sie haben in der letzten Stunde bereits mehrere BestÃ
                           "angefordert. Bitte versuchen Sie es spÃ¤ter erneut.")
 
 PERSONAL_FIELDS = ("salutation", "given_name", "surname", "birth_name")
-# The audit outcome of a "vergessen" request whose mail went out.
-MAILED = "mailed"
 
 
 @dataclass(frozen=True)
@@ -76,26 +71,7 @@ class LinkOutcome:
         return self.state is LinkState.USABLE
 
 
-# --- "Passwort vergessen" ------------------------------------------------------------------
-
-
-def request_password_reset(ctx: AccountContext, username: str) -> None:
-    """Mail a single-use reset link if an active account has ``username``; silent otherwise."""
-    try:
-        key = username_key(normalise_username(username))
-    except InvalidInput as error:
-        # Syntax only: a name no account can have reveals nothing about who exists.
-        raise FormErrors.single("username", str(error)) from None
-    citizen = ctx.citizen_by_username_key(key)
-    outcome = _outcome_of_request(ctx, citizen)
-    if citizen is not None and outcome == MAILED:
-        token = tokens.issue(ctx.session, citizen, TokenPurpose.PASSWORD_RESET, ctx.now,
-                             ctx.settings.password_reset_valid)
-        ctx.outbox.enqueue(citizen.email, "password_reset", citizen=citizen, links=ctx.links,
-                           link=ctx.links.password_reset(token),
-                           period=ctx.settings.password_reset_period)
-        ctx.session.commit()
-    events.password_reset_requested(key, citizen.id if citizen else None, outcome)
+# --- the reset link (asking for it: idp.accounts.forgotten) ------------------------------
 
 
 def password_reset_state(ctx: AccountContext, token: str) -> LinkState:
@@ -126,24 +102,6 @@ def reset_password(ctx: AccountContext, throttle: Throttle, token: str, password
     # The owner proved control of the mailbox: failed logins of a guesser no longer count.
     throttle.clear_account(citizen.username_key)
     return LinkOutcome(LinkState.USABLE, citizen.id)
-
-
-# --- "Benutzernamen vergessen" -------------------------------------------------------------
-
-
-def send_username_reminder(ctx: AccountContext, email: str) -> None:
-    """Mail the username to an active account with address ``email``; silent otherwise."""
-    try:
-        address = normalise_email(email)
-    except InvalidInput as error:
-        raise FormErrors.single("email", str(error)) from None
-    citizen = ctx.session.scalar(select(Citizen).where(Citizen.email_key == email_key(address)))
-    outcome = _outcome_of_request(ctx, citizen)
-    if citizen is not None and outcome == MAILED:
-        # To the stored address, not to what was typed: the mail goes only where it always went.
-        ctx.outbox.enqueue(citizen.email, "username_reminder", citizen=citizen, links=ctx.links)
-        ctx.session.commit()
-    events.username_reminder_requested(citizen.id if citizen else None, outcome)
 
 
 # --- "Mein Servicekonto" -------------------------------------------------------------------
@@ -300,18 +258,6 @@ def delete_account(ctx: AccountContext, holder: AccountHolder, password: str) ->
 
 
 # --- shared steps --------------------------------------------------------------------------
-
-
-def _outcome_of_request(ctx: AccountContext, citizen: Citizen | None) -> str:
-    """:data:`MAILED` if an anonymous request ("vergessen") for ``citizen`` gets its mail, else
-    why not, for the audit trail (whoever asked sees the same page either way)."""
-    if citizen is None:
-        return "unknown_account"
-    if not citizen.is_active:
-        return "not_activated"
-    if not ctx.outbox.may_mail(citizen.email):
-        return "mail_limit"
-    return MAILED
 
 
 def _check_new_password(ctx: AccountContext, citizen: Citizen, password: str,

@@ -1,8 +1,9 @@
 """Self-service pages: forgotten password or username, and "Mein Servicekonto".
 
 Thin, like :mod:`idp.accounts.views`: parse the form, call one service of
-:mod:`idp.accounts.selfservice`, render the page. Successful changes redirect (a reload does not
-send the form again); the links from mails show a button on GET and act only on its POST.
+:mod:`idp.accounts.forgotten` or :mod:`idp.accounts.selfservice`, render the page. Successful
+changes redirect (a reload does not send the form again); the links from mails show a button on
+GET and act only on its POST.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.accounts import forgotten
 from idp.accounts import selfservice as service
 from idp.accounts.context import FormErrors
 from idp.accounts.models import Citizen, Salutation
@@ -45,7 +47,7 @@ def password_forgotten() -> Page:
         return render_template("idp/password_forgotten.html", values={}, errors={})
     form = single_values(request.form, ("username",))
     try:
-        service.request_password_reset(account_context(), form["username"])
+        forgotten.request_password_reset(account_context(), form["username"])
     except FormErrors as error:
         return render_template("idp/password_forgotten.html", errors=error.errors,
                                values={"username": form["username"][:64]}), 422
@@ -95,7 +97,7 @@ def username_forgotten() -> Page:
         return render_template("idp/username_forgotten.html", values={}, errors={})
     form = single_values(request.form, ("email",))
     try:
-        service.send_username_reminder(account_context(), form["email"])
+        forgotten.send_username_reminder(account_context(), form["email"])
     except FormErrors as error:
         return render_template("idp/username_forgotten.html", errors=error.errors,
                                values={"email": form["email"][:254]}), 422

@@ -6,6 +6,10 @@ mail, and a claim is only used while it is certainly still held, so a mail is ne
 us. (A delivery cut off after the server accepted it may be retried; the stable Message-ID lets the
 receiving side drop that rare duplicate.) An SMTP outage only postpones mails: nothing is lost.
 
+Before delivering, a run answers the waiting "vergessen" requests (:mod:`idp.accounts.forgotten`):
+their mails are made here, out of any request, so that the forms answer in the same time whether
+or not an account exists; they go out in the same run.
+
 Runs in an app context, never in a request.
 """
 
@@ -25,6 +29,7 @@ from flask import Flask
 from sqlalchemy import ColumnElement, CursorResult, Update, and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from idp.accounts.forgotten import answer_waiting_requests
 from idp.config import Config
 from idp.db import Database, utcnow
 from idp.mail.models import OutboxMail
@@ -34,6 +39,7 @@ from idp.mail.transport import (
     classify,
     transport_for,
 )
+from idp.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -299,11 +305,15 @@ def send_due(app: Flask, now: datetime | None = None, *, transport: Transport | 
     """Deliver every mail of ``app``'s outbox that is due at ``now`` (default: the current time).
 
     ``now`` moves the sender's clock (tests jump past a backoff); time runs on from there.
+    The waiting "vergessen" requests are answered first, so their mails are among those sent.
     """
     with app.app_context():
         config: Config = app.config["SERVICEKONTO"]
         bound = Database.bound(app)
         start, started = now or utcnow(), time.monotonic()
+        services: Services = app.extensions["servicekonto"]
+        answer_waiting_requests(bound.sessionmaker,
+                                lambda session: services.accounts(session, start))
         sender = OutboxSender(
             new_session=bound.sessionmaker, transport=transport or transport_for(config),
             policy=RetryPolicy.from_config(config), batch_size=batch_size,

@@ -19,6 +19,7 @@ from tests.conftest import (
     outbox,
     path_of,
     register,
+    run_mail_sender,
 )
 
 PRESS_THE_BUTTON = "klicken Sie dort auf „Servicekonto aktivieren“"
@@ -149,6 +150,7 @@ def test_every_new_password_field_is_described_by_the_rules(app: Flask,
     forms.append(browser.get("/konto/passwort").get_data(as_text=True))
     browser.get("/passwort-vergessen")
     browser.submit("/passwort-vergessen", {"username": REGISTRATION["username"]})
+    run_mail_sender(app)
     forms.append(browser.get(path_of(link_in(outbox(app)[-1]))).get_data(as_text=True))
     for form in forms:
         assert 'id="passwort-regeln"' in form

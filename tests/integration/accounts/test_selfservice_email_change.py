@@ -17,6 +17,7 @@ from tests.conftest import (
     outbox,
     path_of,
     register,
+    run_mail_sender,
 )
 
 NEW_EMAIL = "erika@neu.example.org"
@@ -53,6 +54,7 @@ def test_new_address_counts_only_after_its_confirmation(app: Flask, citizen: Bro
     # Until it is confirmed, mails still go to the old address.
     citizen.get("/benutzername-vergessen")
     citizen.submit("/benutzername-vergessen", {"email": REGISTRATION["email"]})
+    run_mail_sender(app)
     assert outbox(app)[-1].recipient == REGISTRATION["email"]
 
     path = confirmation_path(app)
@@ -183,6 +185,7 @@ def test_change_voids_password_reset_links_sent_to_the_old_address(app: Flask,
                                                                    citizen: Browser) -> None:
     citizen.get("/passwort-vergessen")
     citizen.submit("/passwort-vergessen", {"username": "ErikaM"})
+    run_mail_sender(app)
     reset = path_of(link_in(outbox(app)[-1]))
     log_in(citizen)
     ask_for_change(citizen)

@@ -18,6 +18,7 @@ from tests.conftest import (
     outbox,
     path_of,
     register,
+    run_mail_sender,
 )
 
 NEW_PASSWORD = "Wolken-Meer 731"
@@ -25,8 +26,11 @@ SENT = "Wenn ein Servicekonto mit diesem Benutzernamen existiert, erhalten Sie e
 
 
 def request_reset(browser: Browser, username: str = "ErikaM") -> Any:
+    """Ask for a reset link; the mail sender then answers the request."""
     browser.get("/passwort-vergessen")
-    return browser.submit("/passwort-vergessen", {"username": username})
+    response = browser.submit("/passwort-vergessen", {"username": username})
+    run_mail_sender(browser.client.application)
+    return response
 
 
 def reset_path(app: Flask) -> str:

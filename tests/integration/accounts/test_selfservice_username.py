@@ -6,14 +6,17 @@ from typing import Any
 
 from flask import Flask
 
-from tests.conftest import REGISTRATION, Browser, outbox, register
+from tests.conftest import REGISTRATION, Browser, outbox, register, run_mail_sender
 
 SENT = "Wenn ein Servicekonto mit dieser E-Mail-Adresse existiert, erhalten Sie eine E-Mail"
 
 
 def ask_for_username(browser: Browser, email: str) -> Any:
+    """Ask for the username; the mail sender then answers the request."""
     browser.get("/benutzername-vergessen")
-    return browser.submit("/benutzername-vergessen", {"email": email})
+    response = browser.submit("/benutzername-vergessen", {"email": email})
+    run_mail_sender(browser.client.application)
+    return response
 
 
 def test_forgotten_username_is_mailed_to_the_account_address(app: Flask,

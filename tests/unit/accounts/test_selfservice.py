@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from idp.accounts import selfservice, tokens
+from idp.accounts import forgotten, selfservice, tokens
 from idp.accounts.context import AccountContext, AccountSettings, FormErrors
 from idp.accounts.identity import check_personal_data, email_key, username_key
-from idp.accounts.models import AccountStatus, Citizen, Salutation
+from idp.accounts.models import AccountStatus, Citizen, ForgottenRequest, Salutation
 from idp.accounts.passwords import PasswordHasher, PasswordPolicy
 from idp.accounts.tokens import LinkState
 from idp.config import PROJECT_ROOT, Argon2Parameters
@@ -105,6 +105,22 @@ def holder(citizen: Citizen, store: MemoryThrottleStore) -> selfservice.AccountH
                                      address="192.0.2.1", session_id=None)
 
 
+def answered(session: Session, now: datetime = T0) -> None:
+    """The mail sender's turn: it answers the waiting "vergessen" requests."""
+    forgotten.answer_waiting_requests(sessionmaker(session.get_bind(), expire_on_commit=False),
+                                      lambda own: context(own, now))
+
+
+def ask_for_reset(session: Session, username: str = "ErikaM") -> None:
+    forgotten.request_password_reset(context(session), username)
+    answered(session)
+
+
+def ask_for_username(session: Session, email: str) -> None:
+    forgotten.send_username_reminder(context(session), email)
+    answered(session)
+
+
 def mails(session: Session) -> list[OutboxMail]:
     return list(session.scalars(select(OutboxMail).order_by(OutboxMail.id)))
 
@@ -116,7 +132,7 @@ def token_of(mail: OutboxMail) -> str:
 
 def test_reset_link_is_valid_for_exactly_the_configured_time(session: Session) -> None:
     add_citizen(session)
-    selfservice.request_password_reset(context(session), "ErikaM")
+    ask_for_reset(session)
     token = token_of(mails(session)[-1])
     valid = AccountSettings().password_reset_valid
     assert "60 Minuten" in mails(session)[-1].body_text
@@ -129,7 +145,7 @@ def test_reset_link_is_valid_for_exactly_the_configured_time(session: Session) -
 def test_reset_through_an_expired_link_changes_nothing(session: Session,
                                                        store: MemoryThrottleStore) -> None:
     citizen = add_citizen(session)
-    selfservice.request_password_reset(context(session), "ErikaM")
+    ask_for_reset(session)
     token = token_of(mails(session)[-1])
     late = context(session, T0 + timedelta(hours=2))
     outcome = selfservice.reset_password(late, Throttle(store), token, NEW_PASSWORD, NEW_PASSWORD)
@@ -142,7 +158,7 @@ def test_rejected_new_password_leaves_the_link_usable(session: Session,
                                                       store: MemoryThrottleStore) -> None:
     add_citizen(session)
     ctx = context(session)
-    selfservice.request_password_reset(ctx, "ErikaM")
+    ask_for_reset(session)
     token = token_of(mails(session)[-1])
     with pytest.raises(FormErrors) as error:
         selfservice.reset_password(ctx, Throttle(store), token, "ErikaM-2026!", "anders")
@@ -156,7 +172,7 @@ def test_reset_clears_the_throttle_and_records_the_change(session: Session,
                                                           store: MemoryThrottleStore) -> None:
     citizen = add_citizen(session)
     store.failures[("account", "erikam")] = 9
-    selfservice.request_password_reset(context(session), "ErikaM")
+    ask_for_reset(session)
     token = token_of(mails(session)[-1])
     later = T0 + timedelta(minutes=5)
     outcome = selfservice.reset_password(context(session, later), Throttle(store), token,
@@ -174,7 +190,7 @@ def test_reset_drops_an_e_mail_change_someone_else_started(session: Session,
     ctx = context(session)
     selfservice.request_email_change(ctx, holder(citizen, store), "dieb@example.net", PASSWORD)
     change = token_of(mails(session)[-1])
-    selfservice.request_password_reset(ctx, "ErikaM")
+    ask_for_reset(session)
     selfservice.reset_password(ctx, Throttle(store), token_of(mails(session)[-1]),
                                NEW_PASSWORD, NEW_PASSWORD)
     assert selfservice.email_change_state(ctx, change).state is LinkState.REPLACED
@@ -184,7 +200,7 @@ def test_reset_drops_an_e_mail_change_someone_else_started(session: Session,
 def test_password_change_voids_reset_links(session: Session, store: MemoryThrottleStore) -> None:
     citizen = add_citizen(session)
     ctx = context(session)
-    selfservice.request_password_reset(ctx, "ErikaM")
+    ask_for_reset(session)
     reset = token_of(mails(session)[-1])
     selfservice.change_password(ctx, holder(citizen, store), {
         "current_password": PASSWORD, "password": NEW_PASSWORD,
@@ -246,7 +262,7 @@ def test_deleting_keeps_the_mails_of_another_account(session: Session,
     erika = add_citizen(session)
     add_citizen(session, "MaxM", "max@example.org")
     ctx = context(session)
-    selfservice.send_username_reminder(ctx, "max@example.org")
+    ask_for_username(session, "max@example.org")
     selfservice.request_email_change(ctx, holder(erika, store), "max@example.org", PASSWORD)
     selfservice.request_email_change(ctx, holder(erika, store), "frei@example.org", PASSWORD)
     selfservice.delete_account(ctx, holder(erika, store), PASSWORD)
@@ -256,7 +272,7 @@ def test_deleting_keeps_the_mails_of_another_account(session: Session,
 
 def test_username_goes_to_the_stored_address_not_the_typed_one(session: Session) -> None:
     add_citizen(session, email="Erika.M@example.org")
-    selfservice.send_username_reminder(context(session), "erika.m@EXAMPLE.ORG")
+    ask_for_username(session, "erika.m@EXAMPLE.ORG")
     [mail] = mails(session)
     assert mail.recipient == "Erika.M@example.org"
     assert "ErikaM" in mail.body_text
@@ -292,3 +308,23 @@ def test_the_email_change_mail_names_the_configured_validity_in_good_german(
     [mail] = [mail for mail in mails(session) if mail.recipient == "neu@example.org"]
     assert "Der Link gilt nur 60 Minuten" in mail.body_text
     assert "Der Link gilt nur 60 Minuten" in mail.body_html
+
+
+def test_a_request_that_cannot_be_answered_is_dropped_without_logging_what_was_typed(
+        session: Session, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    add_citizen(session)
+
+    def broken(_ctx: AccountContext, key: str) -> None:
+        raise RuntimeError(f"kaputt bei {key}")  # an error whose text quotes the input
+
+    monkeypatch.setattr(forgotten, "_mail_username", broken)
+    forgotten.send_username_reminder(context(session), "erika@example.org")
+    forgotten.request_password_reset(context(session), "ErikaM")
+    answered(session)
+
+    # The reset link still went out; the broken request is gone, and the log names neither.
+    assert [mail.subject for mail in mails(session)] == ["Servicekonto: Neues Passwort vergeben"]
+    assert session.scalar(select(ForgottenRequest.id)) is None
+    assert "could not be answered (RuntimeError)" in caplog.text
+    assert "erika@example.org" not in caplog.text
