@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 
 from idp.db import utcnow
+from idp.saml.bindings import MAX_ENCODED_BYTES
 from idp.shipped import shipped_folder
 from idp.web.forms import FormRequest
 from sp_client.settings import PortalConfigError, PortalSettings, build_settings
@@ -21,6 +22,9 @@ from sp_client.settings import PortalConfigError, PortalSettings, build_settings
 __all__ = ["PortalConfigError", "create_app"]
 
 HOUSEKEEPING_EVERY = timedelta(minutes=10)
+# A SAML message is at most MAX_ENCODED_BYTES of base64; in a form, "+" and "/" (together one
+# character in 32) take three bytes each, and RelayState comes along: half as much again.
+MAX_REQUEST_BYTES = MAX_ENCODED_BYTES * 3 // 2
 
 
 def create_app(profile: str, *, idp_metadata: str = "", **options: Any) -> Flask:
@@ -84,9 +88,10 @@ def _configure_flask(app: Flask, settings: PortalSettings) -> None:
         PREFERRED_URL_SCHEME="https" if settings.uses_https else "http",
         # Anything but our own host in the Host header gets 400 (no host header poisoning).
         TRUSTED_HOSTS=[settings.host],
-        # A SAMLResponse is some KiB; idp.saml.bindings caps it again.
-        MAX_CONTENT_LENGTH=256 * 1024,
-        MAX_FORM_MEMORY_SIZE=192 * 1024,
+        # The largest body a portal takes is a SAML message at the ACS or a SLO endpoint;
+        # anything larger gets 413 before it is read.
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
         MAX_FORM_PARTS=20,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
         # Referrer-Policy: no-referrer leaves no Referer for Flask-WTF's https check; the
