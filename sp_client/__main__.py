@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from flask import Flask
 
 from sp_client.profiles import PROFILES
+
+# In a container (--gunicorn): one process, so that the SQLite database in the instance folder
+# has a single writer; threads for the browsers waiting on the IdP.
+GUNICORN_THREADS = 4
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -29,6 +37,15 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="mindestens verlangtes Vertrauensniveau (STORK-QAA-Level)")
     parser.add_argument("--no-postal-outbox", action="store_true",
                         help="den Demo-Postausgang (Briefe mit Bestätigungscodes) nicht zeigen")
+    parser.add_argument("--postal-outbox-remote", action="store_true",
+                        help="den Demo-Postausgang auch anderen Rechnern zeigen (sonst nur "
+                             "Aufrufen von dieser Maschine, 127.0.0.1/::1)")
+    parser.add_argument("--gunicorn", action="store_true",
+                        help="mit gunicorn ausliefern statt mit dem Entwicklungsserver von "
+                             "Werkzeug (für Container)")
+    parser.add_argument("--export-certificate", type=Path, metavar="DATEI",
+                        help="nur die Schlüssel anlegen (falls nötig), das Signaturzertifikat "
+                             "des Portals in DATEI schreiben und beenden")
     return parser.parse_args(argv)
 
 
@@ -43,13 +60,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                          base_url=arguments.base_url or f"http://127.0.0.1:{port}",
                          instance_path=arguments.instance, database_url=arguments.database,
                          minimum_trust_level=arguments.trust_level,
-                         show_postal_outbox=not arguments.no_postal_outbox)
+                         show_postal_outbox=not arguments.no_postal_outbox,
+                         postal_outbox_remote=arguments.postal_outbox_remote)
     except PortalConfigError as error:
         print(f"Das Portal kann nicht starten: {error}", file=sys.stderr)
         return 2
+    if arguments.export_certificate is not None:
+        # The IdP pins this certificate: it takes our metadata, fetched over plain HTTP
+        # inside the compose network, only with our signature on it.
+        shutil.copyfile(app.config["PORTAL"].signing.cert_file, arguments.export_certificate)
+        return 0
     print(f"{profile.display_name}: {app.config['PORTAL'].base_url}/", flush=True)
-    app.run(host=arguments.host, port=port, threaded=True, use_reloader=False)
+    if arguments.gunicorn:
+        serve_with_gunicorn(app, arguments.host, port)
+    else:
+        app.run(host=arguments.host, port=port, threaded=True, use_reloader=False)
     return 0
+
+
+def serve_with_gunicorn(app: Flask, host: str, port: int) -> None:
+    """Serve ``app`` with gunicorn in this process (gunicorn's documented custom application)."""
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # no stubs
+
+    from sp_client.extensions import portal_db
+
+    # The worker is forked from this process: no database connection may cross the fork.
+    portal_db.bound(app).engine.dispose()
+    options = {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread",
+               "threads": GUNICORN_THREADS, "accesslog": "-", "errorlog": "-",
+               # The client's address is the proxy's: no forwarded header is trusted.
+               "forwarded_allow_ips": "", "control_socket_disable": True}
+
+    class PortalServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    PortalServer().run()
 
 
 if __name__ == "__main__":

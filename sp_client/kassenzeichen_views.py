@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from idp.consent.attributes import BPK2, GIVEN_NAME, SURNAME
 from idp.db import utcnow
+from idp.mail.views import is_loopback
 from idp.web.forms import single_values
 from sp_client import kassenzeichen as service
 from sp_client.extensions import portal_db
@@ -123,17 +124,31 @@ def finish(citizen: service.Citizen) -> ResponseReturnValue:
     return redirect(url_for("kassenzeichen.overview"), code=303)
 
 
+@kassenzeichen.app_context_processor
+def _outbox_link() -> dict[str, Any]:
+    return {"postal_outbox_shown": postal_outbox_shown}
+
+
+def postal_outbox_shown() -> bool:
+    """Whether this client may read the outbox: it holds every Bestätigungscode in clear."""
+    portal = settings()
+    # remote_addr is the peer of the connection (no forwarded header is trusted): behind
+    # a proxy it is the proxy, so only an explicit opt-in shows the outbox there.
+    return portal.show_postal_outbox and (portal.postal_outbox_remote
+                                          or is_loopback(request.remote_addr))
+
+
 @kassenzeichen.get("/post")
 def postal_outbox() -> ResponseReturnValue:
     """The demo's "Post": every letter the portal sent, printable."""
-    if not settings().show_postal_outbox:
+    if not postal_outbox_shown():
         abort(404)
     return render_template("portal/post.html", letters=service.letters(portal_db.session))
 
 
 @kassenzeichen.get("/post/<int:letter_id>")
 def letter(letter_id: int) -> ResponseReturnValue:
-    if not settings().show_postal_outbox:
+    if not postal_outbox_shown():
         abort(404)
     found = portal_db.session.get(PostalLetter, letter_id)
     if found is None:

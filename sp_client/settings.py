@@ -49,6 +49,9 @@ class PortalSettings:
     # The demo's "Post": a page listing the letters with Bestätigungscodes. Off in anything
     # that is not a demo, since it shows the codes.
     show_postal_outbox: bool = True
+    # The outbox answers only this machine's loopback clients unless this is set: behind a proxy
+    # or in a container, anyone on the way could read every code.
+    postal_outbox_remote: bool = False
     metadata_loader: MetadataLoader | None = None
 
     @property
@@ -70,6 +73,7 @@ def build_settings(profile: str | PortalProfile, *, idp_metadata: str,
                    key_files: tuple[Path, Path] | None = None,
                    encryption_key_files: tuple[Path, Path] | None = None,
                    minimum_trust_level: int | None = None, show_postal_outbox: bool = True,
+                   postal_outbox_remote: bool = False,
                    metadata_loader: MetadataLoader | None = None) -> PortalSettings:
     """Check the settings and fill in the demo defaults; raise :class:`PortalConfigError`."""
     if isinstance(profile, str):
@@ -101,7 +105,8 @@ def build_settings(profile: str | PortalProfile, *, idp_metadata: str,
         profile=profile, base_url=base_url, idp_metadata=idp_metadata, instance_path=instance,
         database_url=database_url or f"sqlite:///{instance / 'portal.sqlite3'}",
         secret_key=secret, signing=signing, encryption=encryption, minimum_trust_level=level,
-        show_postal_outbox=show_postal_outbox, metadata_loader=metadata_loader)
+        show_postal_outbox=show_postal_outbox, postal_outbox_remote=postal_outbox_remote,
+        metadata_loader=metadata_loader)
 
 
 def _instance_secret(instance: Path) -> str:

@@ -24,10 +24,13 @@ from idp.config import PROJECT_ROOT, load_config
 from idp.gunicorn_conf import check_argon2_budget, default_size
 from idp.portals.policy import load_portal_policies
 from idp.saml.bindings import MAX_ENCODED_BYTES
+from sp_client import MAX_REQUEST_BYTES
 from sp_client.__main__ import parse_arguments
 from tests.deployment.dockerfile import folders_made_for_the_user, image_command, image_env
 
 DOCKER = PROJECT_ROOT / "docker"
+# Where the demo portals' signing certificates lie in the containers that read them.
+CERTIFICATES = "/var/lib/portal-certificates"
 COMPOSE = DOCKER / "compose.yaml"
 SECRETS = PurePosixPath("/run/secrets")
 IDP = "idp"
@@ -54,14 +57,21 @@ def ours() -> dict[str, dict[str, Any]]:
             if service.get("image") == our_image()}
 
 
-def portals() -> dict[str, Any]:
-    """Each demo portal service with its command line, read by the portal's own parser."""
+def portal_commands() -> dict[str, Any]:
+    """Each service that runs ``python -m sp_client``, its command line read by the portal's
+    own parser."""
     found = {}
     for name, service in ours().items():
         command = service.get("command") or []
         if command[:3] == ["python", "-m", "sp_client"]:
             found[name] = parse_arguments(command[3:])
     return found
+
+
+def portals() -> dict[str, Any]:
+    """Each demo portal service (not the one-shots exporting their certificates)."""
+    return {name: arguments for name, arguments in portal_commands().items()
+            if arguments.export_certificate is None}
 
 
 def volume_mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
@@ -74,7 +84,17 @@ def volume_mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
 
 
 def caddy_sites() -> dict[str, list[str]]:
-    """Site address → the directives inside its block (the global options block aside)."""
+    """Site address → the directives inside its block (the global options block aside), with
+    the directives of an imported snippet (``(name) { … }``) in place of ``import name``."""
+    blocks = caddy_blocks()
+    return {address: [line for directive in directives
+                      for line in (blocks[f"({directive.split()[1]})"]
+                                   if directive.startswith("import ") else [directive])]
+            for address, directives in blocks.items() if not address.startswith("(")}
+
+
+def caddy_blocks() -> dict[str, list[str]]:
+    """Site address or snippet name → the directives inside its block, as written."""
     sites: dict[str, list[str]] = {}
     current: str | None = None
     depth = 0
@@ -294,6 +314,11 @@ def test_the_idp_would_start_with_the_settings_and_portals_of_the_compose_file(
         assert image_portals in volume_mounts(services()[name]), name
     portal_mount = volume_mounts(services()[IDP])[image_portals]
     shutil.copytree(COMPOSE.parent / portal_mount[0], policy_dir / "portals")
+    # The pinned certificates are in a volume at run time: here, files in the same place.
+    for policy_file in (policy_dir / "portals").glob("*.yaml"):
+        text = policy_file.read_text(encoding="utf-8").replace(CERTIFICATES, str(tmp_path))
+        policy_file.write_text(text, encoding="utf-8")
+        (tmp_path / f"{policy_file.stem}.crt").write_text("pinned", encoding="ascii")
     shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", policy_dir / "password.yaml")
     (tmp_path / "idp_secret_key").write_text("s" * 48, encoding="ascii")
     (tmp_path / "idp_database_url").write_text(
@@ -320,6 +345,7 @@ def test_the_compose_portals_ask_for_what_the_shipped_portals_ask_for() -> None:
         for url_key in ("entity_id", "metadata"):
             shipped.pop(url_key)
             composed.pop(url_key)
+        composed.pop("metadata_certificate")  # compose's own: its metadata comes over http
         assert composed == shipped, name
 
 
@@ -410,3 +436,76 @@ def test_the_mail_inbox_is_published_on_the_loopback_address_only() -> None:
     # Every activation and reset link of every citizen is in it.
     for entry in services()["mailpit"]["ports"]:
         assert entry.startswith("127.0.0.1:"), entry
+
+
+# --- what the network and the public site may do -----------------------------------------------
+
+def compose_policy(profile: str) -> dict[str, Any]:
+    policy: dict[str, Any] = yaml.safe_load((DOCKER / "portals" / f"{profile}.yaml")
+                                            .read_text(encoding="utf-8"))
+    return policy
+
+
+def test_portal_metadata_over_plain_http_counts_only_with_a_pinned_signing_certificate() -> None:
+    """Whoever answers on the compose network in a portal's name cannot swap its endpoints or
+    keys: the IdP checks the signature with a certificate it got through a volume."""
+    exporters = {arguments.profile: (name, arguments)
+                 for name, arguments in portal_commands().items()
+                 if arguments.export_certificate is not None}
+    for name, arguments in portals().items():
+        policy = compose_policy(arguments.profile)
+        certificate = PurePosixPath(policy["metadata_certificate"])
+        exporter, exported = exporters[arguments.profile]
+        exporter_service = services()[exporter]
+
+        assert urlsplit(policy["metadata"]).scheme == "http"  # hence the signature
+        assert exported.export_certificate == Path(certificate), name
+        # The certificate of the keys this portal uses: the same instance volume.
+        instance = volume_mounts(services()[name])[str(arguments.instance)][0]
+        assert volume_mounts(exporter_service)[str(exported.instance)][0] == instance, name
+        volume, read_only = volume_mounts(exporter_service)[str(certificate.parent)]
+        assert not read_only and not volume.startswith((".", "/")), name
+        assert exporter_service["restart"] == "no"
+        assert services()[name]["depends_on"][exporter]["condition"] == \
+            "service_completed_successfully"
+        # Every process that reads the portal files finds the certificate, read-only, and
+        # starts after it was written (a missing certificate stops the start).
+        for reader in (IDP, "mailer", "purge"):
+            mounts = volume_mounts(services()[reader])
+            assert mounts[str(certificate.parent)] == (volume, True), reader
+            # The certificate only: the portal's keys and database stay in its own volume.
+            assert instance not in {source for source, _ in mounts.values()}, reader
+            assert services()[reader]["depends_on"][exporter]["condition"] == \
+                "service_completed_successfully", reader
+
+
+def test_the_portals_are_served_by_gunicorn_not_by_the_development_server() -> None:
+    assert portals()
+    for name, arguments in portals().items():
+        assert arguments.gunicorn, name
+
+
+def test_the_postal_outbox_and_other_demo_pages_are_not_served_through_the_proxy() -> None:
+    """The outbox holds every Bestätigungscode in clear, with no login."""
+    sites = caddy_sites()
+    for name, arguments in portals().items():
+        site = sites[urlsplit(arguments.base_url).netloc]
+        refused = {directive.split()[1] for directive in site
+                   if directive.split()[0] == "respond" and directive.split()[-1] == "404"}
+
+        assert {"/post", "/post/*"} <= refused, name
+        # The portal itself shows it to its own loopback clients only, never to the proxy.
+        assert not arguments.postal_outbox_remote, name
+
+
+def test_the_proxy_refuses_bodies_larger_than_the_portals_take() -> None:
+    sites = caddy_sites()
+    for name, arguments in portals().items():
+        site = sites[urlsplit(arguments.base_url).netloc]
+        limits = [directive.split()[1] for directive in site
+                  if directive.startswith("max_size ")]
+        assert len(limits) == 1, name
+        match = re.fullmatch(r"(\d+)KB", limits[0])
+        assert match, limits[0]
+        # Above the portal's own cap, so that the portal's German 413 page is what one sees.
+        assert int(match.group(1)) * 1000 > MAX_REQUEST_BYTES, name

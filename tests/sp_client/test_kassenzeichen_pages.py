@@ -129,6 +129,26 @@ def test_outside_the_demo_the_postal_outbox_is_not_shown(journey: Journey) -> No
     assert "Seite nicht gefunden" in journey.page
 
 
+def test_the_postal_outbox_is_not_shown_to_another_machine(journey: Journey) -> None:
+    """Behind a proxy or in a container every client would read every Bestätigungscode."""
+    response = journey.portal.get("/post", base_url=MAGS,
+                                  environ_base={"REMOTE_ADDR": "172.18.0.4"})
+    assert response.status_code == 404
+    journey.page = response.get_data(as_text=True)
+    assert "Postausgang" not in journey.page
+    letter = journey.portal.get("/post/1", base_url=MAGS,
+                                environ_base={"REMOTE_ADDR": "172.18.0.4"})
+    assert letter.status_code == 404
+
+
+@pytest.mark.parametrize("portal_options", [{"postal_outbox_remote": True}])
+def test_the_postal_outbox_is_shown_to_another_machine_when_asked_to(journey: Journey) -> None:
+    response = journey.portal.get("/post", base_url=MAGS,
+                                  environ_base={"REMOTE_ADDR": "172.18.0.4"})
+    assert response.status_code == 200
+    assert "Es wurden noch keine Briefe verschickt." in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("form", ["/kassenzeichen/hinzufuegen", "/kassenzeichen/bestaetigungscode"])
 def test_screen_readers_hear_what_the_star_of_the_required_fields_means(
         logged_in: Journey, form: str) -> None:

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from idp.saml.sp_metadata import MetadataError, check_signature, default_verifier
+from sp_client import create_app
 from sp_client.__main__ import main
+from sp_client.extensions import portal_db
 from sp_client.profiles import trust_level_of
 from sp_client.settings import PortalConfigError, build_settings
 
@@ -49,6 +52,25 @@ def test_the_command_refuses_a_wrong_base_url_without_starting(
     code = main(["--profile", "dueren", "--base-url", "ftp://x", "--instance", str(tmp_path)])
     assert code == 2
     assert "Das Portal kann nicht starten: Die Basis-URL" in capsys.readouterr().err
+
+
+def test_the_exported_certificate_verifies_the_portals_metadata_and_nothing_changed(
+        tmp_path: Path) -> None:
+    """What compose pins at the IdP: metadata fetched over plain HTTP counts only with the
+    portal's signature, checked with this certificate."""
+    exported = tmp_path / "dueren.crt"
+    code = main(["--profile", "dueren", "--instance", str(tmp_path / "portal"),
+                 "--export-certificate", str(exported)])
+    assert code == 0
+    portal = create_app("dueren", idp_metadata="http://127.0.0.1:5000/saml/metadata",
+                        instance_path=tmp_path / "portal")
+    metadata = portal.test_client().get("/saml/metadata", base_url="http://127.0.0.1:5001").data
+    portal_db.bound(portal).engine.dispose()
+
+    check_signature(metadata, exported.read_bytes(), default_verifier())
+    with pytest.raises(MetadataError, match="does not verify"):
+        check_signature(metadata.replace(b"/saml/acs", b"/evil/acs"), exported.read_bytes(),
+                        default_verifier())
 
 
 def test_the_command_knows_only_the_two_portals(capsys: pytest.CaptureFixture[str]) -> None:
