@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,38 @@ class Argon2Parameters:
     time_cost: int = 3
     memory_cost_kib: int = 65536
     parallelism: int = 4
+
+
+@dataclass(frozen=True)
+class RequestLimit:
+    """At most ``per_address`` requests from one client address and ``overall`` from all
+    clients together within each ``window`` (a fixed window that starts with its first request).
+    """
+
+    per_address: int
+    overall: int
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """Limits on the forms anyone may send without logging in (docs/security.md).
+
+    Per address, so that one client cannot flood the IdP; overall, so that many clients
+    together cannot make it send unlimited mail. An office behind one NAT address shares the
+    per-address counts, hence the room above what one citizen needs.
+    """
+
+    # "Daten speichern": each one writes an account and queues an activation mail.
+    register: RequestLimit = RequestLimit(20, 1000, timedelta(hours=1))
+    # "nächster Schritt": an argon2 hash, and the answer tells whether a username is taken
+    # (room for a few corrections per registration).
+    register_form: RequestLimit = RequestLimit(60, 3000, timedelta(hours=1))
+    # "Passwort vergessen", "Benutzernamen vergessen", "Aktivierungslink erneut senden": each
+    # may send a mail; they share one count, so switching forms gains nothing.
+    mail_request: RequestLimit = RequestLimit(10, 1000, timedelta(minutes=15))
+    # A new password set through a reset link: an argon2 hash.
+    password_reset: RequestLimit = RequestLimit(10, 1000, timedelta(minutes=15))
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,12 @@ class Config:
     mail_keep_days: int = 30
 
     argon2: Argon2Parameters = field(default_factory=Argon2Parameters)
+    # At most this many argon2 hashes or verifications run at once in one process (each holds
+    # the argon2 memory cost, 64 MiB by default); a login or registration that waits longer than
+    # argon2_wait_seconds for its turn gets "zurzeit überlastet" (503) instead.
+    argon2_concurrency: int = 4
+    argon2_wait_seconds: float = 10.0
+    form_limits: FormLimits = field(default_factory=FormLimits)
     activation_hours: int = 24
     password_reset_minutes: int = 60
     email_change_hours: int = 24
@@ -234,6 +273,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
     if raw := env.get("IDP_ARGON2_PARALLELISM"):
         values.setdefault("argon2_parts", {})["parallelism"] = _as_int(
             "IDP_ARGON2_PARALLELISM", raw, minimum=1)
+    if raw := env.get("IDP_ARGON2_CONCURRENCY"):
+        values["argon2_concurrency"] = _as_int("IDP_ARGON2_CONCURRENCY", raw, minimum=1)
+    if raw := env.get("IDP_ARGON2_WAIT_SECONDS"):
+        values["argon2_wait_seconds"] = _as_float("IDP_ARGON2_WAIT_SECONDS", raw)
     if parts := values.pop("argon2_parts", None):
         values["argon2"] = Argon2Parameters(**parts)
     if raw := env.get("IDP_CLOCK_OFFSET_HOURS"):

@@ -10,11 +10,17 @@ from redis import Redis
 from sqlalchemy.orm import Session
 
 from idp.accounts.context import AccountContext, AccountSettings
-from idp.accounts.passwords import PasswordHasher, PasswordPolicy
+from idp.accounts.passwords import HashingSlots, PasswordHasher, PasswordPolicy
 from idp.config import Config
 from idp.db import Database, utcnow
 from idp.links import Links
 from idp.mail.outbox import MailTemplates
+from idp.security.rate_limits import (
+    FormLimiter,
+    RedisOrDatabaseCounters,
+    RedisRequestCounters,
+    SqlRequestCounters,
+)
 from idp.security.redis_throttle import RedisOrDatabaseThrottleStore, RedisThrottleStore
 from idp.security.throttle import SqlThrottleStore, Throttle
 
@@ -28,8 +34,8 @@ class Services:
     templates: MailTemplates
     links: Links
     settings: AccountSettings
-    # Throttling counters go to Redis when IDP_REDIS_URL is set (shared by all workers and
-    # hosts), to the database otherwise.
+    # Throttling and form-limit counters go to Redis when IDP_REDIS_URL is set (shared by all
+    # workers and hosts), to the database otherwise.
     redis: Redis | None = None
 
     @classmethod
@@ -38,7 +44,9 @@ class Services:
         sender_domain = parseaddr(config.mail_sender)[1].rpartition("@")[2] or "servicekonto"
         return cls(
             config=config, database=database,
-            hasher=PasswordHasher(config.argon2),
+            # One pool of hashing slots per process (one Services per worker): see HashingSlots.
+            hasher=PasswordHasher(config.argon2, HashingSlots(config.argon2_concurrency,
+                                                              config.argon2_wait_seconds)),
             policy=PasswordPolicy.load(config.policy_dir / "password.yaml"),
             templates=MailTemplates(config.template_dir, sender_domain),
             links=Links(config.base_url),
@@ -63,3 +71,11 @@ class Services:
             return Throttle(RedisOrDatabaseThrottleStore(RedisThrottleStore(self.redis),
                                                          SqlThrottleStore(session)))
         return Throttle(SqlThrottleStore(session))
+
+    def form_limiter(self, session: Session) -> FormLimiter:
+        """The limits of the anonymous forms (database counters commit on ``session``)."""
+        database = SqlRequestCounters(session)
+        if self.redis is not None:
+            return FormLimiter(RedisOrDatabaseCounters(RedisRequestCounters(self.redis),
+                                                       database), self.config.form_limits)
+        return FormLimiter(database, self.config.form_limits)

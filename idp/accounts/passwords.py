@@ -7,18 +7,21 @@ each one (after Flask-Security-Too's ``password_util``).
 from __future__ import annotations
 
 import functools
+import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from idp.config import Argon2Parameters, PolicyError
+from idp.config import Argon2Parameters, Config, PolicyError
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PasswordPolicy:
@@ -170,25 +173,71 @@ def is_common_password(password: str) -> bool:
     return lowered in common or (len(core) >= 4 and core in common)
 
 
-class PasswordHasher:
-    """argon2id with the configured cost; knows when a stored hash needs a rehash."""
+class HashingBusy(Exception):
+    """Every hashing slot of this process stayed taken for the whole wait: the IdP is
+    overloaded. Raised before any work was done, so the caller has changed nothing yet."""
 
-    def __init__(self, parameters: Argon2Parameters) -> None:
+
+class HashingSlots:
+    """At most ``size`` argon2 computations of this process at once; the rest wait their turn.
+
+    Each computation holds the argon2 memory cost (64 MiB by default) while it runs, so a flood
+    of logins or registrations would otherwise take memory without bound. A caller that waits
+    longer than ``wait_seconds`` gets :class:`HashingBusy` instead of a slot.
+    """
+
+    def __init__(self, size: int, wait_seconds: float) -> None:
+        if size < 1:
+            raise ValueError("at least one hashing slot is needed")
+        self._slots = threading.BoundedSemaphore(size)
+        self._wait_seconds = wait_seconds
+
+    def run(self, work: Callable[[], T]) -> T:
+        """``work()`` once a slot is free; :class:`HashingBusy` if none frees up in time."""
+        if not self._slots.acquire(timeout=self._wait_seconds):
+            raise HashingBusy
+        try:
+            return work()
+        finally:
+            self._slots.release()
+
+
+class PasswordHasher:
+    """argon2id with the configured cost; knows when a stored hash needs a rehash.
+
+    Every hash and verification takes one of ``slots`` (without them, a pool of the configured
+    defaults' size), so that memory stays bounded under a flood.
+    """
+
+    def __init__(self, parameters: Argon2Parameters, slots: HashingSlots | None = None) -> None:
         self._argon2 = Argon2Hasher(time_cost=parameters.time_cost,
                                     memory_cost=parameters.memory_cost_kib,
                                     parallelism=parameters.parallelism,
                                     type=Type.ID)
+        self._slots = slots or HashingSlots(Config.argon2_concurrency, Config.argon2_wait_seconds)
         # Verified against when the username is unknown, so that an unknown user costs the
         # same time as a wrong password (no enumeration by timing).
         self._dummy_hash = self._argon2.hash("no account has this password")
 
+    @property
+    def slots(self) -> HashingSlots:
+        """The slots every hash and verification of this hasher takes."""
+        return self._slots
+
     def hash(self, password: str) -> str:
-        return self._argon2.hash(normalise_password(password))
+        """The argon2id hash of ``password``; :class:`HashingBusy` when overloaded."""
+        normalised = normalise_password(password)
+        return self._slots.run(lambda: self._argon2.hash(normalised))
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
-        """Check ``password``; with ``stored_hash=None`` spend the same time and fail."""
+        """Check ``password``; with ``stored_hash=None`` spend the same time and fail.
+
+        :class:`HashingBusy` when overloaded (neither success nor failure: nothing is known).
+        """
+        normalised = normalise_password(password)
         try:
-            ok = self._argon2.verify(stored_hash or self._dummy_hash, normalise_password(password))
+            ok = self._slots.run(
+                lambda: self._argon2.verify(stored_hash or self._dummy_hash, normalised))
         except (VerificationError, InvalidHashError):
             return False
         return ok and stored_hash is not None

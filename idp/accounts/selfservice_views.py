@@ -23,6 +23,7 @@ from idp.links import (
     PASSWORD_RESET_PATH,
     USERNAME_FORGOTTEN_PATH,
 )
+from idp.security.rate_limit_views import rate_limited
 from idp.web.context import accounts as account_context
 from idp.web.context import (
     client_address,
@@ -42,6 +43,7 @@ Page = str | tuple[str, int] | BaseResponse
 
 
 @selfservice.route(PASSWORD_FORGOTTEN_PATH, methods=["GET", "POST"])
+@rate_limited("mail_request")
 def password_forgotten() -> Page:
     if request.method == "GET":
         return render_template("idp/password_forgotten.html", values={}, errors={})
@@ -57,6 +59,7 @@ def password_forgotten() -> Page:
 
 
 @selfservice.route(PASSWORD_RESET_PATH, methods=["GET", "POST"])
+@rate_limited("password_reset")
 def password_reset(token: str) -> Page:
     """GET shows the form (mail scanners open links); only its POST uses the link up."""
     ctx = account_context()
@@ -92,6 +95,7 @@ def _link_problem(template: str, state: LinkState, **context: object) -> tuple[s
 
 
 @selfservice.route(USERNAME_FORGOTTEN_PATH, methods=["GET", "POST"])
+@rate_limited("mail_request")
 def username_forgotten() -> Page:
     if request.method == "GET":
         return render_template("idp/username_forgotten.html", values={}, errors={})

@@ -16,7 +16,9 @@ from idp.accounts.tokens import LinkState
 from idp.db import db, utcnow
 from idp.german import duration
 from idp.links import ACTIVATION_PATH, LOGIN_PATH
+from idp.mail.outbox import MAIL_WINDOW
 from idp.saml.logout_views import log_out_everywhere
+from idp.security.rate_limit_views import rate_limited
 from idp.web import continuation
 from idp.web.context import accounts as account_context
 from idp.web.context import client_address, current_citizen, server_session, services
@@ -74,6 +76,7 @@ def register_choice() -> str:
 
 
 @accounts.route("/registrieren/benutzername", methods=["GET", "POST"])
+@rate_limited("register_form")
 def register() -> ResponseReturnValue:
     """Step 1: the form. Valid input is kept (password as hash only) for the review step."""
     session = server_session()
@@ -98,6 +101,7 @@ def _registration_form(values: dict[str, str],
 
 
 @accounts.route("/registrieren/pruefen", methods=["GET", "POST"])
+@rate_limited("register")
 def register_review() -> ResponseReturnValue:
     """Step 2: review; "Daten speichern" stores the account and queues the activation mail."""
     session = server_session()
@@ -143,13 +147,16 @@ def _link_problem(state: LinkState, token: str) -> tuple[str, int]:
 
 
 @accounts.post("/aktivieren/<token>/erneut-senden")
+@rate_limited("mail_request")
 def resend_activation(token: str) -> ResponseReturnValue:
     outcome = registration.resend_activation(account_context(), token)
     if outcome is registration.Resend.SENT:
         return render_template("idp/register_mail_sent.html", resent=True,
                                activation_period=_activation_period())
     if outcome is registration.Resend.TOO_MANY:
-        return error_page(429, TOO_MANY_LINKS)
+        page, status = error_page(429, TOO_MANY_LINKS)
+        # The mail limit counts within MAIL_WINDOW (Outbox.may_mail): the longest wait.
+        return page, status, {"Retry-After": str(int(MAIL_WINDOW.total_seconds()))}
     return _link_problem(LinkState.UNKNOWN, token)
 
 

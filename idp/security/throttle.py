@@ -66,6 +66,28 @@ class ThrottleStore(Protocol):
     def commit(self) -> None: ...
 
 
+def counter_row(session: Session, scope: str, key: str, window: timedelta,
+                now: datetime) -> LoginThrottle:
+    """The counter of ``scope``/``key``, created if missing and locked until the transaction
+    ends (two workers counting at once cannot lose a count); a window that has ended starts
+    anew at ``now``. Also used by the form limits (idp.security.rate_limits)."""
+    insert = pg_insert if session.bind and session.bind.dialect.name == "postgresql" \
+        else sqlite_insert
+    session.execute(
+        insert(LoginThrottle)
+        .values(scope=scope, key=key, window_started_at=now, failures=0, refused=0)
+        .on_conflict_do_nothing())
+    row = session.scalars(
+        select(LoginThrottle)
+        .where(LoginThrottle.scope == scope, LoginThrottle.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)).one()
+    if row.window_started_at + window <= now:
+        row.window_started_at, row.failures = now, 0
+        row.blocked_until = row.notified_at = None
+    return row
+
+
 class SqlThrottleStore:
     """Counters in the ``login_throttle`` table, updated under a row lock."""
 
@@ -73,21 +95,7 @@ class SqlThrottleStore:
         self._session = session
 
     def _row(self, rule: ThrottleRule, key: str, now: datetime) -> LoginThrottle:
-        insert = pg_insert if self._session.bind and \
-            self._session.bind.dialect.name == "postgresql" else sqlite_insert
-        self._session.execute(
-            insert(LoginThrottle)
-            .values(scope=rule.scope, key=key, window_started_at=now, failures=0, refused=0)
-            .on_conflict_do_nothing())
-        row = self._session.scalars(
-            select(LoginThrottle)
-            .where(LoginThrottle.scope == rule.scope, LoginThrottle.key == key)
-            .with_for_update()
-            .execution_options(populate_existing=True)).one()
-        if row.window_started_at + rule.window <= now:
-            row.window_started_at, row.failures = now, 0
-            row.blocked_until = row.notified_at = None
-        return row
+        return counter_row(self._session, rule.scope, key, rule.window, now)
 
     def blocked(self, rule: ThrottleRule, key: str, now: datetime) -> bool:
         row = self._session.scalar(select(LoginThrottle).where(

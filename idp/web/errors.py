@@ -11,6 +11,7 @@ from markupsafe import escape
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from idp.accounts.passwords import HashingBusy
 from idp.config import Config
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ MESSAGES: dict[int, tuple[str, str]] = {
     503: ("Dienst nicht verfügbar",
           "Das Servicekonto ist gerade nicht erreichbar. Bitte versuchen Sie es später erneut."),
 }
+
+OVERLOADED_MESSAGE = ("Das Servicekonto ist zurzeit überlastet. Bitte versuchen Sie es in einigen "
+                      "Sekunden erneut.")
+# What an overloaded IdP asks clients to wait: a few hashes' time, not minutes.
+OVERLOADED_RETRY_SECONDS = 10
 
 CSRF_MESSAGE = ("Das Formular ist abgelaufen oder wurde nicht von dieser Seite gesendet. Bitte "
                 "laden Sie die Seite neu und senden Sie das Formular noch einmal.")
@@ -83,6 +89,14 @@ def init_app(app: Flask) -> None:
         return page, status, headers
 
     app.register_error_handler(OperationalError, database_unavailable)
+
+    @app.errorhandler(HashingBusy)
+    def _overloaded(_error: HashingBusy) -> tuple[str, int, dict[str, str]]:
+        # Every argon2 slot stayed taken (idp.accounts.passwords.HashingSlots): nothing was
+        # decided or written, so "later" is the honest answer, and the memory stays bounded.
+        log.warning("argon2 slots all taken: request answered 503")
+        page, status = error_page(503, OVERLOADED_MESSAGE)
+        return page, status, {"Retry-After": str(OVERLOADED_RETRY_SECONDS)}
 
     @app.errorhandler(InternalServerError)
     def _internal(error: InternalServerError) -> tuple[str, int] | tuple[str, int, dict[str, str]]:

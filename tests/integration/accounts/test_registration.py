@@ -219,6 +219,8 @@ def test_fifty_parallel_registrations_of_one_username_make_exactly_one_account(
 
     def prepare(index: int) -> Browser:
         visitor = Browser(app.test_client())
+        # Fifty people, each at an address of their own (the form limits count per address).
+        visitor.client.environ_base["REMOTE_ADDR"] = f"198.51.100.{index + 1}"
         visitor.get("/registrieren/benutzername")
         visitor.submit("/registrieren/benutzername",
                        REGISTRATION | {"email": f"person{index}@example.org"})
