@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from idp.saml import state
 from idp.saml.bindings import IncomingMessage, verify_redirect_signature
+from idp.saml.envelope import read_envelope
 from idp.saml.server import (
     STATUS_REQUESTER,
     STATUS_SUCCESS,
@@ -183,16 +184,21 @@ def slo_endpoint(endpoints: Sequence[Endpoint], preferred: str | None = None) ->
 def receive_request(session: Session, idp: SamlIdp, message: IncomingMessage,
                     portal_of: PortalLookup, now: datetime) -> Received:
     """Check an incoming LogoutRequest; raise RequestRejected if it cannot be answered."""
-    request = idp.parse_logout_request(message.xml, now)
-    portal = portal_of(request.issuer)
+    # Cheapest first (docs/security.md, "Order of checks"): structure and Issuer, the portal,
+    # the query's signature, then pysaml2's parse with the embedded signature.
+    envelope = read_envelope(message.xml, ("LogoutRequest",))
+    portal = portal_of(envelope.issuer)
     if portal is None:
-        raise RequestRejected(f"no portal policy for {request.issuer!r}")
+        raise RequestRejected(f"no portal policy for {envelope.issuer!r}")
     # SAML profiles §4.4.4.1: a LogoutRequest must be authenticated. Anyone may send one that
     # names a citizen; only the portal's signature makes it the portal's.
     if message.has_redirect_signature:
         if not verify_redirect_signature(message, portal.signing_certificates()):
             raise RequestRejected("invalid Redirect-binding signature")
-    elif not request.signed:
+    elif not envelope.has_signature:
+        raise RequestRejected("unsigned LogoutRequest")
+    request = idp.parse_logout_request(message.xml, now)
+    if not (message.has_redirect_signature or request.signed):
         raise RequestRejected("unsigned LogoutRequest")
     # The answer goes only to an address from metadata; without one there is no one to answer.
     endpoint = slo_endpoint(portal.slo_endpoints(), BINDINGS[message.binding])
@@ -271,21 +277,28 @@ def _confirmed(idp: SamlIdp, message: IncomingMessage, portal: str, request_id: 
     decide about the awaited portal.
     """
     try:
+        envelope = read_envelope(message.xml, ("LogoutResponse",))
+    except RequestRejected as error:
+        log.info("LogoutResponse awaited from %s refused: %s", portal, error)
+        return False
+    if envelope.issuer != portal:
+        raise RequestRejected(f"LogoutResponse from {envelope.issuer!r}, awaited {portal!r}")
+    known = portal_of(portal)
+    if message.has_redirect_signature and (known is None or not verify_redirect_signature(
+            message, known.signing_certificates())):
+        log.info("LogoutResponse from %s: invalid Redirect-binding signature", portal)
+        return False
+    try:
         response = idp.parse_logout_response(message.xml, now)
     except RequestRejected as error:
         log.info("LogoutResponse awaited from %s refused: %s", portal, error)
         return False
-    if response.issuer != portal:
-        raise RequestRejected(f"LogoutResponse from {response.issuer!r}, awaited {portal!r}")
-    known = portal_of(portal)
-    if message.has_redirect_signature:
-        signed = known is not None and verify_redirect_signature(
-            message, known.signing_certificates())
-        if not signed:
-            log.info("LogoutResponse from %s: invalid Redirect-binding signature", portal)
-            return False
-    else:
-        signed = response.signed
+    signed = message.has_redirect_signature or response.signed
+    # SAML bindings §3.4.5.2/§3.5.5.2: a signed message names its Destination (ours; the
+    # parser checked it when present), so a signed answer cannot be replayed elsewhere.
+    if signed and response.destination is None:
+        log.info("LogoutResponse from %s is signed but names no Destination", portal)
+        return False
     # The InResponseTo of a random, single-use ID binds an unsigned answer to our request; a
     # portal whose policy says it signs its messages must sign this one too.
     if not signed and (known is None or known.policy.want_authn_requests_signed):

@@ -24,6 +24,16 @@ class RequestRejected(ValueError):
     """
 
 
+class WrongVersion(RequestRejected):
+    """A known portal sent a message of another SAML version: it is answered VersionMismatch
+    (SAML core §3.2.2.2) at its ACS from metadata, not with an error page."""
+
+    def __init__(self, issuer: str, request_id: str | None, version: str | None) -> None:
+        super().__init__(f"SAML version {version!r} from {issuer!r}")
+        self.issuer = issuer
+        self.request_id = request_id
+
+
 @dataclass(frozen=True)
 class ParsedAuthnRequest:
     """What we need of an AuthnRequest, checked and typed."""
@@ -93,6 +103,8 @@ class ParsedLogoutResponse:
     status: str
     sub_status: str | None
     signed: bool
+    # Our SLO endpoint when given (checked), None when the response names none.
+    destination: str | None = None
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,7 @@ class SamlIdp:
         return ParsedLogoutResponse(
             issuer=issuer, in_response_to=message.in_response_to, status=code.value,
             sub_status=code.status_code.value if code.status_code is not None else None,
-            signed=message.signature is not None)
+            signed=message.signature is not None, destination=message.destination)
 
     def create_logout_request(self, portal: str, destination: str, subject: LogoutSubject,
                               session_index: str, sign: bool) -> tuple[str, str]:
@@ -336,10 +336,11 @@ class SamlIdp:
         return message
 
     def _known_issuer(self, message: Any) -> str:
-        issuer = message.issuer.text.strip() if message.issuer is not None and \
-            message.issuer.text else ""
-        if not issuer:
-            raise RequestRejected("message without Issuer")
+        # Exactly the entity ID, as idp.saml.envelope checked it before: never trimmed.
+        issuer = message.issuer.text if message.issuer is not None and message.issuer.text \
+            else ""
+        if not issuer or issuer != issuer.strip():
+            raise RequestRejected("message without an exact Issuer")
         known: list[str] = list(self.server.metadata.keys())
         if issuer not in known:
             raise RequestRejected(f"unknown issuer {issuer!r}")

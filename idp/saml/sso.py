@@ -12,6 +12,7 @@ IdP-initiated SSO (:func:`unsolicited`) runs the same way, with no request behin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from idp.consent.attributes import BPK2
 from idp.saml import state
 from idp.saml.akdb import AuthenticationRequest, AuthnMethod, StatusDetail
 from idp.saml.bindings import IncomingMessage, verify_redirect_signature
+from idp.saml.envelope import read_envelope
 from idp.saml.identifiers import (
     TrustLevel,
     citizen_of_persistent_name_id,
@@ -38,7 +40,7 @@ from idp.saml.identifiers import (
     satisfiable,
     transient_name_id,
 )
-from idp.saml.messages import RequestedSubject
+from idp.saml.messages import RequestedSubject, WrongVersion
 from idp.saml.server import (
     STATUS_REQUESTER,
     STATUS_RESPONDER,
@@ -55,6 +57,9 @@ REQUEST_DENIED = SAML_STATUS + "RequestDenied"
 REQUEST_UNSUPPORTED = SAML_STATUS + "RequestUnsupported"
 AUTHN_FAILED = SAML_STATUS + "AuthnFailed"
 UNKNOWN_PRINCIPAL = SAML_STATUS + "UnknownPrincipal"
+VERSION_MISMATCH = SAML_STATUS + "VersionMismatch"
+# An xs:ID (NCName) as InResponseTo may carry it; anything else is not echoed.
+_XS_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
 # The only login method we have (DESIGN §1).
 OUR_METHOD = AuthnMethod.BENUTZERNAME
 
@@ -141,18 +146,25 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
     ``portal_for(entity_id)`` gives the portal's policy (None if unknown or disabled);
     ``certificates_for(entity_id)`` its signing certificates from metadata.
     """
-    parsed = idp.parse_authn_request(message.xml, now)
-    portal: PortalPolicy | None = portal_for(parsed.issuer)
+    # Cheapest first (docs/security.md, "Order of checks"): structure and Issuer, then the
+    # portal, then the signature on the query, and only then pysaml2's parse (which verifies an
+    # embedded signature and builds its objects).
+    envelope = read_envelope(message.xml, ("AuthnRequest",))
+    portal: PortalPolicy | None = portal_for(envelope.issuer)
     if portal is None:
-        raise RequestRejected(f"no portal policy for {parsed.issuer!r}")
+        raise RequestRejected(f"no portal policy for {envelope.issuer!r}")
+    if envelope.version != "2.0":
+        raise WrongVersion(envelope.issuer, envelope.message_id, envelope.version)
+    if portal.want_authn_requests_signed and not (message.has_redirect_signature
+                                                  or envelope.has_signature):
+        raise RequestRejected("unsigned request where the portal must sign")
     if message.has_redirect_signature:
         # A present signature must be valid, whether or not the portal must sign.
-        certificates: list[Certificate] = certificates_for(parsed.issuer)
+        certificates: list[Certificate] = certificates_for(envelope.issuer)
         if not verify_redirect_signature(message, certificates):
             raise RequestRejected("invalid Redirect-binding signature")
-        signed = True
-    else:
-        signed = parsed.signed
+    parsed = idp.parse_authn_request(message.xml, now)
+    signed = message.has_redirect_signature or parsed.signed
     if portal.want_authn_requests_signed and not signed:
         raise RequestRejected("unsigned request where the portal must sign")
     if signed and parsed.destination is None:
@@ -167,6 +179,17 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
     principal = principal_named(session, parsed) if parsed.subject is not None else None
     return Pending(request=parsed, relay_state=message.relay_state, received_at=now,
                    principal_id=principal)
+
+
+def version_mismatch(idp: SamlIdp, portal: PortalPolicy, problem: WrongVersion,
+                     relay_state: str | None, now: datetime) -> tuple[Pending, Refusal]:
+    """The answer to a request of another SAML version: VersionMismatch, to the portal's
+    default ACS from metadata (raises RequestRejected when it has none)."""
+    request = replace(idp.unsolicited_request(portal.entity_id, now), unsolicited=False,
+                      request_id=problem.request_id if problem.request_id
+                      and _XS_ID.fullmatch(problem.request_id) else "")
+    return (Pending(request=request, relay_state=relay_state, received_at=now),
+            Refusal(VERSION_MISMATCH, "", "Only SAML 2.0 is supported"))
 
 
 def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None:

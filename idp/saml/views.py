@@ -41,6 +41,7 @@ from idp.saml.bindings import (
     decode_redirect,
 )
 from idp.saml.identifiers import TrustLevel
+from idp.saml.messages import WrongVersion
 from idp.saml.runtime import SamlRuntime
 from idp.saml.server import (
     METADATA_PATH,
@@ -130,6 +131,8 @@ def _receive(message: IncomingMessage) -> ResponseReturnValue:
     try:
         pending = sso.receive(db.session, saml_runtime.idp, message, saml_runtime.portal_for,
                               saml_runtime.certificates_for, utcnow())
+    except WrongVersion as problem:
+        return _version_mismatch(problem, message.relay_state)
     except RequestRejected as error:
         log.info("SSO request refused: %s", error)
         return error_page(400, REJECTED)
@@ -138,6 +141,20 @@ def _receive(message: IncomingMessage) -> ResponseReturnValue:
     if refusal := sso.refusal_before_login(pending, portal):
         return _answer(pending, portal, error=refusal)
     return _proceed(pending, portal, reference=None)
+
+
+def _version_mismatch(problem: WrongVersion, relay_state: str | None) -> ResponseReturnValue:
+    """A known portal asked in another SAML version: tell it so, at its ACS from metadata."""
+    portal = runtime().portal_for(problem.issuer)
+    assert portal is not None  # receive() names only known portals
+    try:
+        pending, refusal = sso.version_mismatch(runtime().idp, portal, problem, relay_state,
+                                                utcnow())
+    except RequestRejected as error:
+        log.info("SSO request refused: %s (%s)", problem, error)
+        return error_page(400, REJECTED)
+    log.info("SSO request answered VersionMismatch: %s", problem)
+    return _answer(pending, portal, error=refusal)
 
 
 def _pending(reference: str) -> tuple[sso.Pending, PortalPolicy] | None:

@@ -47,8 +47,11 @@ def add_security_headers(response: Response, content_security_policy: str,
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if response.mimetype == "text/html":
-        # Pages with personal data or tokens must not stay in shared caches or history.
-        headers.setdefault("Cache-Control", "no-store")
+        # Pages with personal data, tokens or SAML messages must not stay in any cache or the
+        # history; SAML bindings §3.5.5.1 asks for exactly these two headers (Pragma for
+        # HTTP/1.0 caches).
+        headers.setdefault("Cache-Control", "no-cache, no-store")
+        headers.setdefault("Pragma", "no-cache")
     if uses_https:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

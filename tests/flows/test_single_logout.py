@@ -511,3 +511,19 @@ def test_an_empty_logout_request_is_refused(erika: Browser) -> None:
 def test_malformed_queries_get_an_error_page(erika: Browser, query: str) -> None:
     assert_refused(erika.client.get("/saml/slo/redirect?" + query))
     assert is_logged_in(erika)
+
+
+def test_a_signed_logout_response_without_destination_counts_as_not_logged_out(
+        erika: Browser, portal: Portal, other_portal: Portal) -> None:
+    """SAML bindings §3.4.5.2: a signed message names where it is going, or it could be
+    replayed to another endpoint."""
+    to_other = hop_on(page_of(go(erika, *portal.logout_url())))
+    request = other_portal.logout_request(to_other)
+    response = other_portal.client.create_logout_response(request.message, [to_other.binding])
+    response.destination = None
+    info = other_portal.client.apply_binding(to_other.binding, str(response),
+                                             IDP_SLO[to_other.binding],
+                                             to_other.params["RelayState"], response=True,
+                                             sign=True, sigalg=SHA256)
+    back = hop_on(page_of(go(erika, *to_idp(to_other.binding, info))))
+    assert status_of(portal, back)[:2] == (SUCCESS, PARTIAL_LOGOUT)

@@ -84,7 +84,7 @@ def test_the_portals_of_a_browser_session_are_forgotten_at_logout(
         citizen_id = db.session.scalars(select(Citizen.id)).one()
         for browser, portal in (("b1", PORTAL), ("b1", "https://b.example"), ("b2", PORTAL)):
             state.remember_portal_session(db.session, browser, citizen_id, portal, "_n",
-                                          "transient", "s1", now)
+                                          "transient", now)
         assert state.forget_portal_sessions(db.session, "b1") == 2
         assert state.portal_sessions(db.session, "b1") == []
         assert len(state.portal_sessions(db.session, "b2")) == 1

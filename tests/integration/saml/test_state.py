@@ -65,11 +65,16 @@ def test_a_portal_session_is_noted_once_per_browser_and_portal(app: Flask,
     now = utcnow()
     with app.app_context():
         citizen_id = db.session.scalars(select(Citizen.id)).one()
-        for name_id in ("_a", "_a", "_b"):
-            state.remember_portal_session(db.session, "browser-1", citizen_id,
-                                          "https://a.example", name_id, "transient", "s1", now)
+        indexes = {state.remember_portal_session(db.session, "browser-1", citizen_id,
+                                                 "https://a.example", name_id, "transient", now)
+                   for name_id in ("_a", "_a", "_b")}
+        other = state.remember_portal_session(db.session, "browser-1", citizen_id,
+                                              "https://b.example", "_c", "transient", now)
         rows = state.portal_sessions(db.session, "browser-1")
-    assert [(row.portal_entity_id, row.name_id) for row in rows] == [("https://a.example", "_b")]
+    assert sorted((row.portal_entity_id, row.name_id) for row in rows) == \
+        [("https://a.example", "_b"), ("https://b.example", "_c")]
+    # One SessionIndex per portal, kept across its logins, another for the other portal.
+    assert len(indexes) == 1 and other not in indexes
 
 
 def test_purge_removes_stale_saml_state_and_keeps_what_is_still_needed(
@@ -87,12 +92,12 @@ def test_purge_removes_stale_saml_state_and_keeps_what_is_still_needed(
         state.keep_pending(db.session, "https://a.example", {"id": "_1"},
                            now - timedelta(hours=1))
         state.remember_portal_session(db.session, "no-such-browser-session", citizen_id,
-                                      "https://a.example", "_n", "transient", "s1", now)
+                                      "https://a.example", "_n", "transient", now)
         log_in(citizen)
         live = citizen.client.get_cookie(app.config["SESSION_COOKIE_NAME"])
         assert live is not None
         state.remember_portal_session(db.session, live.value, citizen_id,
-                                      "https://a.example", "_m", "transient", "s2", now)
+                                      "https://a.example", "_m", "transient", now)
     result = app.test_cli_runner().invoke(args=["purge"])
     assert "3 abgelaufene SAML-Einträge" in result.output, result.output
     with app.app_context():

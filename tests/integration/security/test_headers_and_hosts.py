@@ -54,7 +54,8 @@ def test_every_answer_carries_the_security_headers(browser: Browser, answer: str
     assert headers["Referrer-Policy"] == "no-referrer"
     assert headers["X-Frame-Options"] == "DENY"
     if response.mimetype == "text/html":
-        assert headers["Cache-Control"] == "no-store"
+        assert headers["Cache-Control"] == "no-cache, no-store"
+        assert headers["Pragma"] == "no-cache"
     assert "Strict-Transport-Security" not in headers  # only when served over https
 
 
