@@ -73,7 +73,8 @@ def make_app(database_url: str, parameters: Argon2Parameters) -> Flask:
     workdir = Path(tempfile.mkdtemp(prefix="servicekonto-bench-"))
     url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
     schema.upgrade(url)
-    app = create_app(test_config={"database_url": url, "instance_path": workdir,
+    app = create_app(test_config={"environment": "development", "database_url": url,
+                                  "instance_path": workdir,
                                   "base_url": "http://localhost", "argon2": parameters,
                                   "secret_key": "benchmark-" + "x" * 40}, env={})
     # A database given by URL may hold the citizen of an earlier run: start afresh.

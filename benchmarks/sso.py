@@ -63,6 +63,7 @@ def build(workdir: Path, idp_key_bits: int) -> tuple[Flask, Saml2Client]:
     url = f"sqlite:///{workdir / 'bench.sqlite3'}"
     schema.upgrade(url)
     app = create_app(test_config={
+        "environment": "development",
         "database_url": url, "instance_path": workdir / "instance", "base_url": BASE,
         "secret_key": "benchmark-" + "x" * 40, "policy_dir": policies,
         "key_file": keys[0] if isinstance(keys, tuple) else keys.key_file,

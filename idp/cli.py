@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -21,10 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def _create_app(*_args: Any) -> Flask:
+    return _app_or_exit()
+
+
+def _app_or_exit(env: Mapping[str, str] | None = None) -> Flask:
+    """The IdP from ``env`` (default: os.environ); exit code 2 and a clear message if it cannot
+    start."""
     from idp import create_app
 
     try:
-        return create_app()
+        return create_app(env=env)
     except ConfigError as error:
         # A clear message and exit code 2 instead of a traceback: the operator must act.
         click.echo(f"Servicekonto kann nicht starten: {error}", err=True)
@@ -76,19 +84,25 @@ def db_upgrade(revision: str) -> None:
 
 # --- running -------------------------------------------------------------------------------
 
-@main.command("run", help="IdP starten (Entwicklung); sendet Mails im Hintergrund.")
+# The development server: without IDP_ENV it runs in development mode (choosing this command is
+# choosing development); an explicit IDP_ENV=production is honoured.
+@main.command("run", help="IdP mit dem Entwicklungsserver starten (ohne IDP_ENV im "
+                          "Entwicklungsmodus); sendet Mails im Hintergrund.",
+              with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@with_appcontext
 def run(host: str, port: int) -> None:
     from idp.mail.sender import start_background_sender
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app_or_exit({"IDP_ENV": "development", **os.environ})
     start_background_sender(app)
     config = app.config["SERVICEKONTO"]
-    click.echo(f"Servicekonto läuft auf {config.base_url}")
-    if config.uses_dev_mailbox:
-        click.echo(f"Entwicklungs-Postfach: {config.base_url}/entwicklung/postfach/")
+    mode = "Entwicklungsmodus" if config.is_development else "Produktionsmodus"
+    click.echo(f"Servicekonto läuft auf {config.base_url} ({mode})")
+    if config.is_development and config.uses_dev_mailbox:
+        click.echo(f"Entwicklungs-Postfach: {config.base_url}/entwicklung/postfach/"
+                   + ("" if config.development_remote else
+                      " (nur von diesem Rechner aus; andere: IDP_DEVELOPMENT_REMOTE=true)"))
     # Not app.run(): Flask ignores it inside a Flask CLI command (FLASK_RUN_FROM_CLI).
     from werkzeug.serving import run_simple
 

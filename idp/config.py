@@ -75,9 +75,15 @@ class FormLimits:
 class Config:
     """All settings of one IdP instance. Build it with :func:`load_config`."""
 
-    # "development" allows the embedded defaults (SQLite, generated secret, development mailbox);
-    # "production" insists on an explicit secret, an https base URL and a real SMTP server.
-    environment: str = "development"
+    # "production" (the default: an installed IdP is never a development system by accident)
+    # insists on an explicit secret, an https base URL and a real SMTP server. "development"
+    # allows the embedded defaults (SQLite, generated secret and key, the development mailbox,
+    # a moved clock); `servicekonto run` and `servicekonto demo` choose it (docs/configuration.md).
+    environment: str = "production"
+    # Development only: the development mailbox answers clients beyond this machine's loopback
+    # addresses too (it shows every activation and reset link). Off unless the operator opts in
+    # (`IDP_DEVELOPMENT_REMOTE`, or `servicekonto demo --host 0.0.0.0` inside a container).
+    development_remote: bool = False
     # The public URL. Links in mails and SAML endpoints are built from it, never from the Host
     # header, so a forged Host cannot redirect a citizen's activation link elsewhere.
     base_url: str = "http://127.0.0.1:5000"
@@ -149,13 +155,18 @@ class Config:
 
     @property
     def uses_dev_mailbox(self) -> bool:
-        """Without an SMTP server (development only) mails go to the development mailbox page."""
+        """Without an SMTP server (development only) mails go to the development mailbox page;
+        it answers loopback clients only unless :attr:`development_remote` is set."""
         return not self.mail_server
 
     @property
     def sqlite_database_path(self) -> Path:
         return self.instance_path / "servicekonto.sqlite3"
 
+
+# Said with each requirement of production: the mode may have been chosen by default.
+PRODUCTION_HINT = (" (IDP_ENV is production unless set otherwise; IDP_ENV=development for a test "
+                   "system on this machine)")
 
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
                "0": False, "false": False, "no": False, "off": False, "": False}
@@ -225,6 +236,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
     values: dict[str, Any] = {}
     if raw := env.get("IDP_ENV"):
         values["environment"] = raw
+    if "IDP_DEVELOPMENT_REMOTE" in env:
+        values["development_remote"] = _as_bool("IDP_DEVELOPMENT_REMOTE",
+                                                env["IDP_DEVELOPMENT_REMOTE"])
     if raw := env.get("IDP_BASE_URL"):
         values["base_url"] = raw.rstrip("/")
     # The URL may hold the database password: it may come from a file too (Docker secrets).
@@ -307,17 +321,27 @@ def _validated(config: Config) -> Config:
         config = replace(config, database_url=f"sqlite:///{config.sqlite_database_path}")
     if not config.secret_key:
         if not config.is_development:
-            raise ConfigError("IDP_SECRET_KEY (or IDP_SECRET_KEY_FILE) is required in production")
+            raise ConfigError("IDP_SECRET_KEY (or IDP_SECRET_KEY_FILE) is required in production"
+                              + PRODUCTION_HINT)
         config = replace(config, secret_key=_development_secret(config.instance_path))
     if len(config.secret_key) < 32:
         raise ConfigError("IDP_SECRET_KEY: must be at least 32 characters long")
     if not config.is_development:
         if not config.uses_https:
-            raise ConfigError("IDP_BASE_URL: must be an https URL in production")
+            raise ConfigError("IDP_BASE_URL: must be an https URL in production" + PRODUCTION_HINT)
         if not config.mail_server:
-            raise ConfigError("IDP_MAIL_SERVER is required in production (no development mailbox)")
+            raise ConfigError("IDP_MAIL_SERVER is required in production (no development "
+                              "mailbox)" + PRODUCTION_HINT)
         if config.clock_offset_hours:
             raise ConfigError("IDP_CLOCK_OFFSET_HOURS is for development only")
+        if config.development_remote:
+            raise ConfigError("IDP_DEVELOPMENT_REMOTE is for development only")
+        # The password would cross the network in the clear (SMTP AUTH PLAIN/LOGIN).
+        if (config.mail_username or config.mail_password) and not (
+                config.mail_use_tls or config.mail_use_ssl):
+            raise ConfigError("IDP_MAIL_USERNAME/IDP_MAIL_PASSWORD need IDP_MAIL_USE_TLS=true "
+                              "or IDP_MAIL_USE_SSL=true in production: the mail password must "
+                              "not travel unencrypted")
     if config.mail_use_tls and config.mail_use_ssl:
         raise ConfigError("IDP_MAIL_USE_TLS and IDP_MAIL_USE_SSL exclude each other")
     if not config.policy_dir.is_dir():

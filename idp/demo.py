@@ -1,4 +1,5 @@
-"""``servicekonto demo``: the IdP and both demo portals on loopback ports, ready to click through.
+"""``servicekonto demo``: the IdP (in development mode) and both demo portals on loopback ports,
+ready to click through (``--host 0.0.0.0`` inside a container: see :func:`demo`).
 
 Everything lives in one instance folder (default ``instance/demo``): the IdP's SQLite database
 and keys, each portal's database and keys, and a policy folder naming the portals at the ports
@@ -10,6 +11,7 @@ portal's postal outbox. Ctrl-C stops all three.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -30,7 +32,9 @@ from idp.cli import main
 from idp.config import ConfigError
 from idp.shipped import default_instance_folder, shipped_folder
 
-HOST = "127.0.0.1"  # loopback only: the demo has well-known passwords and no TLS
+# The address in every URL of the demo, and where it listens by default: loopback only, since
+# the demo has well-known passwords, no TLS and a mailbox full of links.
+HOST = "127.0.0.1"
 # The only IdP settings taken from the environment: how mails leave, the password hash cost and
 # the development clock (for QA and the end-to-end tests). Where the data lives, the secret and
 # the URLs are the demo's own, so that a shell's production settings cannot leak into it.
@@ -84,18 +88,30 @@ def passed_on(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def build_idp(instance: Path, port: int, policy_dir: Path,
-              environ: Mapping[str, str] | None = None) -> Flask:
-    """The IdP on SQLite in ``instance/idp`` (schema made or upgraded first); of ``environ``
-    (default: ``os.environ``) only the variables in :data:`PASSED_ON` count."""
+              environ: Mapping[str, str] | None = None, *, remote: bool = False) -> Flask:
+    """The IdP in development mode on SQLite in ``instance/idp`` (schema made or upgraded
+    first); of ``environ`` (default: ``os.environ``) only the variables in :data:`PASSED_ON`
+    count. ``remote``: the development mailbox answers clients beyond loopback too."""
     from idp import create_app, schema
 
     folder = instance / "idp"
     folder.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{folder / 'servicekonto.sqlite3'}"
     schema.upgrade(database_url)
-    return create_app(test_config={"base_url": _url(port), "instance_path": folder,
+    return create_app(test_config={"environment": "development", "development_remote": remote,
+                                   "base_url": _url(port), "instance_path": folder,
                                    "database_url": database_url, "policy_dir": policy_dir},
                       env=passed_on(os.environ if environ is None else environ))
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether listening on ``host`` keeps the demo on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def seed_citizens(app: Flask) -> list[str]:
@@ -124,12 +140,12 @@ def seed_citizens(app: Flask) -> list[str]:
 
 
 @contextmanager
-def serving(apps: list[tuple[Flask, int]]) -> Iterator[None]:
-    """Serve each app on its loopback port in a thread; stop them all on leaving."""
+def serving(apps: list[tuple[Flask, int]], host: str = HOST) -> Iterator[None]:
+    """Serve each app on its port of ``host`` in a thread; stop them all on leaving."""
     servers: list[BaseWSGIServer] = []
     try:
         for app, port in apps:
-            servers.append(make_server(HOST, port, app, threaded=True))
+            servers.append(make_server(host, port, app, threaded=True))
     except OSError as error:
         for server in servers:
             server.server_close()
@@ -172,18 +188,23 @@ def stop_signal() -> Iterator[threading.Event]:
 @click.option("--dueren-port", default=5001, show_default=True, type=int)
 @click.option("--mags-port", default=5002, show_default=True, type=int)
 @click.option("--seed", is_flag=True, help="Aktivierte Demo-Konten anlegen (Erika, Max, Jürgen).")
-def demo(instance: Path, idp_port: int, dueren_port: int, mags_port: int, seed: bool) -> None:
+@click.option("--host", default=HOST, show_default=True,
+              help="Adresse, auf der die Demo lauscht, z. B. 0.0.0.0 in einem Container (die "
+                   "URLs bleiben http://127.0.0.1:PORT; das Entwicklungs-Postfach antwortet "
+                   "dann auch anderen Rechnern).")
+def demo(instance: Path, idp_port: int, dueren_port: int, mags_port: int, seed: bool,
+         host: str) -> None:
     instance = instance.resolve()
     ports = {"dueren": dueren_port, "mags": mags_port}
     if len({idp_port, *ports.values()}) != 3:
         raise click.ClickException("Die drei Ports müssen verschieden sein.")
     with stop_signal() as stop:
-        _run(instance, idp_port, ports, seed, stop)
+        _run(instance, idp_port, ports, seed, stop, host)
     click.echo("Demo beendet.")
 
 
 def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
-         stop: threading.Event) -> None:
+         stop: threading.Event, host: str) -> None:
     from sp_client import PortalConfigError
     from sp_client import create_app as create_portal
     from sp_client.profiles import PROFILES
@@ -196,17 +217,20 @@ def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
                     port) for name, port in ports.items()]
     except PortalConfigError as error:
         raise click.ClickException(f"Demo-Portal kann nicht starten: {error}") from None
-    with serving(portals):
+    # Listening beyond loopback (a container's published ports) is the operator's explicit
+    # choice: the mailbox then answers there too, or nobody could read the demo's mails.
+    remote = not is_loopback_host(host)
+    with serving(portals, host):
         try:
-            idp = build_idp(instance, idp_port, policy_dir)
+            idp = build_idp(instance, idp_port, policy_dir, remote=remote)
         except ConfigError as error:
             raise click.ClickException(f"Servicekonto kann nicht starten: {error}") from None
         config = idp.config["SERVICEKONTO"]
-        if not config.uses_dev_mailbox:
-            from idp.mail.sender import start_background_sender
+        from idp.mail.sender import start_background_sender
 
-            start_background_sender(idp, stop=stop)
-        with serving([(idp, idp_port)]):
+        # Also with the mailbox: the sender answers "Passwort/Benutzernamen vergessen".
+        start_background_sender(idp, stop=stop)
+        with serving([(idp, idp_port)], host):
             mails = (f"Entwicklungs-Postfach:         {_url(idp_port)}/entwicklung/postfach/"
                      if config.uses_dev_mailbox else
                      f"Mails per SMTP an:             {config.mail_server}:{config.mail_port}")
@@ -220,6 +244,9 @@ def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
                 lines.append("Demo-Konten (Passwort „" + DEMO_PASSWORD + "“): "
                              + ", ".join(c.username for c in DEMO_CITIZENS)
                              + ("" if created else " (schon vorhanden)"))
+            if remote:
+                lines.append(f"Achtung: Die Demo lauscht auf {host}; Entwicklungs-Postfach und "
+                             "Demo-Konten sind von anderen Rechnern erreichbar.")
             click.echo("\n".join(lines))
             click.echo("Demo läuft. Beenden mit Strg+C.")
             while not stop.wait(0.5):

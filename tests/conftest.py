@@ -94,8 +94,11 @@ def settings(database_url: str, tmp_path: Path, signing_keys: tuple[Path, Path],
     """The settings of the test IdP; a test may change them before asking for ``app``."""
     from idp.config import Argon2Parameters
 
-    return {"database_url": database_url, "instance_path": tmp_path / "instance",
-            "base_url": BASE_URL, "secret_key": "test-" + "x" * 40,
+    # A development IdP, said explicitly (production is the default): http, no SMTP server,
+    # the development mailbox. Tests of production set environment="production".
+    return {"environment": "development", "database_url": database_url,
+            "instance_path": tmp_path / "instance", "base_url": BASE_URL,
+            "secret_key": "test-" + "x" * 40,
             "argon2": Argon2Parameters(**TEST_ARGON2), "policy_dir": policy_dir,
             "key_file": signing_keys[0], "cert_file": signing_keys[1]}
 

@@ -1,15 +1,19 @@
 """The development mailbox: in development without SMTP, mails are read here.
 
-Registered only then (see :func:`idp.create_app`); with an SMTP server configured it does not
-exist. Mail bodies are untrusted text on this page: the plain text is escaped (its links made
+Registered only then (see :func:`idp.create_app`); with an SMTP server configured, or in
+production, it does not exist. It holds every activation and reset link, so it answers only
+clients on this machine's loopback addresses unless the operator opted in
+(``IDP_DEVELOPMENT_REMOTE``); anyone else gets the plain 404 of a page that is not there. Mail
+bodies are untrusted text on this page: the plain text is escaped (its links made
 clickable), the HTML body is shown only inside a sandboxed frame without scripts.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, current_app, render_template, request
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,6 +55,26 @@ def linkified(text: str) -> Markup:
         position = match.end()
     parts.append(escape(text[position:]))
     return Markup("").join(parts)
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether ``address`` (a client's IP address) is this machine's own loopback."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket
+    return ip.is_loopback
+
+
+@mailbox.before_request
+def loopback_only() -> None:
+    # remote_addr is the client as the trusted proxies (IDP_PROXY_COUNT) name it, never a
+    # header the client chose.
+    if not (current_app.config["SERVICEKONTO"].development_remote
+            or is_loopback(request.remote_addr)):
+        abort(404)
 
 
 @mailbox.get("/")

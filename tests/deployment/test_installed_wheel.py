@@ -95,7 +95,9 @@ def test_the_installed_wheel_serves_pages_without_the_source_tree(
         installed_wheel: InstalledWheel, tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("IDP_", "PYTHON", "VIRTUAL_ENV", "SERVICEKONTO_"))}
-    env.update(IDP_BASE_URL="http://localhost", IDP_INSTANCE_PATH=str(tmp_path / "instance"),
+    # A development system on this machine (http, no SMTP), chosen explicitly as an operator must.
+    env.update(IDP_ENV="development", IDP_BASE_URL="http://localhost",
+               IDP_INSTANCE_PATH=str(tmp_path / "instance"),
                IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'servicekonto.sqlite3'}")
     servicekonto = installed_wheel.bin / "servicekonto"
 

@@ -102,7 +102,7 @@ def test_the_database_url_may_come_from_a_file(tmp_path: Path) -> None:
 
     url_file = tmp_path / "database_url"
     url_file.write_text(f"sqlite:///{tmp_path / 'from-file.sqlite3'}\n", encoding="utf-8")
-    config = load_config({"IDP_DATABASE_URL_FILE": str(url_file),
+    config = load_config({"IDP_ENV": "development", "IDP_DATABASE_URL_FILE": str(url_file),
                           "IDP_INSTANCE_PATH": str(tmp_path)})
     assert config.database_url == f"sqlite:///{tmp_path / 'from-file.sqlite3'}"
     with pytest.raises(ConfigError, match="IDP_DATABASE_URL_FILE: cannot read"):
@@ -123,7 +123,7 @@ def _servicekonto(*args: str, env: dict[str, str]) -> subprocess.CompletedProces
 
 
 def test_db_upgrade_creates_the_schema_and_then_the_app_starts(tmp_path: Path) -> None:
-    env = {"IDP_INSTANCE_PATH": str(tmp_path / "instance"),
+    env = {"IDP_ENV": "development", "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
            "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"}
     before = _servicekonto("user", "list", env=env)
     assert before.returncode == 2

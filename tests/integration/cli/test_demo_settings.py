@@ -29,3 +29,20 @@ def test_the_demo_idp_mails_over_the_smtp_server_named_in_the_environment(tmp_pa
     assert config.environment == "development"
     assert config.database_url == f"sqlite:///{tmp_path / 'idp' / 'servicekonto.sqlite3'}"
     assert config.base_url == "http://127.0.0.1:3"
+
+
+def test_the_demo_idp_is_a_development_system_without_idp_env(tmp_path: Path) -> None:
+    policy_dir = write_policies(tmp_path, {"dueren": 1, "mags": 2})
+    app = build_idp(tmp_path, 3, policy_dir, {})
+    config = app.config["SERVICEKONTO"]
+    assert config.is_development and config.uses_dev_mailbox
+    assert not config.development_remote  # the mailbox answers this machine only
+
+
+def test_a_demo_listening_beyond_loopback_opens_its_mailbox_to_other_machines(
+        tmp_path: Path) -> None:
+    policy_dir = write_policies(tmp_path, {"dueren": 1, "mags": 2})
+    app = build_idp(tmp_path, 3, policy_dir, {}, remote=True)
+    response = app.test_client().get("/entwicklung/postfach/", base_url="http://127.0.0.1:3",
+                                     environ_base={"REMOTE_ADDR": "172.17.0.1"})
+    assert response.status_code == 200

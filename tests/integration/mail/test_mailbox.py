@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -12,7 +13,7 @@ from idp import create_app
 from idp.db import db, utcnow
 from idp.mail.models import OutboxMail
 from idp.mail.sender import send_due
-from tests.conftest import REGISTRATION, Browser, outbox, register
+from tests.conftest import REGISTRATION, Browser, app_with, outbox, register
 
 MAILBOX = "/entwicklung/postfach/"
 
@@ -111,3 +112,27 @@ def test_there_is_no_mailbox_when_an_smtp_server_is_configured(
         assert app.test_client().get(MAILBOX).status_code == 404
     finally:
         db.bound(app).engine.dispose()
+
+
+@pytest.mark.parametrize("address", ["192.0.2.7", "172.17.0.1", "2001:db8::7", "::ffff:10.0.0.1"])
+def test_the_mailbox_is_not_there_for_a_client_on_another_machine(
+        app: Flask, browser: Browser, address: str) -> None:
+    register(browser)
+    [mail] = outbox(app)
+    remote = app.test_client()
+    for path in (MAILBOX, f"{MAILBOX}{mail.id}"):
+        response = remote.get(path, environ_base={"REMOTE_ADDR": address})
+        assert response.status_code == 404
+        assert "Seite nicht gefunden" in response.get_data(as_text=True)
+        assert "aktivieren" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_the_mailbox_answers_a_client_on_this_machine(client: FlaskClient, address: str) -> None:
+    assert client.get(MAILBOX, environ_base={"REMOTE_ADDR": address}).status_code == 200
+
+
+def test_an_operator_may_open_the_mailbox_to_other_machines(settings: dict[str, Any]) -> None:
+    with app_with(settings, development_remote=True) as app:
+        response = app.test_client().get(MAILBOX, environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert response.status_code == 200

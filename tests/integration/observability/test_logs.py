@@ -66,5 +66,5 @@ def test_logs_are_json_in_production_and_text_in_development() -> None:
     production = {"IDP_ENV": "production", "IDP_BASE_URL": "https://sk.example.org",
                   "IDP_SECRET_KEY": "s" * 40, "IDP_MAIL_SERVER": "smtp.example.org"}
     assert load_config(production).log_format == "json"
-    assert load_config({}).log_format == "text"
-    assert load_config({"IDP_LOG_FORMAT": "JSON"}).log_format == "json"
+    assert load_config({"IDP_ENV": "development"}).log_format == "text"
+    assert load_config({"IDP_ENV": "development", "IDP_LOG_FORMAT": "JSON"}).log_format == "json"

@@ -145,7 +145,8 @@ def _fingerprint_of_a_starting_worker(instance: str) -> str:
     from idp.config import load_config
     from idp.saml.runtime import load_keys
 
-    return load_keys(load_config({"IDP_INSTANCE_PATH": instance})).fingerprint
+    return load_keys(load_config({"IDP_ENV": "development",
+                                  "IDP_INSTANCE_PATH": instance})).fingerprint
 
 
 def test_workers_starting_together_on_a_fresh_instance_share_one_generated_key(
