@@ -275,6 +275,24 @@ def test_a_citizen_who_declines_consent_is_back_at_the_portal_without_data(
     expect(page.get_by_role("heading", name="Servicekonto.NRW erforderlich!")).to_be_visible()
 
 
+def test_abbrechen_at_the_servicekonto_posts_no_credentials_and_is_back_at_the_portal(
+        journey: Journey, demo: Demo) -> None:
+    page = to_the_servicekonto(journey, demo.dueren, "Düren")
+    expect(page.get_by_role("heading", name="Anmelden mit Benutzername und Passwort")
+           ).to_be_visible()
+    page.fill("#username", "ErikaM")
+    page.fill("#password", DEMO_PASSWORD)
+    journey.step("Anmeldeformular ausgefüllt")
+    with page.expect_request(re.compile(r".*/saml/abbrechen/.*")) as cancelled:
+        page.get_by_role("button", name="ABBRECHEN").click()
+    sent = cancelled.value.post_data or ""
+    assert "ErikaM" not in sent and "password" not in sent and "username" not in sent
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Sie haben die Anmeldung beim Servicekonto.NRW abgebrochen.")
+    assert page.url.startswith(demo.dueren)
+    journey.step("Anmeldung abgebrochen (Düren)")
+
+
 # --- 4. single logout -------------------------------------------------------------------------
 
 def test_on_a_phone_logging_out_at_dueren_ends_the_mags_session_and_the_servicekonto_login(
