@@ -162,9 +162,14 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
             secret.chmod(0o644)
         secret_flags = [f"--volume={secrets / name}:/run/secrets/{name}:ro"
                         for name in idp["secrets"]]
+        # The other one-shots the IdP waits for: the portals' keys and pinned certificates.
+        portal_keys = [services[name] for name, needed in idp["depends_on"].items()
+                       if needed["condition"] == "service_completed_successfully"
+                       and name not in ("keys", "migrate")]
         # Named volumes: a fresh one takes over the owner and mode of the image's folder.
         prefix = f"imagecheck-{os.getpid()}"
-        for name in set(volumes.values()) - {"./portals"}:
+        for name in {spec.split(":")[0] for service in (idp, *portal_keys)
+                     for spec in service["volumes"]} - {"./portals"}:
             podman("volume", "create", f"{prefix}-{name}")
 
         def volume_flags(service: dict[str, Any]) -> list[str]:
@@ -190,6 +195,10 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
         migrate_runs = [podman(*one_shot, *hardening(migrate), *env_flags, *secret_flags,
                                *sqlite_volume, IMAGE, *migrate["command"], check=False)
                         for _ in range(2)]
+        for one in portal_keys:
+            exported = podman(*one_shot, *hardening(one), *volume_flags(one), IMAGE,
+                              *one["command"], check=False)
+            assert exported.returncode == 0, exported.stderr
         port = free_port()
         started = podman("run", "--detach", "--name", prefix, f"--network={NETWORK}",
                          f"--publish=127.0.0.1:{port}:8000", *hardening(idp), *env_flags,
