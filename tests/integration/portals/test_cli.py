@@ -32,8 +32,10 @@ def metadata_file(tmp_path: Path) -> Path:
 
 def _run(folders: tuple[Path, Path], *args: str) -> Result:
     policies, instance = folders
+    # A development instance, chosen explicitly (production, the default, needs a secret).
     return CliRunner().invoke(main, ["portal", *args], env={
-        "IDP_POLICY_DIR": str(policies), "IDP_INSTANCE_PATH": str(instance)})
+        "IDP_ENV": "development", "IDP_POLICY_DIR": str(policies),
+        "IDP_INSTANCE_PATH": str(instance)})
 
 
 def test_portal_add_writes_a_policy_with_the_entity_id_from_the_metadata(

@@ -70,7 +70,7 @@ def test_keys_shorter_than_3072_bits_are_refused(tmp_path: Path) -> None:
 
 
 def test_without_out_the_keys_go_to_the_instance_folder(tmp_path: Path) -> None:
-    code, output = _generate(env={"IDP_INSTANCE_PATH": str(tmp_path)})
+    code, output = _generate(env={"IDP_ENV": "development", "IDP_INSTANCE_PATH": str(tmp_path)})
     assert code == 0, output
     assert (tmp_path / "keys" / keys.KEY_NAME).exists()
 
