@@ -203,23 +203,33 @@ def demo(instance: Path, idp_port: int, dueren_port: int, mags_port: int, seed: 
     click.echo("Demo beendet.")
 
 
+def build_portals(instance: Path, idp_port: int, ports: dict[str, int],
+                  remote: bool = False) -> list[tuple[Flask, int]]:
+    """The demo portals with their ports; with ``remote`` the mags postal outbox answers other
+    machines too (as the IdP's mailbox does)."""
+    from sp_client import create_app as create_portal
+
+    return [(create_portal(name, idp_metadata=f"{_url(idp_port)}/saml/metadata",
+                           base_url=_url(port), instance_path=instance / f"portal-{name}",
+                           postal_outbox_remote=remote), port)
+            for name, port in ports.items()]
+
+
 def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
          stop: threading.Event, host: str) -> None:
     from sp_client import PortalConfigError
-    from sp_client import create_app as create_portal
     from sp_client.profiles import PROFILES
 
     click.echo("Demo startet (beim ersten Start werden Schlüssel erzeugt) …")
     policy_dir = write_policies(instance, ports)
+    # Listening beyond loopback (a container's published ports) is the operator's explicit
+    # choice: the mailbox and the postal outbox then answer there too, or nobody could read
+    # the demo's mails and letters.
+    remote = not is_loopback_host(host)
     try:
-        portals = [(create_portal(name, idp_metadata=f"{_url(idp_port)}/saml/metadata",
-                                  base_url=_url(port), instance_path=instance / f"portal-{name}"),
-                    port) for name, port in ports.items()]
+        portals = build_portals(instance, idp_port, ports, remote=remote)
     except PortalConfigError as error:
         raise click.ClickException(f"Demo-Portal kann nicht starten: {error}") from None
-    # Listening beyond loopback (a container's published ports) is the operator's explicit
-    # choice: the mailbox then answers there too, or nobody could read the demo's mails.
-    remote = not is_loopback_host(host)
     with serving(portals, host):
         try:
             idp = build_idp(instance, idp_port, policy_dir, remote=remote)
@@ -245,8 +255,8 @@ def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
                              + ", ".join(c.username for c in DEMO_CITIZENS)
                              + ("" if created else " (schon vorhanden)"))
             if remote:
-                lines.append(f"Achtung: Die Demo lauscht auf {host}; Entwicklungs-Postfach und "
-                             "Demo-Konten sind von anderen Rechnern erreichbar.")
+                lines.append(f"Achtung: Die Demo lauscht auf {host}; Entwicklungs-Postfach, "
+                             "Postausgang und Demo-Konten sind von anderen Rechnern erreichbar.")
             click.echo("\n".join(lines))
             click.echo("Demo läuft. Beenden mit Strg+C.")
             while not stop.wait(0.5):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idp.demo import build_idp, passed_on, write_policies
+from idp.demo import build_idp, build_portals, passed_on, write_policies
 
 
 def test_the_demo_takes_mail_hash_cost_and_clock_from_the_environment_and_nothing_else() -> None:
@@ -46,3 +46,14 @@ def test_a_demo_listening_beyond_loopback_opens_its_mailbox_to_other_machines(
     response = app.test_client().get("/entwicklung/postfach/", base_url="http://127.0.0.1:3",
                                      environ_base={"REMOTE_ADDR": "172.17.0.1"})
     assert response.status_code == 200
+
+
+def test_a_demo_listening_beyond_loopback_shows_the_postal_outbox_to_other_machines(
+        tmp_path: Path) -> None:
+    """In a container the browser's requests come from the bridge: the letters with the
+    Bestätigungscode must still be readable there, as the mailbox is."""
+    for remote, expected in ((False, 404), (True, 200)):
+        [(mags, _)] = build_portals(tmp_path / str(remote), 3, {"mags": 2}, remote=remote)
+        response = mags.test_client().get("/post", base_url="http://127.0.0.1:2",
+                                          environ_base={"REMOTE_ADDR": "172.17.0.1"})
+        assert response.status_code == expected
