@@ -177,6 +177,7 @@ def _purge_once() -> str:
     from idp.mail.outbox import purge_finished_mails
     from idp.saml.state import purge_saml_state
     from idp.security.sessions import purge_expired_sessions
+    from idp.security.throttle import purge_ended_counters
     from idp.web.context import services
 
     ctx = services().accounts(database.session)
@@ -187,9 +188,11 @@ def _purge_once() -> str:
                                           timedelta(minutes=config.session_idle_minutes))
         mails = purge_finished_mails(session, ctx.now, timedelta(days=config.mail_keep_days))
         requests = purge_unanswered_requests(session, ctx.now)
+        counters = purge_ended_counters(session, ctx.now, config.form_limits.longest_window)
     saml_rows = purge_saml_state(database.session, ctx.now)
     return (f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en), "
-            f"{mails} alte Mail(s) und {requests} nie beantwortete „vergessen“-Anfrage(n) "
+            f"{mails} alte Mail(s), {requests} nie beantwortete „vergessen“-Anfrage(n) und "
+            f"{counters} abgelaufene Zähler (Anmeldeversuche, Formulare) "
             f"gelöscht; {saml_rows} abgelaufene SAML-Einträge "
             "(Anfrage-IDs, offene An- und Abmeldungen, Portal-Anmeldungen beendeter "
             "Sitzungen) entfernt.")

@@ -70,6 +70,12 @@ class FormLimits:
     # A new password set through a reset link: an argon2 hash.
     password_reset: RequestLimit = RequestLimit(10, 1000, timedelta(minutes=15))
 
+    @property
+    def longest_window(self) -> timedelta:
+        """The longest window of any form (its counters may go only once it has ended)."""
+        return max(limit.window for limit in (self.register, self.register_form,
+                                              self.mail_request, self.password_reset))
+
 
 @dataclass(frozen=True)
 class Config:

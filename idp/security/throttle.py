@@ -159,3 +159,12 @@ class Throttle:
     def clear_account(self, account_key: str) -> None:
         """After a successful login or an operator's ``user unlock``."""
         self._store.clear(self._account, account_key)
+
+
+def purge_ended_counters(session: Session, now: datetime, longest_window: timedelta) -> int:
+    """Remove counters whose window ended (login throttle and form limits alike): an ended
+    window starts anew on its next use anyway, so the row only keeps a client address."""
+    longest = max(longest_window, ACCOUNT_RULE.window, ADDRESS_RULE.window)
+    result = session.execute(delete(LoginThrottle).where(
+        LoginThrottle.window_started_at < now - longest))
+    return int(result.rowcount)  # type: ignore[attr-defined]

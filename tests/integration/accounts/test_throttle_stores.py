@@ -104,3 +104,23 @@ def test_logins_are_throttled_through_redis_when_it_is_configured(
     clock.advance(seconds=2)
     assert log_in(browser).status_code == 302
     db.bound(app).engine.dispose()
+
+
+def test_purge_removes_counters_whose_window_ended_and_keeps_running_ones(app: Flask) -> None:
+    """The table would otherwise keep every client address that ever failed or sent a form."""
+    from sqlalchemy import select
+
+    from idp.security.models import LoginThrottle
+    from idp.security.throttle import counter_row
+
+    now = utcnow()
+    with app.app_context():
+        counter_row(db.session, "address", "198.51.100.7", timedelta(hours=1),
+                    now - timedelta(hours=3))
+        counter_row(db.session, "register", "198.51.100.8", timedelta(hours=1),
+                    now - timedelta(minutes=10))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["purge"])
+    assert "1 abgelaufene Zähler" in result.output, result.output
+    with app.app_context():
+        assert db.session.scalars(select(LoginThrottle.key)).all() == ["198.51.100.8"]
