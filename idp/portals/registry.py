@@ -28,7 +28,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from idp.config import Config, ConfigError
+from idp.config import Config, ConfigError, PolicyError
 from idp.portals.cache import MetadataCache
 from idp.portals.policy import PortalPolicy, load_portal_policies
 from idp.saml.sp_metadata import (
@@ -187,15 +187,25 @@ class PortalRegistry:
     @classmethod
     def load(cls, policy_dir: Path, instance_path: Path, *,
              verifier: SignatureVerifier | None = None, fetch: Fetch = fetch_metadata,
-             now: datetime | None = None, offline: bool = False) -> PortalRegistry:
+             now: datetime | None = None, offline: bool = False,
+             plain_http_metadata: bool = True) -> PortalRegistry:
         """Read every portal file and its metadata; raise ConfigError for what must be fixed.
 
-        ``offline`` uses cached URL metadata only (for ``portal list``).
+        ``offline`` uses cached URL metadata only (for ``portal list``). Without
+        ``plain_http_metadata`` (production) metadata fetched over plain http must be signed
+        with a pinned ``metadata_certificate``: anyone answering on the network could otherwise
+        swap a portal's endpoints and keys (docs/security.md).
         """
         now = now or datetime.now(UTC)
         sources = MetadataSources(MetadataCache(instance_path / CACHE_FOLDER), verifier, fetch)
-        portals = [sources.initial(policy, now, offline)
-                   for policy in load_portal_policies(policy_dir)]
+        policies = load_portal_policies(policy_dir)
+        if not plain_http_metadata:
+            for policy in policies:
+                if policy.metadata.startswith("http://") and policy.metadata_certificate is None:
+                    raise PolicyError(
+                        f"portal {policy.name}: metadata over plain http ({policy.metadata}) "
+                        "needs metadata_certificate in production (or an https URL or a file)")
+        portals = [sources.initial(policy, now, offline) for policy in policies]
         return cls(portals, sources)
 
     def portals(self) -> list[Portal]:
@@ -271,4 +281,5 @@ class MetadataRefresher:
 
 def load_registry(config: Config, verifier: SignatureVerifier | None = None) -> PortalRegistry:
     """The registry for this IdP's configuration (``IDP_POLICY_DIR``, instance folder)."""
-    return PortalRegistry.load(config.policy_dir, config.instance_path, verifier=verifier)
+    return PortalRegistry.load(config.policy_dir, config.instance_path, verifier=verifier,
+                               plain_http_metadata=config.is_development)

@@ -30,7 +30,8 @@ class LoginThrottle(Base):
 
     __tablename__ = "login_throttle"
 
-    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "account" | "address"
+    # "account" | "address" (login throttle), or a limited form's name (idp.security.rate_limits)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     window_started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     failures: Mapped[int] = mapped_column(default=0)

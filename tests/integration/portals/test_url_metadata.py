@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from idp.config import PolicyError
 from idp.portals.registry import Fetch, MetadataRefresher, PortalRegistry
 from idp.saml.sp_metadata import SignatureVerifier, fetch_metadata
 from tests.integration.portals.conftest import MetadataServer
@@ -199,3 +200,19 @@ def test_a_cached_copy_for_another_url_is_not_used(
     write_policy(policies, "musterstadt", metadata="http://127.0.0.1:9/other")
     portal = _load(policies, instance).by_name("musterstadt")
     assert portal is not None and not portal.available
+
+
+def test_production_refuses_metadata_over_plain_http_without_a_pinned_certificate(
+        policies: Path, instance: Path, metadata_xml: str,
+        metadata_server: MetadataServer) -> None:
+    """Anyone answering on the network could swap the portal's endpoints and keys."""
+    url = metadata_server.serve(fake_signed(metadata_xml))
+    assert url.startswith("http://")
+    write_policy(policies, "musterstadt", metadata=url)
+    with pytest.raises(PolicyError, match="musterstadt: metadata over plain http"):
+        PortalRegistry.load(policies, instance, now=NOW, plain_http_metadata=False)
+    (policies / "portals" / "signer.pem").write_bytes(CERT)
+    write_policy(policies, "musterstadt", metadata=url, metadata_certificate="signer.pem")
+    registry = PortalRegistry.load(policies, instance, now=NOW, verifier=FakeVerifier(CERT),
+                                   plain_http_metadata=False)
+    assert registry.portal_for(ENTITY_ID) is not None
