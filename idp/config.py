@@ -236,6 +236,23 @@ def _development_secret(instance_path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def _form_limits(env: Mapping[str, str]) -> dict[str, RequestLimit]:
+    """``IDP_LIMIT_<FORM>=PER_CLIENT/OVERALL/WINDOW_SECONDS`` for each form of FormLimits
+    (e.g. ``IDP_LIMIT_REGISTER=20/1000/3600``), the forms not named keep their defaults."""
+    limits = {}
+    for form in (f.name for f in fields(FormLimits)):
+        name = f"IDP_LIMIT_{form.upper()}"
+        if raw := env.get(name):
+            parts = raw.split("/")
+            if len(parts) != 3:
+                raise ConfigError(f"{name}: expected PER_CLIENT/OVERALL/WINDOW_SECONDS, e.g. "
+                                  f"20/1000/3600, got {raw!r}")
+            per_client, overall, seconds = (_as_int(name, part.strip(), minimum=1)
+                                            for part in parts)
+            limits[form] = RequestLimit(per_client, overall, timedelta(seconds=seconds))
+    return limits
+
+
 def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     """Read and validate the configuration from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
@@ -299,6 +316,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         values["argon2_wait_seconds"] = _as_float("IDP_ARGON2_WAIT_SECONDS", raw)
     if parts := values.pop("argon2_parts", None):
         values["argon2"] = Argon2Parameters(**parts)
+    if limits := _form_limits(env):
+        values["form_limits"] = replace(FormLimits(), **limits)
     if raw := env.get("IDP_CLOCK_OFFSET_HOURS"):
         values["clock_offset_hours"] = _as_float("IDP_CLOCK_OFFSET_HOURS", raw)
     if secret := _read_secret(env, "IDP_SECRET_KEY"):

@@ -441,7 +441,10 @@ def test_mails_of_registrations_during_an_smtp_outage_all_arrive_later_and_none_
             load = [threading.Thread(target=citizens_registering) for _ in range(3)]
             for thread in load:
                 thread.start()
-            time.sleep(1.5)
+            # The senders are at work (a process takes seconds to start on a busy machine):
+            # only then does the outage meet mails on their way.
+            eventually(lambda: any(sent for *_, sent, _failed in outbox_of(cluster.database_url))
+                       or None, seconds=30)
             smtp.stop()
             during_outage = len(registered)
             time.sleep(3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -130,3 +131,21 @@ def test_addresses_of_one_ipv6_network_share_one_limit() -> None:
     limits.admit("register", "2001:db8:1:2::2", NOW)
     assert limits.admit("register", "2001:db8:1:2:ffff::3", NOW) is not None
     assert limits.admit("register", "2001:db8:1:3::1", NOW) is None
+
+
+def test_an_operator_sets_a_forms_limits_in_the_environment(tmp_path: Path) -> None:
+    from idp.config import load_config
+
+    config = load_config({"IDP_ENV": "development", "IDP_LIMIT_REGISTER": "200/5000/1800"},
+                         instance_path=tmp_path, secret_key="s" * 40)
+    assert config.form_limits.register == RequestLimit(200, 5000, timedelta(minutes=30))
+    assert config.form_limits.mail_request == FormLimits().mail_request  # the others stay
+
+
+@pytest.mark.parametrize("raw", ["200/5000", "200/5000/0", "viele/5000/60", "1/2/3/4"])
+def test_a_malformed_limit_stops_the_start_with_its_name(raw: str, tmp_path: Path) -> None:
+    from idp.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="IDP_LIMIT_MAIL_REQUEST"):
+        load_config({"IDP_ENV": "development", "IDP_LIMIT_MAIL_REQUEST": raw},
+                    instance_path=tmp_path, secret_key="s" * 40)
