@@ -24,8 +24,9 @@ from cryptography.x509 import Certificate
 # A signed AuthnRequest with a certificate is a few KiB; nothing legitimate comes near these.
 MAX_ENCODED_BYTES = 64 * 1024
 MAX_XML_BYTES = 128 * 1024
-# The binding spec says 80 bytes; real SPs (python3-saml, SimpleSAMLphp) send return URLs.
-MAX_RELAY_STATE_BYTES = 512
+# SAML bindings §3.4.3 and §3.5.3: RelayState MUST NOT exceed 80 bytes. A longer one is refused
+# (never echoed to the portal); portals keep a return URL under a short reference instead.
+MAX_RELAY_STATE_BYTES = 80
 DEFLATE_ENCODING = "urn:oasis:names:tc:SAML:2.0:bindings:URL-Encoding:DEFLATE"
 MESSAGE_PARAMETERS = ("SAMLRequest", "SAMLResponse")
 
@@ -162,8 +163,10 @@ def decode_redirect(query_string: bytes,
     xml = _checked_xml(inflate(_b64decode(unquote_to_bytes(raw[parameter]), parameter)))
     relay_state = None
     if "RelayState" in raw:
+        # Form encoding (what SPs' urlencode sends): "+" is a space, "%2B" a plus; the portal
+        # gets back exactly the value it sent.
         relay_state = check_relay_state(
-            unquote_to_bytes(raw["RelayState"]).decode("utf-8", "replace"))
+            unquote_to_bytes(raw["RelayState"].replace(b"+", b" ")).decode("utf-8", "replace"))
     signed_query = sig_alg = signature = None
     if "Signature" in raw:
         if "SigAlg" not in raw:

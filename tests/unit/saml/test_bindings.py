@@ -6,7 +6,7 @@ import base64
 import datetime
 import resource
 import zlib
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 from cryptography import x509
@@ -157,3 +157,18 @@ def test_sha1_redirect_signatures_are_refused() -> None:
     key, certificate = key_and_certificate()
     query = signed_query(key, sig_alg=SHA1, digest=hashes.SHA1())  # noqa: S303
     assert not verify_redirect_signature(decode_redirect(query.encode()), [certificate])
+
+
+def test_a_form_encoded_relay_state_is_decoded_plus_as_space_and_percent_2b_as_plus() -> None:
+    # As an SP's urlencode sends it (quote_plus: a space becomes "+", a plus "%2B").
+    query = redirect_query() + "&RelayState=" + quote_plus("/antrag?name=a b+c")
+    assert decode_redirect(query.encode()).relay_state == "/antrag?name=a b+c"
+
+
+def test_a_relay_state_of_80_bytes_is_taken_and_one_of_81_is_refused() -> None:
+    assert decode_redirect(redirect_query(relay_state="x" * 80).encode()).relay_state == "x" * 80
+    with pytest.raises(BindingError, match="80 bytes"):
+        decode_redirect(redirect_query(relay_state="x" * 81).encode())
+    with pytest.raises(BindingError, match="80 bytes"):  # bytes, not characters
+        decode_redirect(redirect_query(relay_state="ä" * 41).encode())
+
