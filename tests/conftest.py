@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis import Redis
 from sqlalchemy import create_engine, select, text
 
 from idp import create_app, schema
@@ -30,6 +31,7 @@ from idp.models import import_all_models
 from tests.postgres import temporary_database
 
 POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "")
 # Cheap argon2 in tests: the cost is a setting; its effect is measured in benchmarks/.
 TEST_ARGON2 = {"time_cost": 1, "memory_cost_kib": 1024, "parallelism": 1}
 BASE_URL = "http://localhost"
@@ -242,3 +244,15 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch)
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Redis]:
+    """The test Redis (``IDP_TEST_REDIS_URL``), emptied before and after; skipped without it."""
+    if not REDIS_URL:
+        pytest.skip("IDP_TEST_REDIS_URL is not set")
+    client = Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -58,6 +58,8 @@ REQUEST_UNSUPPORTED = SAML_STATUS + "RequestUnsupported"
 AUTHN_FAILED = SAML_STATUS + "AuthnFailed"
 UNKNOWN_PRINCIPAL = SAML_STATUS + "UnknownPrincipal"
 VERSION_MISMATCH = SAML_STATUS + "VersionMismatch"
+# The NameID formats a <Subject> may name a citizen by: those we issue, or none said.
+_OUR_FORMATS = (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT)
 # An xs:ID (NCName) as InResponseTo may carry it; anything else is not echoed.
 _XS_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
 # The only login method we have (DESIGN §1).
@@ -176,9 +178,8 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
     # DESIGN §5.3: pysaml2 keeps no replay cache.
     if not state.first_sighting(session, parsed.issuer, parsed.request_id, now):
         raise RequestRejected("replayed request ID")
-    principal = principal_named(session, parsed) if parsed.subject is not None else None
     return Pending(request=parsed, relay_state=message.relay_state, received_at=now,
-                   principal_id=principal)
+                   principal_id=principal_named(session, parsed))
 
 
 def version_mismatch(idp: SamlIdp, portal: PortalPolicy, problem: WrongVersion,
@@ -196,16 +197,14 @@ def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None
     """The citizen a request's <Subject> names by a NameID this portal got from us: its
     pairwise (persistent) identifier, or a transient one of a session still open."""
     subject = request.subject
-    if subject is None or not subject.name_id:
+    if subject is None or not subject.name_id or subject.name_id_format not in _OUR_FORMATS:
         return None
-    if subject.name_id_format in (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_PERSISTENT):
+    if subject.name_id_format != NAMEID_FORMAT_TRANSIENT:
         found = citizen_of_persistent_name_id(session, request.issuer, subject.name_id)
         if found is not None:
             return found
-    if subject.name_id_format in (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_TRANSIENT,
-                                  NAMEID_FORMAT_PERSISTENT):
-        return state.citizen_of_portal_name_id(session, request.issuer, subject.name_id)
-    return None
+    # A NameID of a login still open there (transient ones are found only this way).
+    return state.citizen_of_portal_name_id(session, request.issuer, subject.name_id)
 
 
 def refusal_before_login(pending: Pending, portal: PortalPolicy) -> Refusal | None:

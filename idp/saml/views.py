@@ -230,7 +230,7 @@ def _release(citizen: Citizen, portal: PortalPolicy, pending: sso.Pending,
              selection: sso.AttributeSelection) -> tuple[str | None, list[ReleasedAttribute]]:
     """The citizen's pairwise id at the portal (only if the answer carries it), and exactly the
     attributes the request gets: those its policy allows, narrowed by akdb:RequestedAttributes
-    (DESIGN §5.6: never more)."""
+    (never more; docs/security.md, "Privacy towards portals")."""
     pairwise = None
     if sso.needs_pairwise(portal, selection):
         pairwise = sso.pairwise_for(db.session, portal, pending.request, citizen.id, utcnow())

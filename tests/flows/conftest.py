@@ -228,3 +228,13 @@ def decide(visitor: Browser, decision: str = "agree") -> Any:
     """ZUSTIMMEN or ABLEHNEN on the consent page last seen."""
     return visitor.submit("/saml/zustimmung", {
         "transaction": field_value(visitor.last_html, "transaction"), "decision": decision})
+
+
+def answer_to(visitor: Browser, portal: Portal, **request: Any) -> str:
+    """The page the IdP answers a logged-in visitor's request with (agreeing if asked)."""
+    path, _ = portal.login_url(**request)
+    page = visitor.client.get(path).get_data(as_text=True)
+    if "Zustimmung zur Weitergabe" in page:
+        visitor.last_html = page
+        page = decide(visitor).get_data(as_text=True)
+    return str(page)

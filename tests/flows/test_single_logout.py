@@ -25,8 +25,8 @@ from tests.flows.conftest import (
     SP_ACS,
     Hop,
     Portal,
+    answer_to,
     connect_portal,
-    decide,
     hop_on,
     logged_in,
     portal_policy,
@@ -94,12 +94,7 @@ def erika(sso_app: Flask, visitor: Browser, portal: Portal, other_portal: Portal
 
 def sso_at(visitor: Browser, portal: Portal, **kwargs: Any) -> None:
     """A logged-in citizen logs in at the portal (agreeing if asked)."""
-    path, _ = portal.login_url(**kwargs)
-    page = visitor.client.get(path).get_data(as_text=True)
-    if "Zustimmung zur Weitergabe" in page:
-        visitor.last_html = page
-        page = decide(visitor).get_data(as_text=True)
-    portal.receive(page)
+    portal.receive(answer_to(visitor, portal, **kwargs))
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NameID
 from saml2.samlp import NameIDPolicy
 
 from tests.conftest import GOOD_PASSWORD, Browser
-from tests.flows.conftest import Portal, decide, logged_in
+from tests.flows.conftest import Portal, answer_to, logged_in
 
 SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
@@ -26,16 +26,6 @@ UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 NO_CREATE = NameIDPolicy(allow_create="false")
 TRANSIENT_POLICY = {"name_id_format": "transient",
                     "attributes": ["gender", "givenName", "surname", "mail"]}
-
-
-def answer_to(visitor: Browser, portal: Portal, **request: Any) -> str:
-    """The page the IdP answers a logged-in visitor's request with (agreeing if asked)."""
-    path, _ = portal.login_url(**request)
-    page = visitor.client.get(path).get_data(as_text=True)
-    if "Zustimmung zur Weitergabe" in page:
-        visitor.last_html = page
-        page = decide(visitor).get_data(as_text=True)
-    return str(page)
 
 
 # --- the NameID format -------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -14,20 +13,7 @@ from redis import Redis
 from idp.db import db, utcnow
 from idp.security.redis_throttle import RedisThrottleStore
 from idp.security.throttle import ACCOUNT_RULE, SqlThrottleStore, Throttle, ThrottleStore
-from tests.conftest import Browser, Clock, log_in
-
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "")
-
-
-@pytest.fixture
-def redis_client() -> Iterator[Redis]:
-    if not REDIS_URL:
-        pytest.skip("IDP_TEST_REDIS_URL is not set")
-    client = Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+from tests.conftest import REDIS_URL, Browser, Clock, log_in
 
 
 @pytest.fixture(params=["sql", "redis"])

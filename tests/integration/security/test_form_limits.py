@@ -4,12 +4,10 @@ written or sent; when every argon2 slot is taken, "zurzeit überlastet" (503).""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from flask import Flask
 from redis import Redis
 from sqlalchemy import func, select
@@ -20,7 +18,7 @@ from idp.accounts.registration import USERNAME_TAKEN
 from idp.config import FormLimits, RequestLimit
 from idp.db import db
 from idp.security.models import LoginThrottle
-from tests.conftest import REGISTRATION, Browser, Clock, app_with, log_in, register
+from tests.conftest import REDIS_URL, REGISTRATION, Browser, Clock, app_with, log_in, register
 from tests.hashing_support import all_slots_taken
 from tests.integration.security.conftest import (
     activation_path,
@@ -28,7 +26,6 @@ from tests.integration.security.conftest import (
     citizens,
 )
 
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "")
 HOUR = timedelta(hours=1)
 DEFAULTS = FormLimits()
 TOO_MANY_FROM_YOU = "Von Ihrem Internetanschluss kamen in kurzer Zeit zu viele"
@@ -207,16 +204,6 @@ def test_showing_the_forms_is_not_counted(app: Flask) -> None:
 
 # --- where the counters live ---------------------------------------------------------------
 
-
-@pytest.fixture
-def redis_client() -> Iterator[Redis]:
-    if not REDIS_URL:
-        pytest.skip("IDP_TEST_REDIS_URL is not set")
-    client = Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def counter_rows(app: Flask) -> list[tuple[str, str, int]]:
