@@ -38,6 +38,12 @@ install_compose_plugin() {
 }
 
 command -v chromium >/dev/null || apt_install chromium
+# SimpleSAMLphp as real portals (tests/interop/test_simplesamlphp.py): Debian's package, run by
+# PHP's built-in server; it needs PHP's DOM (php-xml). Its dependency apache2 is installed but
+# not used.
+{ command -v php >/dev/null && [ -f /usr/share/simplesamlphp/lib/_autoload.php ] \
+    && php -m | grep -qix dom; } \
+  || apt_install --no-install-recommends simplesamlphp php-cli php-xml php-mbstring
 # The image check (tests/deployment/test_image_build.py) builds and runs docker/Dockerfile with
 # podman on a debootstrapped base; runc, since Debian 12's crun refuses this host's cgroups.
 if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null \

@@ -1,0 +1,1 @@
+"""Interoperability: SAML software that portals really use, run against the IdP in-process."""
