@@ -44,6 +44,11 @@ command -v chromium >/dev/null || apt_install chromium
 { command -v php >/dev/null && [ -f /usr/share/simplesamlphp/lib/_autoload.php ] \
     && php -m | grep -qix dom; } \
   || apt_install --no-install-recommends simplesamlphp php-cli php-xml php-mbstring
+# Shibboleth SP 3 as real portals (tests/interop/test_shibboleth.py): shibd and Apache with
+# mod_shib, started by the test with its own configuration (the services stay stopped).
+{ [ -x /usr/sbin/shibd ] && [ -f /usr/lib/apache2/modules/mod_shib.so ] \
+    && [ -x /usr/sbin/apache2 ]; } \
+  || apt_install --no-install-recommends libapache2-mod-shib shibboleth-sp-utils apache2
 # The image check (tests/deployment/test_image_build.py) builds and runs docker/Dockerfile with
 # podman on a debootstrapped base; runc, since Debian 12's crun refuses this host's cgroups.
 if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null \
