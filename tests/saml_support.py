@@ -37,7 +37,7 @@ def key_pair(folder: Path, name: str, bits: int = 2048) -> tuple[Path, Path]:
 
 
 def sp_config(entity_id: str, acs_url: str, key: Path, cert: Path,
-              idp_metadata: str | None = None, sign_requests: bool = False,
+              idp_metadata: str | None = None, sign_requests: bool = True,
               encryption: bool = True,
               slo_bindings: Sequence[str] = (BINDING_HTTP_REDIRECT,)) -> SPConfig:
     """A pysaml2 SP; its SingleLogoutService (next to the ACS, at …/slo) takes ``slo_bindings``

@@ -80,8 +80,10 @@ def portal() -> None:
               help="Vor der ersten Weitergabe um Zustimmung bitten.")
 @click.option("--idp-initiated/--no-idp-initiated", default=False, show_default=True,
               help="Anmeldung vom IdP aus (ohne Anfrage des Portals) erlauben.")
-@click.option("--sign-requests/--no-sign-requests", default=None,
-              help="Signierte AuthnRequests verlangen (Standard: wie AuthnRequestsSigned).")
+@click.option("--sign-requests/--no-sign-requests", default=True, show_default=True,
+              help="Signierte AuthnRequests verlangen (wie Servicekonto.NRW und BundID). "
+                   "--no-sign-requests nur für Portale, die nicht signieren können: schwächer, "
+                   "siehe docs/portal-integration.md.")
 @click.option("--encrypt-assertion/--no-encrypt-assertion", default=False, show_default=True)
 @click.option("--eidas-loa/--no-eidas-loa", default=False, show_default=True,
               help="Vertrauensniveau als eIDAS-LoA-URI statt STORK-QAA angeben.")
@@ -92,7 +94,7 @@ def portal() -> None:
               help=f"URL-Metadaten so oft neu laden (Standard: {DEFAULT_REFRESH_MINUTES}).")
 def portal_add(name: str, source: str, display_name: str | None, attributes: str,
                required_attributes: str, trust_level: str, name_id_format: str, consent: bool,
-               idp_initiated: bool, sign_requests: bool | None, encrypt_assertion: bool,
+               idp_initiated: bool, sign_requests: bool, encrypt_assertion: bool,
                eidas_loa: bool, metadata_certificate: Path | None,
                refresh_minutes: int | None) -> None:
     config = _config()
@@ -108,6 +110,12 @@ def portal_add(name: str, source: str, display_name: str | None, attributes: str
         raise click.ClickException("--refresh-minutes gilt nur für Metadaten von einer URL.")
     now = datetime.now(UTC)
     document, metadata = _checked_metadata(source, metadata_certificate, now)
+    if sign_requests and not metadata.signing_certificates:
+        # Every request of this portal would be refused: say so now, not at its first login.
+        raise click.ClickException(
+            "Die Metadaten enthalten kein Signaturzertifikat (KeyDescriptor), "
+            "das Portal kann seine AuthnRequests also nicht signieren. Zertifikat in die "
+            "Metadaten aufnehmen oder – schwächer – --no-sign-requests angeben.")
     try:
         existing = load_portal_policies(config.policy_dir)
     except PolicyError as error:
@@ -133,8 +141,7 @@ def portal_add(name: str, source: str, display_name: str | None, attributes: str
         "name_id_format": name_id_format,
         "consent_required": consent,
         "idp_initiated_allowed": idp_initiated,
-        "want_authn_requests_signed": (metadata.authn_requests_signed if sign_requests is None
-                                       else sign_requests),
+        "want_authn_requests_signed": sign_requests,
         "sign_response": True,
         "sign_assertion": True,
         "encrypt_assertion": encrypt_assertion,
@@ -161,6 +168,9 @@ def portal_add(name: str, source: str, display_name: str | None, attributes: str
     click.echo(f"Portal {name} angelegt: {target}")
     click.echo(f"  Entity-ID: {metadata.entity_id}")
     click.echo(f"  Attribute: {', '.join(policy.attributes) or '(keine)'}")
+    if not policy.want_authn_requests_signed:
+        click.echo("  Achtung: unsignierte AuthnRequests werden angenommen (--no-sign-requests); "
+                   "jeder kann dann Anmeldungen in seinem Namen anstoßen.")
 
 
 def _checked_metadata(source: str, certificate: Path | None,

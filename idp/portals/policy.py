@@ -96,7 +96,7 @@ def is_url(value: str) -> bool:
 _REQUIRED = ("display_name", "entity_id", "metadata", "attributes")
 _FLAGS = {"sign_response": True, "sign_assertion": True, "encrypt_assertion": False,
           "consent_required": True, "idp_initiated_allowed": False,
-          "want_authn_requests_signed": False, "eidas_loa": False, "enabled": True}
+          "want_authn_requests_signed": True, "eidas_loa": False, "enabled": True}
 _OPTIONAL = ("metadata_certificate", "metadata_refresh_minutes", "required_attributes",
              "minimum_trust_level", "name_id_format", *_FLAGS)
 

@@ -64,7 +64,8 @@ def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
             "endpoints": {"single_sign_on_service": endpoints.sso,
                           "single_logout_service": endpoints.slo},
             "name_id_format": [NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_PERSISTENT],
-            # Signed requests are demanded per portal by our own checks, not globally.
+            # Signed requests are demanded per portal by our own checks (the metadata says
+            # WantAuthnRequestsSigned="true": idp/saml/runtime.py), not by pysaml2 for all.
             "want_authn_requests_signed": False,
             "policy": {"default": {
                 # DESIGN §5.6: never release everything when a required attribute is missing;

@@ -22,11 +22,6 @@ _PAIRWISE = select(PersistentNameId.value).where(
     PersistentNameId.portal_entity_id == bindparam("portal_entity_id"))
 
 
-def transient_name_id() -> str:
-    """A new random value for every login (pysaml2's own would repeat per user and portal)."""
-    return "_" + secrets.token_hex(20)
-
-
 def existing_persistent_name_id(session: Session, citizen_id: int,
                                 portal_entity_id: str) -> str | None:
     """The citizen's pairwise identifier at this portal if one was made, without making one."""

@@ -1,10 +1,17 @@
 """SAML single logout endpoints, and "Abmelden" at the IdP running the same chain.
 
-Thin: decode (bindings), call the flow (:mod:`idp.saml.logout`), pick a page. Both endpoints take
-a LogoutRequest (a portal starts the logout) and a LogoutResponse (a portal answers ours). Each
-hop to another site is a page of ours (a meta refresh for HTTP-Redirect, an auto-POST form for
-HTTP-POST), never a 302: a redirect to another site at the end of a form's POST is checked
-against that form's CSP form-action, which names only the form's own site.
+Thin: decode (bindings), call the flow (:mod:`idp.saml.logout`), pick the answer. Both endpoints
+take a LogoutRequest (a portal starts the logout) and a LogoutResponse (a portal answers ours).
+
+How each hop to another site travels (docs/portal-integration.md, "Single logout"):
+- HTTP-Redirect, reached by a GET (a portal's Redirect-binding message): an HTTP 302, as SAML
+  bindings §3.4 defines the binding, so that any user agent follows it.
+- HTTP-Redirect, reached by a POST (the "Abmelden" button, a portal's POST-binding message): a
+  page of ours with a meta refresh. A browser checks every redirect that follows a form's POST
+  against the CSP form-action of the page the form was on, also after a 303 to a GET of ours
+  (tests/e2e/test_browser_logout.py shows Chromium blocking it); ours names only our own site,
+  and a portal's is unknown to us. The page is a new navigation, so the hops after it are 302s.
+- HTTP-POST: an auto-POST form, the only way to make a browser POST.
 """
 
 from __future__ import annotations
@@ -157,7 +164,10 @@ def _to_initiator(initiator: logout.Initiator, status: logout.LogoutStatus) -> R
 
 
 def _send(message: OutgoingMessage, heading: str, text: str) -> ResponseReturnValue:
+    """The hop to the next portal (see the module's docstring for which way it travels)."""
     if message.binding == BINDING_HTTP_REDIRECT:
+        if request.method == "GET":
+            return redirect(message.url, 302)
         return render_template("idp/logout_redirect.html", url=message.url, heading=heading,
                                text=text)
     response = Response(render_template("idp/logout_post.html", action=message.url,

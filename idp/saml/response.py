@@ -9,7 +9,6 @@ pysaml2 uses, so the signature inside the decrypted assertion verifies on its ow
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_ENTITY
 
 from idp.saml.akdb import AKDB_NAMESPACE
 from idp.saml.crypto import InProcessCryptoBackend
-from idp.saml.messages import STATUS_SUCCESS
+from idp.saml.messages import STATUS_SUCCESS, new_id
 
 # How long an assertion may be presented at the ACS (Conditions, SubjectConfirmationData).
 ASSERTION_LIFETIME = timedelta(minutes=5)
@@ -103,7 +102,7 @@ class ResponseBuilder:
         """A Response with one assertion carrying exactly ``release``, signed as ``signing``
         says; with ``encryption`` the assertion travels as saml:EncryptedAssertion for it."""
         now = datetime.now(UTC)
-        response = _element(SAMLP_NS, "Response", ID=_new_id(), Version="2.0",
+        response = _element(SAMLP_NS, "Response", ID=new_id(), Version="2.0",
                             IssueInstant=_xs_datetime(now), Destination=recipient.acs_url)
         if recipient.in_response_to:
             response.set("InResponseTo", recipient.in_response_to)
@@ -135,7 +134,7 @@ class ResponseBuilder:
                    name_id: str, name_id_format: str, release: Sequence[AttributeRelease],
                    authentication: Authentication) -> etree._Element:
         issued, expires = _xs_datetime(now), _xs_datetime(now + ASSERTION_LIFETIME)
-        attributes = {"ID": _new_id(), "Version": "2.0", "IssueInstant": issued}
+        attributes = {"ID": new_id(), "Version": "2.0", "IssueInstant": issued}
         assertion = etree.Element(f"{{{SAML_NS}}}Assertion", attributes,
                                   nsmap=_ASSERTION_NSMAP) if parent is None \
             else _element(SAML_NS, "Assertion", parent=parent, **attributes)
@@ -199,11 +198,6 @@ def _element(namespace: str, name: str, *, parent: etree._Element | None = None,
     if text is not None:
         element.text = text
     return element
-
-
-def _new_id() -> str:
-    """An xs:ID (NCName) with 128 random bits, as unguessable as our other tokens."""
-    return "id-" + secrets.token_hex(16)
 
 
 def _xs_datetime(value: datetime) -> str:

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from saml2.md import KeyDescriptor
@@ -113,6 +114,11 @@ class SamlRuntime:
         if self._metadata is None:
             config = self.idp.server.config
             descriptor = entity_descriptor(config)
+            # What every portal must do unless its registration makes the documented exception
+            # (want_authn_requests_signed: false). pysaml2's own setting stays off: it would
+            # refuse unsigned requests from every portal alike, exceptions included.
+            for role in _roles(descriptor):
+                role.want_authn_requests_signed = "true"
             published = published_certificates(self.key_folder, self.keys.cert_file)
             for extra in published[1:]:
                 _publish(descriptor, extra)
@@ -127,8 +133,12 @@ def _publish(descriptor: object, cert_file: Path) -> None:
     text = "".join(cert_file.read_text(encoding="ascii").strip().splitlines()[1:-1])
     key = KeyDescriptor(use="signing", key_info=KeyInfo(
         x509_data=[X509Data(x509_certificate=X509Certificate(text=text))]))
+    for role in _roles(descriptor):
+        role.key_descriptor.append(key)
+
+
+def _roles(descriptor: object) -> list[Any]:
+    """The IDPSSODescriptor(s) of our EntityDescriptor."""
     roles = getattr(descriptor, "idpsso_descriptor", None)
-    for role in roles if isinstance(roles, list) else [roles]:
-        if role is not None:
-            role.key_descriptor.append(key)
+    return [role for role in (roles if isinstance(roles, list) else [roles]) if role is not None]
 

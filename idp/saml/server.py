@@ -47,6 +47,7 @@ from idp.saml.messages import (
     ParsedLogoutResponse,
     RequestedSubject,
     RequestRejected,
+    new_id,
 )
 from idp.saml.response import (
     ASSERTION_LIFETIME,
@@ -201,10 +202,9 @@ class SamlIdp:
             status_message=samlp.StatusMessage(text=message) if message else None,
             status_detail=detail)
         response = self.server._response(
-            request.request_id, request.acs_url, status_element, None, sign, [],
-            sp_entity_id=request.issuer, sign_alg=self.server.signing_algorithm,
-            digest_alg=self.server.digest_algorithm)
-        return str(response)
+            request.request_id, request.acs_url, status_element, None, False, [],
+            sp_entity_id=request.issuer)
+        return self._with_our_id(response, sign)
 
     def unsolicited_request(self, entity_id: str, now: datetime) -> ParsedAuthnRequest:
         """IdP-initiated SSO to ``entity_id``: what its answer needs, as if it had asked.
@@ -283,8 +283,8 @@ class SamlIdp:
                          sp_name_qualifier=subject.sp_name_qualifier)
         request_id, request = self.server.create_logout_request(
             destination, portal, name_id=name_id, reason=LOGOUT_REASON_USER,
-            session_indexes=[session_index], sign=sign, sign_alg=SIGN_ALGORITHM,
-            digest_alg=DIGEST_ALGORITHM)
+            session_indexes=[session_index], message_id=new_id(), sign=sign,
+            sign_alg=SIGN_ALGORITHM, digest_alg=DIGEST_ALGORITHM)
         return str(request_id), str(request)
 
     def create_logout_response(self, in_response_to: str, destination: str, status: str,
@@ -296,10 +296,18 @@ class SamlIdp:
             status_code=samlp.StatusCode(value=status, status_code=inner),
             status_message=samlp.StatusMessage(text=message) if message else None)
         response = self.server._status_response(
-            samlp.LogoutResponse, self.server._issuer(), status_element, sign,
-            sign_alg=SIGN_ALGORITHM, digest_alg=DIGEST_ALGORITHM,
+            samlp.LogoutResponse, self.server._issuer(), status_element, False,
             in_response_to=in_response_to, destination=destination)
-        return str(response)
+        return self._with_our_id(response, sign)
+
+    def _with_our_id(self, message: Any, sign: bool) -> str:
+        """A message pysaml2 built unsigned, with an ID of ours (pysaml2's ``sid()`` has too
+        little randomness), then signed if ``sign``."""
+        message.id = new_id()
+        if sign:
+            return str(self.server.sign(message, sign_alg=SIGN_ALGORITHM,
+                                        digest_alg=DIGEST_ALGORITHM))
+        return str(message)
 
     def encode(self, xml: str, binding: str, destination: str, relay_state: str | None,
                parameter: str) -> OutgoingMessage:

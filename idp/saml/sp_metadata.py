@@ -69,7 +69,6 @@ class SpMetadata:
     slo: tuple[Endpoint, ...]
     signing_certificates: tuple[x509.Certificate, ...]
     encryption_certificates: tuple[x509.Certificate, ...]
-    authn_requests_signed: bool
     valid_until: datetime | None
     organization_display_name: str | None
 
@@ -125,7 +124,6 @@ def parse_sp_metadata(document: bytes, expected_entity_id: str | None,
         entity_id=entity_id, xml=text, acs=acs, slo=slo,
         signing_certificates=_certificates(store, entity_id, "signing"),
         encryption_certificates=_certificates(store, entity_id, "encryption"),
-        authn_requests_signed=str(sp.get("authn_requests_signed", "")).lower() in ("true", "1"),
         valid_until=valid_until, organization_display_name=_organization_name(entity))
 
 

@@ -38,9 +38,8 @@ from idp.saml.identifiers import (
     existing_persistent_name_id,
     persistent_name_id,
     satisfiable,
-    transient_name_id,
 )
-from idp.saml.messages import RequestedSubject, WrongVersion
+from idp.saml.messages import RequestedSubject, WrongVersion, new_id
 from idp.saml.server import (
     STATUS_REQUESTER,
     STATUS_RESPONDER,
@@ -375,7 +374,8 @@ def name_id_for(portal: PortalPolicy, pairwise: str | None) -> tuple[str, str]:
     if policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT:
         assert pairwise is not None, "a persistent portal's answer needs the pairwise id"
         return pairwise, NAMEID_FORMAT_PERSISTENT
-    return transient_name_id(), NAMEID_FORMAT_TRANSIENT
+    # New for every login (pysaml2's own would repeat per citizen and portal).
+    return new_id(), NAMEID_FORMAT_TRANSIENT
 
 
 def session_lifetime(level: TrustLevel) -> timedelta:

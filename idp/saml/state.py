@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 from idp.db import first_row
+from idp.saml.messages import new_id
 from idp.saml.models import LogoutChain, PendingRequest, PortalSession, SeenRequest
 
 # A request ID is remembered at least as long as its IssueInstant would still be accepted.
@@ -130,7 +131,7 @@ def remember_portal_session(session: Session, browser_session: str, citizen_id: 
     existing = first_row(session, _PORTAL_SESSION, browser_hash=browser_hash,
                          portal_entity_id=portal_entity_id)
     if existing is None:
-        session_index = new_session_index()
+        session_index = new_id()
         session.add(PortalSession(browser_session_hash=browser_hash, citizen_id=citizen_id,
                                   portal_entity_id=portal_entity_id, name_id=name_id,
                                   name_id_format=name_id_format, session_index=session_index,
@@ -143,11 +144,6 @@ def remember_portal_session(session: Session, browser_session: str, citizen_id: 
         return str(existing.session_index)
     session.commit()
     return session_index
-
-
-def new_session_index() -> str:
-    """A SessionIndex no one can guess or link to another (160 random bits)."""
-    return "_" + secrets.token_hex(20)
 
 
 def citizen_of_portal_name_id(session: Session, portal_entity_id: str,

@@ -41,7 +41,7 @@ from idp.saml.bindings import (
     decode_redirect,
 )
 from idp.saml.identifiers import TrustLevel
-from idp.saml.messages import WrongVersion
+from idp.saml.messages import WrongVersion, new_id
 from idp.saml.runtime import SamlRuntime
 from idp.saml.server import (
     METADATA_PATH,
@@ -314,7 +314,7 @@ def _assertion_response(pending: sso.Pending, portal: PortalPolicy, citizen: Cit
     # Each portal gets a SessionIndex of its own (kept per browser session for single logout).
     session_index = state.remember_portal_session(
         db.session, session.session_id, citizen.id, portal.entity_id, name_id, name_id_format,
-        now) if session.session_id else state.new_session_index()
+        now) if session.session_id else new_id()
     authenticated_at = session.authenticated_at or now
     authentication = Authentication(
         class_ref=TrustLevel.LEVEL_1.class_ref_for(portal.eidas_loa), instant=authenticated_at,

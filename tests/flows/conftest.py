@@ -62,6 +62,17 @@ class Hop:
         return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+def hop_from(response: Any) -> Hop:
+    """Where the IdP's answer sends the browser on: an HTTP redirect (HTTP-Redirect reached by a
+    GET) or a page (see :func:`hop_on`)."""
+    if response.status_code in (302, 303):
+        url = response.location
+        return Hop(BINDING_HTTP_REDIRECT, url, dict(parse_qsl(urlsplit(url).query)))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page
+    return hop_on(page)
+
+
 def hop_on(page: str) -> Hop:
     """What a logout page of the IdP sends on: a meta refresh (Redirect) or an auto-POST form."""
     if match := REFRESH.search(page):
@@ -86,7 +97,9 @@ class Portal:
 
     def login_url(self, binding: str = BINDING_HTTP_REDIRECT, relay_state: str = "/start",
                   **kwargs: Any) -> tuple[str, dict[str, str] | None]:
-        """Start SSO: (IdP path with query, POST form or None)."""
+        """Start SSO: (IdP path with query, POST form or None); signed unless ``sign=False``
+        (on the query for Redirect, embedded for POST), as portals must by default."""
+        kwargs = {"sign": True, "sigalg": SIGN_SHA256, "digest_alg": DIGEST_SHA256} | kwargs
         request_id, info = self.client.prepare_for_authenticate(
             entityid=IDP_ENTITY, binding=binding, relay_state=relay_state, **kwargs)
         self.outstanding[request_id] = relay_state

@@ -33,10 +33,13 @@ AKDB = "https://www.akdb.de/request/2018/09"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 
 
+ATTRIBUTES = {"attributes": ["givenName", "surname", "birthName", "mail", "bPK2",
+                             "EID-CITIZEN-QAA-LEVEL", "AssertionProvedBy"]}
+
+
 @pytest.fixture
 def portal_changes() -> dict[str, Any]:
-    return {"attributes": ["givenName", "surname", "birthName", "mail", "bPK2",
-                           "EID-CITIZEN-QAA-LEVEL", "AssertionProvedBy"]}
+    return ATTRIBUTES
 
 
 def bundid(*, attributes: dict[str, bool] | None = None, methods: dict[str, bool] | None = None,
@@ -69,8 +72,7 @@ def bundid(*, attributes: dict[str, bool] | None = None, methods: dict[str, bool
 def start(visitor: Browser, portal: Portal, extensions: Extensions, *, signed: bool = True,
           binding: str = BINDING_HTTP_REDIRECT, follow: bool = True) -> Any:
     """The portal sends the request; the browser follows to the page it lands on."""
-    extra: dict[str, Any] = {"sign": True, "sigalg": SIG_RSA_SHA256} if signed else {}
-    path, form = portal.login_url(binding, extensions=extensions, **extra)
+    path, form = portal.login_url(binding, extensions=extensions, sign=signed)
     response = visitor.client.get(path) if form is None else visitor.client.post(path, data=form)
     if response.status_code == 302 and follow:
         response = visitor.client.get(response.location)
@@ -218,6 +220,7 @@ def test_a_signed_extension_the_idp_cannot_read_is_answered_request_unsupported(
         portal.receive(page)
 
 
+@pytest.mark.parametrize("portal_changes", [ATTRIBUTES | {"want_authn_requests_signed": False}])
 def test_an_unsigned_request_with_the_extension_is_answered_as_a_plain_request(
         sso_app: Flask, visitor: Browser, portal: Portal) -> None:
     """Anyone can add an extension to an unsigned request: it neither narrows, nor widens,

@@ -1,21 +1,19 @@
-"""A portal that must sign its AuthnRequests: unsigned, SHA-1 or tampered requests are refused."""
+"""Every portal must sign its AuthnRequests unless its registration makes the documented
+exception: unsigned, SHA-1 or tampered requests are refused, and the IdP's metadata says so."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from saml2 import BINDING_HTTP_REDIRECT
+from lxml import etree
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.xmldsig import SIG_RSA_SHA1, SIG_RSA_SHA256
 
+from idp.saml.views import RESUBMITTED
 from tests.conftest import Browser
 from tests.flows.conftest import Portal
 from tests.flows.test_sso_attacks import assert_refused_at_the_idp
 
-
-@pytest.fixture
-def portal_changes() -> dict[str, Any]:
-    return {"want_authn_requests_signed": True}
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 
 
 def signed_path(portal: Portal, sigalg: str = SIG_RSA_SHA256) -> str:
@@ -30,9 +28,30 @@ def test_a_request_signed_with_sha256_is_accepted(visitor: Browser, portal: Port
     assert "/anmelden?anfrage=" in response.location
 
 
-def test_an_unsigned_request_is_refused(visitor: Browser, portal: Portal) -> None:
-    path, _ = portal.login_url(BINDING_HTTP_REDIRECT)
-    assert_refused_at_the_idp(visitor.client.get(path))
+def test_the_idp_metadata_says_it_wants_signed_authn_requests(visitor: Browser) -> None:
+    """SPs such as python3-saml read this flag and sign (or stop signing) accordingly: it must
+    say what the IdP does with a portal registered with the defaults."""
+    metadata = etree.fromstring(visitor.client.get("/saml/metadata").get_data())
+    descriptor = metadata.find(f"{{{MD}}}IDPSSODescriptor")
+    assert descriptor is not None and descriptor.get("WantAuthnRequestsSigned") == "true"
+
+
+@pytest.mark.parametrize("binding", [BINDING_HTTP_REDIRECT, BINDING_HTTP_POST])
+def test_an_unsigned_request_of_a_portal_registered_with_the_defaults_is_refused(
+        visitor: Browser, portal: Portal, binding: str) -> None:
+    path, form = portal.login_url(binding, sign=False)
+    # POST: as after the same-site resubmit of a cross-site POST (idp/saml/views.py).
+    assert_refused_at_the_idp(visitor.client.post(path, data=form | {RESUBMITTED: "1"}) if form
+                              else visitor.client.get(path))
+
+
+@pytest.mark.parametrize("portal_changes", [{"want_authn_requests_signed": False}])
+def test_a_portal_registered_with_no_sign_requests_may_send_unsigned_requests(
+        visitor: Browser, portal: Portal) -> None:
+    path, _ = portal.login_url(BINDING_HTTP_REDIRECT, sign=False)
+    assert "Signature=" not in path
+    response = visitor.client.get(path)
+    assert response.status_code == 302 and "/anmelden?anfrage=" in response.location
 
 
 def test_a_sha1_signature_is_refused(visitor: Browser, portal: Portal) -> None:

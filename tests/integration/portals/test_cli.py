@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from lxml import etree
 
 from idp.cli import main
 from idp.portals.policy import load_portal_policies, load_portal_policy
@@ -13,6 +14,7 @@ from tests.integration.portals.conftest import MetadataServer
 from tests.unit.portals.support import sp_metadata_xml, write_policy
 
 ENTITY_ID = "https://portal.example/saml/metadata"
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 
 
 @pytest.fixture
@@ -55,12 +57,42 @@ def test_portal_add_writes_a_policy_with_the_entity_id_from_the_metadata(
     assert policy.name_id_format == "persistent"
     assert not policy.consent_required
     assert policy.minimum_trust_level == 2
+    assert policy.want_authn_requests_signed, "signed AuthnRequests are the default"
     # The metadata is copied beside the policy, so the folder is complete on its own.
     copy = policies / "portals" / "metadata" / "musterstadt.xml"
     assert Path(policy.metadata) == copy.resolve()
     assert copy.read_bytes() == metadata_file.read_bytes()
     # No database was needed (nor made).
     assert not (instance / "servicekonto.sqlite3").exists()
+
+
+@pytest.fixture
+def metadata_without_keys(metadata_file: Path) -> Path:
+    """Metadata of a portal that cannot sign: no KeyDescriptor at all."""
+    document = etree.parse(str(metadata_file))
+    for key in document.iter(f"{{{MD}}}KeyDescriptor"):
+        key.getparent().remove(key)
+    document.write(str(metadata_file))
+    return metadata_file
+
+
+def test_portal_add_refuses_a_portal_that_cannot_sign_unless_the_exception_is_asked_for(
+        folders: tuple[Path, Path], metadata_without_keys: Path) -> None:
+    result = _run(folders, "add", "--name", "musterstadt", "--metadata",
+                  str(metadata_without_keys))
+    assert result.exit_code != 0
+    assert "kein Signaturzertifikat" in result.output and "--no-sign-requests" in result.output
+    assert not (folders[0] / "portals" / "musterstadt.yaml").exists()
+
+
+def test_portal_add_with_no_sign_requests_accepts_unsigned_requests_and_warns(
+        folders: tuple[Path, Path], metadata_without_keys: Path) -> None:
+    result = _run(folders, "add", "--name", "musterstadt", "--metadata",
+                  str(metadata_without_keys), "--no-sign-requests")
+    assert result.exit_code == 0, result.output
+    assert "unsignierte AuthnRequests werden angenommen" in result.output
+    policy = load_portal_policy(folders[0] / "portals" / "musterstadt.yaml")
+    assert not policy.want_authn_requests_signed
 
 
 def test_portal_add_takes_metadata_from_a_url_and_caches_it(

@@ -38,7 +38,9 @@ def federation(tmp_path: Path) -> Federation:
     idp = SamlIdp(idp_config(endpoints, str(idp_key), str(idp_cert), [sp_metadata(bare_sp)]),
                   endpoints)
     idp_metadata = metadata_of(idp.server.config)
-    return Federation(idp, sp_client(sp_config(SP_ID, ACS, sp_key, sp_cert, idp_metadata)))
+    # Unsigned requests: the parser is tested here, the signature policy in tests/flows.
+    return Federation(idp, sp_client(sp_config(SP_ID, ACS, sp_key, sp_cert, idp_metadata,
+                                               sign_requests=False)))
 
 
 def redirect_request(sp: Saml2Client, **kwargs: object) -> bytes:

@@ -68,7 +68,8 @@ def federation(tmp_path: Path) -> Federation:
     sp_key, sp_cert = key_pair(tmp_path / "sp", "sp")
     idp = SamlIdp(idp_config(endpoints, str(idp_key), str(idp_cert),
                              [metadata_of(sp_config(SP_ID, ACS, sp_key, sp_cert))]), endpoints)
-    sp = sp_client(sp_config(SP_ID, ACS, sp_key, sp_cert, metadata_of(idp.server.config)))
+    sp = sp_client(sp_config(SP_ID, ACS, sp_key, sp_cert, metadata_of(idp.server.config),
+                             sign_requests=False))
     _, info = sp.prepare_for_authenticate(entityid=f"{BASE}/saml/metadata",
                                           binding=BINDING_HTTP_REDIRECT)
     xml = decode_redirect(urlsplit(dict(info["headers"])["Location"]).query.encode()).xml

@@ -33,7 +33,7 @@ def test_a_portal_file_with_only_the_required_settings_gets_the_safe_defaults(
         True, True, False)
     assert policy.consent_required and policy.enabled
     assert not policy.idp_initiated_allowed
-    assert not policy.want_authn_requests_signed
+    assert policy.want_authn_requests_signed
     assert not policy.eidas_loa
     assert policy.metadata_certificate is None
     assert policy.metadata_refresh_minutes == 60

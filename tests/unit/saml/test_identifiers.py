@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from idp.saml.identifiers import TrustLevel, satisfiable, transient_name_id
+from idp.saml.identifiers import TrustLevel, satisfiable
+from idp.saml.messages import new_id
 
 L1, L2, L3, L4 = (f"STORK-QAA-Level-{n}" for n in range(1, 5))
 
@@ -35,7 +36,7 @@ def test_an_eid_login_meets_substantial_and_high() -> None:
 
 
 def test_transient_identifiers_never_repeat() -> None:
-    assert len({transient_name_id() for _ in range(1000)}) == 1000
+    assert len({new_id() for _ in range(1000)}) == 1000
 
 
 @pytest.mark.parametrize(("level", "stork", "eidas"), [
