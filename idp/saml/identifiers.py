@@ -70,24 +70,34 @@ class TrustLevel(IntEnum):
     def class_ref(self) -> str:
         return f"STORK-QAA-Level-{self.value}"
 
-    def class_ref_for(self, eidas_loa: bool) -> str:
+    def class_ref_for(self, eidas_loa: bool, requested: tuple[str, ...] = ()) -> str:
         """The AuthnContextClassRef for a portal; with ``eidas_loa`` the eIDAS LoA URI.
 
         eIDAS has nothing below "low" (level 2): level 1 (username and password,
-        "basisregistriert") stays STORK-QAA-Level-1 even then, never a level it is not.
+        "basisregistriert") stays STORK-QAA-Level-1 even then, never a level it is not. A
+        portal that asked for PasswordProtectedTransport (generic SAML SPs such as python3-saml
+        do by default) gets that name for a password login: with comparison "exact" the answer
+        must name one of the requested contexts (SAML core §3.3.2.2.1).
         """
+        if self is TrustLevel.LEVEL_1 and PASSWORD_PROTECTED_TRANSPORT in requested:
+            return PASSWORD_PROTECTED_TRANSPORT
         if eidas_loa and self is not TrustLevel.LEVEL_1:
             return EIDAS_LOA[self]
         return self.class_ref
 
     @classmethod
     def from_class_ref(cls, value: str) -> TrustLevel | None:
-        """The level a class reference names (STORK or eIDAS LoA), None if unknown."""
+        """The level a class reference names (STORK, eIDAS LoA, or PasswordProtectedTransport
+        for level 1, which is what it is: a password over TLS), None if unknown."""
         stork = {f"STORK-QAA-Level-{n}": cls(n) for n in range(1, 5)}
         eidas = {uri: level for level, uri in EIDAS_LOA.items()}
-        return stork.get(value.strip()) or eidas.get(value.strip())
+        value = value.strip()
+        if value == PASSWORD_PROTECTED_TRANSPORT:
+            return cls.LEVEL_1
+        return stork.get(value) or eidas.get(value)
 
 
+PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 EIDAS_LOA = {TrustLevel.LEVEL_2: "http://eidas.europa.eu/LoA/low",
              TrustLevel.LEVEL_3: "http://eidas.europa.eu/LoA/substantial",
              TrustLevel.LEVEL_4: "http://eidas.europa.eu/LoA/high"}

@@ -317,7 +317,9 @@ def _assertion_response(pending: sso.Pending, portal: PortalPolicy, citizen: Cit
         now) if session.session_id else new_id()
     authenticated_at = session.authenticated_at or now
     authentication = Authentication(
-        class_ref=TrustLevel.LEVEL_1.class_ref_for(portal.eidas_loa), instant=authenticated_at,
+        class_ref=TrustLevel.LEVEL_1.class_ref_for(portal.eidas_loa,
+                                                   pending.request.requested_contexts),
+        instant=authenticated_at,
         session_index=session_index,
         session_not_on_or_after=authenticated_at + sso.session_lifetime(TrustLevel.LEVEL_1))
     xml = runtime().idp.create_response(

@@ -10,7 +10,7 @@ from flask import Flask
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 
 from tests.conftest import Browser, activate, log_in, register
-from tests.flows.conftest import SP_ENTITY, Portal, field_value
+from tests.flows.conftest import SP_ENTITY, Portal, answer_to, field_value, logged_in
 from tests.saml_support import abbrechen_target
 
 GIVEN_NAME = "urn:oid:2.5.4.42"
@@ -186,6 +186,27 @@ def test_a_level_the_citizen_cannot_reach_answers_no_authn_context(
     answer = _start(visitor, portal, BINDING_HTTP_REDIRECT, requested_authn_context=requested)
     with pytest.raises(StatusNoAuthnContext):
         portal.receive(answer.get_data(as_text=True))
+
+
+def test_a_portal_asking_for_password_protected_transport_gets_it_named_in_the_assertion(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    """What generic SAML SPs (python3-saml by default) ask for, Comparison="exact": a password
+    login is that, and the answer names exactly the requested context."""
+    from saml2.saml import AuthnContextClassRef
+    from saml2.samlp import RequestedAuthnContext
+
+    password = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+    logged_in(sso_app, visitor)
+    requested = RequestedAuthnContext(
+        authn_context_class_ref=[AuthnContextClassRef(text=password)], comparison="exact")
+    response = portal.receive(answer_to(visitor, portal, requested_authn_context=requested))
+    context = response.assertion.authn_statement[0].authn_context
+    assert context.authn_context_class_ref.text == password
+    levels = [attribute.attribute_value[0].text
+              for statement in response.assertion.attribute_statement
+              for attribute in statement.attribute if attribute.friendly_name ==
+              "EID-CITIZEN-QAA-LEVEL"]
+    assert levels == ["STORK-QAA-Level-1"]  # the BundID attribute keeps its own name
 
 
 def test_abbrechen_on_the_login_page_tells_the_portal_authn_failed(

@@ -307,26 +307,15 @@ def test_python3_saml_reads_from_our_metadata_that_requests_must_be_signed(
     assert federation.eins.settings["security"]["authnRequestsSigned"] is True
 
 
-
-NO_AUTHN_CONTEXT = "The requested level of assurance cannot be reached"
-
-
 @pytest.mark.parametrize("kind", ["defaults"])
 def test_a_python3_saml_portal_with_all_its_defaults_gets_the_citizen(
         federation: Federation) -> None:
     """python3-saml's defaults, ``requestedAuthnContext`` too: its AuthnRequest asks for
-    PasswordProtectedTransport (Comparison="exact"), which a password login over https is.
-
-    KNOWN IDP DEFECT (reported, not fixed here): the IdP knows only STORK-QAA and eIDAS class
-    references and answers Responder/NoAuthnContext before anyone logs in; python3-saml then
-    says "The status code of the Response was not Success, was Responder -> The requested level
-    of assurance cannot be reached". Marked xfail for exactly that answer; any other failure
-    fails, and the test passes once the IdP takes PasswordProtectedTransport as level 1.
-    """
+    PasswordProtectedTransport (Comparison="exact"), which a password login over https is, and
+    the answer names exactly that context (SAML core §3.3.2.2.1)."""
     portal = federation.eins
     page = start_login(federation.browser, portal)
-    if portal.logins and NO_AUTHN_CONTEXT in (portal.logins[-1].reason or ""):
-        pytest.xfail("IdP defect: NoAuthnContext for python3-saml's default RequestedAuthnContext"
-                     " (PasswordProtectedTransport, exact)")
     page = agree(federation.browser, enter_password(federation.browser, page))
     assert_received(portal, page)
+    assert portal.logins[-1].authn_contexts == [
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"]

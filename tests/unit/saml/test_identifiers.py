@@ -50,3 +50,23 @@ def test_a_portal_choosing_eidas_loa_gets_the_eidas_uri_where_one_exists(
     assert level.class_ref_for(eidas_loa=False) == stork
     assert level.class_ref_for(eidas_loa=True) == eidas
     assert TrustLevel.from_class_ref(eidas) is level
+
+
+PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+
+
+def test_password_protected_transport_is_what_a_password_login_reaches() -> None:
+    """Generic SAML SPs (python3-saml by default) ask for it, Comparison="exact"."""
+    assert satisfiable((PASSWORD_PROTECTED_TRANSPORT,), "exact", TrustLevel.LEVEL_1)
+    assert satisfiable((PASSWORD_PROTECTED_TRANSPORT,), "minimum", TrustLevel.LEVEL_1)
+    assert not satisfiable((PASSWORD_PROTECTED_TRANSPORT,), "better", TrustLevel.LEVEL_1)
+    assert not satisfiable((PASSWORD_PROTECTED_TRANSPORT,), "exact", TrustLevel.LEVEL_4)
+
+
+def test_a_password_login_is_named_as_the_portal_asked_for_it() -> None:
+    assert TrustLevel.LEVEL_1.class_ref_for(False, (PASSWORD_PROTECTED_TRANSPORT,)) == \
+        PASSWORD_PROTECTED_TRANSPORT
+    assert TrustLevel.LEVEL_1.class_ref_for(True, (PASSWORD_PROTECTED_TRANSPORT,)) == \
+        PASSWORD_PROTECTED_TRANSPORT
+    assert TrustLevel.LEVEL_1.class_ref_for(False, ("STORK-QAA-Level-1",)) == "STORK-QAA-Level-1"
+    assert TrustLevel.LEVEL_1.class_ref_for(False) == "STORK-QAA-Level-1"
