@@ -123,9 +123,11 @@ def status_name(status_uri: str) -> str:
     return status_uri.rsplit(":", 1)[-1][:64]
 
 
-def sso_refused(portal: str, status_uri: str) -> None:
-    """An error Response went to ``portal``; ``status_uri`` the most specific status."""
+def sso_refused(portal: str, status_uri: str, reason: str | None = None) -> None:
+    """An error Response went to ``portal``; ``status_uri`` the most specific status,
+    ``reason`` its StatusMessage (our own words, never the portal's or the citizen's)."""
     metrics.SSO_RESPONSES.labels(portal, status_name(status_uri)).inc()
+    _audit("sso_refused", portal=portal, status=status_name(status_uri), reason=reason)
 
 
 class Named(Protocol):

@@ -287,7 +287,8 @@ def _answer(pending: sso.Pending, portal: PortalPolicy, *, citizen: Citizen | No
         xml = idp.create_error_response(request_, refusal.status, refusal.sub_status,
                                         refusal.message, sign=portal.sign_response,
                                         status_detail=sso.status_detail_for(pending, refusal))
-        events.sso_refused(portal.entity_id, refusal.sub_status or refusal.status)
+        events.sso_refused(portal.entity_id, refusal.sub_status or refusal.status,
+                           refusal.message)
     else:
         try:
             xml = _assertion_response(pending, portal, citizen, released or [], pairwise)

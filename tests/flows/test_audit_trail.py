@@ -148,7 +148,12 @@ def test_sso_responses_are_counted_by_portal_and_status(
         sso_app: Flask, visitor: Browser, portal: Portal) -> None:
     before = scrape(visitor.client)
     path, _ = portal.login_url(BINDING_HTTP_REDIRECT, is_passive="true")
-    visitor.client.get(path)  # no session: answered NoPassive at once
+    with captured_logs() as logs:
+        visitor.client.get(path)  # no session: answered NoPassive at once
+    # The operator finds why a portal got an error status in the audit trail.
+    refused = [entry for entry in logs.audit() if entry["event"] == "sso_refused"]
+    assert [(entry["portal"], entry["status"]) for entry in refused] == [(SP_ENTITY, "NoPassive")]
+    assert refused[0]["reason"]
     logged_in(sso_app, visitor)
     consent_page(visitor, portal)
     portal.receive(decide(visitor).get_data(as_text=True))
