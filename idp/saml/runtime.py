@@ -38,7 +38,6 @@ from idp.saml.sp_metadata import verifier_from_backend
 log = logging.getLogger(__name__)
 
 REFRESH_EVERY = timedelta(minutes=1)
-METADATA_VALID_HOURS = 24 * 7
 
 
 def load_keys(config: Config) -> KeyPair:
