@@ -135,6 +135,12 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # pysaml2 is
         """
         return encryption.decrypt(enctext, key_file, self._keys)
 
+    def decrypt_identifier(self, encrypted_id: etree._Element,
+                           key_files: Sequence[str | os.PathLike[str]]) -> etree._Element:
+        """The saml:NameID inside ``encrypted_id``, decrypted with whichever of our keys in
+        ``key_files`` it was made for; see :func:`idp.saml.encryption.decrypt_identifier`."""
+        return encryption.decrypt_identifier(encrypted_id, key_files, self._keys)
+
 
 def install_backend(entity: Any, backend: InProcessCryptoBackend | None = None
                     ) -> InProcessCryptoBackend:

@@ -197,7 +197,9 @@ def receive_request(session: Session, idp: SamlIdp, message: IncomingMessage,
             raise RequestRejected("invalid Redirect-binding signature")
     elif not envelope.has_signature:
         raise RequestRejected("unsigned LogoutRequest")
-    request = idp.parse_logout_request(message.xml, now)
+    # The query's signature held (else refused above): an EncryptedID may be decrypted.
+    request = idp.parse_logout_request(message.xml, now,
+                                       query_signed=message.has_redirect_signature)
     if not (message.has_redirect_signature or request.signed):
         raise RequestRejected("unsigned LogoutRequest")
     # The answer goes only to an address from metadata; without one there is no one to answer.

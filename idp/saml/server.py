@@ -10,8 +10,10 @@ are built by :mod:`idp.saml.response`; pysaml2 still makes error and logout mess
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, samlp
@@ -20,7 +22,7 @@ from saml2.pack import http_redirect_message
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.saml import NAMEID_FORMAT_UNSPECIFIED, NameID
 from saml2.server import Server
-from saml2.sigver import SignatureError, SigverError
+from saml2.sigver import DecryptError, SignatureError, SigverError
 from saml2.validate import valid_instance
 
 from idp.saml.akdb import AKDB_NAMESPACE, AuthenticationRequest, ExtensionError, read_extension
@@ -35,6 +37,8 @@ from idp.saml.configuration import (
     idp_config,
 )
 from idp.saml.crypto import InProcessCryptoBackend, install_backend
+from idp.saml.encryption import SAML, AlgorithmRefused
+from idp.saml.keys import NEXT_KEY_NAME, PREVIOUS_KEY_NAME
 from idp.saml.messages import (
     LOGOUT_REASON_USER,
     STATUS_REQUESTER,
@@ -60,6 +64,9 @@ from idp.saml.response import (
 )
 from idp.saml.signature_profile import DIGEST_ALGORITHM, SIGN_ALGORITHM
 from idp.saml.sp_metadata import parse_instant
+from idp.saml.untrusted_xml import parse_xml
+
+log = logging.getLogger(__name__)
 
 # What the views and flows import from the adapter (defined beside it, in the modules above).
 __all__ = [
@@ -230,11 +237,15 @@ class SamlIdp:
 
     # --- single logout -------------------------------------------------------------------
 
-    def parse_logout_request(self, xml: bytes, now: datetime) -> ParsedLogoutRequest:
+    def parse_logout_request(self, xml: bytes, now: datetime, *,
+                             query_signed: bool = False) -> ParsedLogoutRequest:
         """Parse and check a LogoutRequest (already decoded by :mod:`idp.saml.bindings`).
 
         An embedded signature is verified with the issuer's key from metadata; whether the
         request is signed at all (embedded or over the Redirect query) the caller decides.
+        ``query_signed`` says that the Redirect query's signature was verified already: an
+        EncryptedID is decrypted only in a request whose signature held (docs/security.md,
+        "Order of checks").
         """
         message = self._load(xml, "logout_request")
         issuer = self._known_issuer(message)
@@ -247,17 +258,60 @@ class SamlIdp:
             expires = parse_instant(message.not_on_or_after)
             if expires is None or expires <= now:
                 raise RequestRejected("LogoutRequest past its NotOnOrAfter")
-        name_id = message.name_id
-        if name_id is None or not (name_id.text or "").strip():
-            # BaseID and EncryptedID name no one we could compare with a session.
-            raise RequestRejected("LogoutRequest without a plain NameID")
+        signed = message.signature is not None
         return ParsedLogoutRequest(
             request_id=message.id, issuer=issuer, destination=message.destination,
-            subject=LogoutSubject(name_id.text.strip(), name_id.format, name_id.name_qualifier,
-                                  name_id.sp_name_qualifier),
+            subject=self._logout_subject(message, xml, issuer, signed or query_signed),
             session_indexes=tuple(index.text.strip() for index in message.session_index
                                   if index.text and index.text.strip()),
-            signed=message.signature is not None)
+            signed=signed)
+
+    def _logout_subject(self, message: Any, xml: bytes, issuer: str,
+                        signed: bool) -> LogoutSubject:
+        """Whom a LogoutRequest names: its NameID, or the NameID inside its EncryptedID
+        (SAML core §3.7.1), decrypted with our own keys after the signature was verified."""
+        if sum(identifier is not None for identifier in
+               (message.base_id, message.name_id, message.encrypted_id)) > 1:
+            raise RequestRejected("LogoutRequest with more than one identifier")
+        if message.encrypted_id is not None:
+            if not signed:
+                raise RequestRejected("EncryptedID in an unsigned LogoutRequest")
+            element = self._decrypted_name_id(xml, issuer)
+            value, name_format, qualifier, sp_qualifier = (
+                element.text, element.get("Format"), element.get("NameQualifier"),
+                element.get("SPNameQualifier"))
+        elif message.name_id is not None:
+            name_id = message.name_id
+            value, name_format, qualifier, sp_qualifier = (
+                name_id.text, name_id.format, name_id.name_qualifier, name_id.sp_name_qualifier)
+        else:  # a BaseID names no one we could compare with a session
+            raise RequestRejected("LogoutRequest without a plain NameID")
+        if not (value or "").strip():
+            raise RequestRejected("LogoutRequest without a plain NameID")
+        return LogoutSubject(value.strip(), name_format, qualifier, sp_qualifier)
+
+    def _decrypted_name_id(self, xml: bytes, issuer: str) -> Any:
+        """The saml:NameID inside the request's EncryptedID (the one the signature covers:
+        a child of the message's root), as an lxml element."""
+        root = parse_xml(xml, RequestRejected)
+        encrypted = root.findall(f"{{{SAML}}}EncryptedID")
+        if len(encrypted) != 1:
+            raise RequestRejected("LogoutRequest without exactly one EncryptedID")
+        try:
+            return self.crypto.decrypt_identifier(encrypted[0], self._decryption_key_files())
+        except AlgorithmRefused as error:
+            log.warning("EncryptedID from %s refused: %s", issuer, error)
+            raise RequestRejected(f"EncryptedID refused: {error}") from None
+        except DecryptError as error:
+            raise RequestRejected(f"EncryptedID does not decrypt: {error}") from None
+
+    def _decryption_key_files(self) -> list[Path]:
+        """Our private keys, current first: during a key rollover also the next one (published
+        beside it) and the one the last switch replaced (portals with older metadata)."""
+        current = Path(self.server.config.key_file)
+        folder = Path(self.server.config.cert_file).parent
+        return [current, *(path for path in (folder / NEXT_KEY_NAME, folder / PREVIOUS_KEY_NAME)
+                           if path.is_file() and path != current)]
 
     def parse_logout_response(self, xml: bytes, now: datetime) -> ParsedLogoutResponse:
         """Parse and check a portal's LogoutResponse (an embedded signature is verified)."""

@@ -43,12 +43,6 @@ PASSWORD = "Kräftig-Grün 42"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 NS = {"samlp": "urn:oasis:names:tc:SAML:2.0:protocol", "ds": "http://www.w3.org/2000/09/xmldsig#"}
-# Shibboleth encrypts the NameID of its LogoutRequest (front channel) when the IdP's metadata
-# offers an encryption key, as ours does (KeyDescriptor use="encryption"); the IdP refuses an
-# EncryptedID ("LogoutRequest without a plain NameID", 400), so single logout ends at its error
-# page. Strict: the marks must go when the IdP decrypts it.
-ENCRYPTED_ID_REFUSED = pytest.mark.xfail(
-    strict=True, reason="the IdP refuses the EncryptedID of Shibboleth's LogoutRequest")
 CHEAP_ARGON2 = {"IDP_ARGON2_TIME_COST": "1", "IDP_ARGON2_MEMORY_KIB": "1024",
                 "IDP_ARGON2_PARALLELISM": "1"}
 
@@ -221,7 +215,6 @@ def logged_in_at_both(federation: Federation) -> WebBrowser:
     return browser
 
 
-@ENCRYPTED_ID_REFUSED
 def test_logging_out_at_one_shibboleth_portal_logs_the_citizen_out_at_the_other_too(
         federation: Federation, logged_in_at_both: WebBrowser) -> None:
     browser = logged_in_at_both
@@ -248,7 +241,6 @@ def test_logging_out_at_one_shibboleth_portal_logs_the_citizen_out_at_the_other_
     assert all(hop.status in (302, 303) for hop in at_idp), trace
 
 
-@ENCRYPTED_ID_REFUSED
 def test_after_logging_out_at_a_shibboleth_portal_the_next_login_asks_for_the_password(
         federation: Federation, logged_in_at_both: WebBrowser) -> None:
     browser = logged_in_at_both
