@@ -16,6 +16,8 @@ from saml2.client import Saml2Client
 from saml2.config import IdPConfig, SPConfig
 from saml2.metadata import create_metadata_string
 
+from idp.saml.crypto import install_backend
+
 
 def key_pair(folder: Path, name: str, bits: int = 2048) -> tuple[Path, Path]:
     """A private key and a self-signed certificate, written as PEM files into ``folder``."""
@@ -75,7 +77,11 @@ sp_metadata = metadata_of
 
 
 def sp_client(config: SPConfig) -> Saml2Client:
-    return Saml2Client(config=config)
+    """A pysaml2 SP signing and verifying with our in-process backend (pysaml2's own
+    "XMLSecurity" backend needs another package of the module name ``xmlsec``)."""
+    client = Saml2Client(config=config)
+    install_backend(client)
+    return client
 
 
 def abbrechen_target(login_page: str) -> str:

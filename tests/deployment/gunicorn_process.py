@@ -110,7 +110,12 @@ def portal_policies(folder: Path, portal: SPConfig | None = None) -> Path:
 
 
 def portal_config(folder: Path) -> SPConfig:
-    key, cert = key_pair(folder / "portal-keys", "portal")
+    """The test portal of ``folder``: its keys are made once, so that the portal signing
+    requests is the one whose metadata the IdP has."""
+    keys = folder / "portal-keys"
+    key, cert = keys / "portal.key", keys / "portal.crt"
+    if not key.exists():
+        key, cert = key_pair(keys, "portal")
     return sp_config(PORTAL, PORTAL_ACS, key, cert)
 
 
