@@ -2,7 +2,8 @@
 
 Each profile matches a portal file the IdP reads (``policies/portals/dueren.yaml``, ``mags.yaml``):
 the entity id is ``<base URL>/saml/metadata`` and the default base URL is the loopback address
-those files name. Attributes are wished for by Name (DESIGN §4), in the BundID request extension.
+those files name. Attributes are wished for by Name (docs/architecture.md, "Attributes"), in the
+BundID request extension.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class PortalProfile:
     purpose: str
     # The stylesheet with the portal's colours (sp_client/static/theme-<name>.css).
     theme: str
-    # The mags portal keeps Kassenzeichen (DESIGN §1, "Portal side (mags)").
+    # The mags portal keeps Kassenzeichen (docs/architecture.md, "Kassenzeichen at mags").
     kassenzeichen: bool = False
     phone: str | None = None
     # The page after login: mags' guide calls it "Übersicht der Services" (§2.4).

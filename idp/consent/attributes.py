@@ -1,4 +1,5 @@
-"""The BundID attribute catalogue (DESIGN §4) and the values an account releases.
+"""The BundID attribute catalogue and the values an account releases (docs/architecture.md,
+"Attributes").
 
 Portals map attributes by Name (urn:oid:…), never by FriendlyName. Each released value carries
 an akdb:TrustLevel saying how well it is verified. The catalogue order is the order of the
@@ -45,7 +46,8 @@ class Proof:
 BY_USERNAME = Proof(qaa_level="STORK-QAA-Level-1", proved_by="Benutzername",
                     qaa_label="basisregistriert")
 
-# ISO 5218 codes. "divers" has none; it is released as 9 like "keine Angabe" (DESIGN §4).
+# ISO 5218 codes. "divers" has none; it is released as 9 like "keine Angabe"
+# (docs/architecture.md, "Attributes").
 GENDER_CODES: dict[Salutation, str] = {
     Salutation.HERR: "1", Salutation.FRAU: "2",
     Salutation.DIVERS: "9", Salutation.KEINE_ANGABE: "9",

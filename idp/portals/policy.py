@@ -4,7 +4,7 @@ A portal file says who the portal is (entity id, German display name, where its 
 lives) and what it gets: which attributes, how well the citizen must be identified, which NameID,
 what we sign or encrypt, whether the citizen is asked for consent. A broken file raises
 :class:`PolicyError` naming the file and the key, so the IdP refuses to start instead of failing at
-the first login (DESIGN §2).
+the first login (docs/architecture.md, "Decisions, and why").
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ __all__ = [
     "portal_folder",
 ]
 
-# DESIGN §4: policies name attributes by FriendlyName; on the wire they are released by Name
-# (NameFormat uri). One table for both: the consent catalogue.
+# docs/architecture.md, "Attributes": policies name attributes by FriendlyName; on the wire they
+# are released by Name (NameFormat uri). One table for both: the consent catalogue.
 BUNDID_ATTRIBUTES: dict[str, str] = {entry.friendly_name: entry.name for entry in CATALOGUE}
 
 TRUST_LEVELS = {f"STORK-QAA-Level-{level}": level for level in range(1, 5)}

@@ -1,4 +1,5 @@
-"""The BundID request extension ``akdb:AuthenticationRequest`` (DESIGN §4), read into plain data.
+"""The BundID request extension ``akdb:AuthenticationRequest``, read into plain data
+(docs/architecture.md, "The akdb:AuthenticationRequest extension").
 
 A portal puts it into the AuthnRequest's ``samlp:Extensions`` to say which attributes it wants
 (and which it cannot do without), which login methods the citizen may use, what the consent page

@@ -68,8 +68,8 @@ def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
             # WantAuthnRequestsSigned="true": idp/saml/runtime.py), not by pysaml2 for all.
             "want_authn_requests_signed": False,
             "policy": {"default": {
-                # DESIGN §5.6: never release everything when a required attribute is missing;
-                # attributes are filtered by us before the response is built.
+                # docs/architecture.md, pysaml2 trap 6: never release everything when a required
+                # attribute is missing; attributes are filtered by us before the response is built.
                 "fail_on_missing_requested": False,
                 "lifetime": {"minutes": int(ASSERTION_LIFETIME.total_seconds() // 60)},
                 "sign_response": True,
@@ -77,8 +77,9 @@ def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,
                 "sign_alg": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
                 "digest_alg": "http://www.w3.org/2001/04/xmlenc#sha256",
             }},
-            # DESIGN §5.8: SHA-256, never SHA-1. pysaml2 reads these per service (at the top
-            # level they are ignored and Server.signing_algorithm stays RSA-SHA1).
+            # docs/architecture.md, pysaml2 trap 8: SHA-256, never SHA-1. pysaml2 reads these per
+            # service (at the top level they are ignored and Server.signing_algorithm stays
+            # RSA-SHA1).
             "signing_algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
             "digest_algorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
         }},

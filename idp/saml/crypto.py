@@ -1,6 +1,7 @@
 """pysaml2's crypto backend, in-process with python-xmlsec, and its wiring into pysaml2.
 
-pysaml2's own backend starts the ``xmlsec1`` program for every signature (~40 ms each, DESIGN §4).
+pysaml2's own backend starts the ``xmlsec1`` program for every signature (~40 ms each;
+docs/architecture.md, "Decisions, and why").
 :class:`InProcessCryptoBackend` keeps its contract (arguments, return values, ``XmlsecError``
 subclasses) and what its command-line flags guaranteed, and adds a few refusals. The work is
 done elsewhere, one concern a module:

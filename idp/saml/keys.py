@@ -10,7 +10,7 @@ Files, in the key folder (by default ``<instance>/keys/``):
 - ``idp-signing-previous.key``/``.crt``: the pair replaced by the last switch
   (``servicekonto keys rollover``), kept so that a switch can be undone by hand.
 
-``IDP_KEY_FILE``/``IDP_CERT_FILE`` point elsewhere when set (DESIGN §6).
+``IDP_KEY_FILE``/``IDP_CERT_FILE`` point elsewhere when set (docs/configuration.md).
 """
 
 from __future__ import annotations

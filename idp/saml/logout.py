@@ -206,7 +206,7 @@ def receive_request(session: Session, idp: SamlIdp, message: IncomingMessage,
     endpoint = slo_endpoint(portal.slo_endpoints(), BINDINGS[message.binding])
     if endpoint is None:
         raise RequestRejected(f"{request.issuer!r} has no SingleLogoutService in its metadata")
-    # DESIGN §5.3: the same replay cache as for AuthnRequests.
+    # docs/architecture.md, pysaml2 trap 3: the same replay cache as for AuthnRequests.
     if not state.first_sighting(session, request.issuer, request.request_id, now):
         raise RequestRejected("replayed request ID")
     return Received(request, Initiator(

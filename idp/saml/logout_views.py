@@ -60,9 +60,10 @@ def slo_redirect() -> ResponseReturnValue:
 
 @slo.post(SLO_POST_PATH)
 def slo_post() -> ResponseReturnValue:
-    # DESIGN §5.10, as in sso_post: a portal's LogoutRequest is about the citizen's session,
-    # whose SameSite=Lax cookie stays off the cross-site POST; hand the request back once in a
-    # form of our own. A LogoutResponse needs no session: RelayState finds its chain.
+    # docs/architecture.md, pysaml2 trap 10 (SameSite), as in sso_post: a portal's LogoutRequest
+    # is about the citizen's session, whose SameSite=Lax cookie stays off the cross-site POST;
+    # hand the request back once in a form of our own. A LogoutResponse needs no session:
+    # RelayState finds its chain.
     if "SAMLRequest" in request.form and RESUBMITTED not in request.form and \
             current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
         form = single_values(request.form, ("SAMLRequest", "RelayState"))

@@ -53,7 +53,8 @@ class ParsedAuthnRequest:
     issuer: str
     issue_instant: datetime
     destination: str | None
-    # From the portal's metadata, never from the request alone (DESIGN §5.2).
+    # From the portal's metadata, never from the request alone (docs/architecture.md, pysaml2
+    # trap 2: the ACS URL).
     acs_url: str
     acs_binding: str
     force_authn: bool
@@ -63,8 +64,9 @@ class ParsedAuthnRequest:
     requested_contexts: tuple[str, ...] = ()
     comparison: str = "exact"
     signed: bool = False
-    # The BundID extension as found (DESIGN §4); idp.saml.sso.receive drops it (and a problem
-    # reading it) from unsigned requests, which are answered as plain ones.
+    # The BundID extension as found (docs/architecture.md, "The akdb:AuthenticationRequest
+    # extension"); idp.saml.sso.receive drops it (and a problem reading it) from unsigned
+    # requests, which are answered as plain ones.
     akdb: AuthenticationRequest | None = None
     akdb_problem: str | None = None
     # IdP-initiated: no request behind it, the answer carries no InResponseTo.

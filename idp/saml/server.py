@@ -1,10 +1,11 @@
 """The one adapter around pysaml2's ``Server``: parse requests, check what it does not, answer.
 
 pysaml2 is untyped and lenient; everything it hands back is turned into the typed messages of
-:mod:`idp.saml.messages` here, after the checks it leaves to us (DESIGN §5): the ACS comes from
-metadata only, IssueInstant lies in a small window, Destination is ours (and present on signed
-requests). The replay cache lives in the database (:mod:`idp.saml.replay`). Successful Responses
-are built by :mod:`idp.saml.response`; pysaml2 still makes error and logout messages.
+:mod:`idp.saml.messages` here, after the checks it leaves to us (docs/architecture.md, "Things
+pysaml2 does not do for you"): the ACS comes from metadata only, IssueInstant lies in a small
+window, Destination is ours (and present on signed requests). The replay cache lives in the
+database (:mod:`idp.saml.replay`). Successful Responses are built by :mod:`idp.saml.response`;
+pysaml2 still makes error and logout messages.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ class SamlIdp:
                  crypto: InProcessCryptoBackend | None = None) -> None:
         self.endpoints = endpoints
         self.server = Server(config=config)
-        # Always ours (DESIGN §4): pysaml2's "XMLSecurity" backend cannot sign, and successful
-        # Responses are signed and encrypted by it directly (ResponseBuilder).
+        # Always ours (docs/architecture.md, "Decisions, and why"): pysaml2's "XMLSecurity"
+        # backend cannot sign, and successful Responses are signed and encrypted by it directly
+        # (ResponseBuilder).
         self.crypto = install_backend(self.server, crypto)
 
     @property
@@ -123,7 +125,8 @@ class SamlIdp:
         if require_signature and not signed:
             raise RequestRejected("unsigned request where a signature is required")
         destination = message.destination
-        # DESIGN §5.4: Destination must be ours when given, and must be given when signed.
+        # docs/architecture.md, pysaml2 trap 4: Destination must be ours when given, and must be
+        # given when signed.
         if destination is not None and destination not in self.endpoints.all_urls:
             raise RequestRejected(f"Destination {destination!r} is not ours")
         if signed and destination is None:
@@ -132,7 +135,8 @@ class SamlIdp:
         if issue_instant is None or abs(now - issue_instant) > ISSUE_INSTANT_WINDOW:
             raise RequestRejected("IssueInstant outside the accepted window")
         try:
-            # DESIGN §5.2: the ACS only from metadata (URL or index must match exactly).
+            # docs/architecture.md, pysaml2 trap 2: the ACS only from metadata (URL or index must
+            # match exactly).
             args = self.server.response_args(message, [BINDING_HTTP_POST])
         except (UnknownPrincipal, UnsupportedBinding, Exception) as error:
             raise RequestRejected(f"ACS not in metadata: {type(error).__name__}") from None
@@ -166,8 +170,8 @@ class SamlIdp:
         policy says.
 
         The assertion carries exactly ``release`` (already filtered by policy and consent) and
-        the NameID we chose (DESIGN §5.6, §5.7), with Conditions, Audience and
-        SubjectConfirmation with Recipient and InResponseTo.
+        the NameID we chose (docs/architecture.md, pysaml2 traps 6 and 7), with Conditions,
+        Audience and SubjectConfirmation with Recipient and InResponseTo.
         """
         encryption = self._encryption_key(request.issuer) if signing.encrypt_assertion \
             else None
@@ -249,7 +253,8 @@ class SamlIdp:
         """
         message = self._load(xml, "logout_request")
         issuer = self._known_issuer(message)
-        # DESIGN §5.4: a signed message names its Destination, and it must be our SLO endpoint.
+        # docs/architecture.md, pysaml2 trap 4: a signed message names its Destination, and it
+        # must be our SLO endpoint.
         if message.destination is None:
             raise RequestRejected("LogoutRequest without Destination")
         self._check_destination(message.destination)
@@ -414,7 +419,7 @@ class SamlIdp:
 
 
 def _check_issue_instant(value: str | None, now: datetime) -> None:
-    """DESIGN §5.3: the same small window as for AuthnRequests."""
+    """docs/architecture.md, pysaml2 trap 3: the same small window as for AuthnRequests."""
     issue_instant = parse_instant(value)
     if issue_instant is None or abs(now - issue_instant) > ISSUE_INSTANT_WINDOW:
         raise RequestRejected("IssueInstant outside the accepted window")

@@ -61,7 +61,7 @@ VERSION_MISMATCH = SAML_STATUS + "VersionMismatch"
 _OUR_FORMATS = (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT)
 # An xs:ID (NCName) as InResponseTo may carry it; anything else is not echoed.
 _XS_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
-# The only login method we have (DESIGN §1).
+# The only login method we have (docs/architecture.md, "Login").
 OUR_METHOD = AuthnMethod.BENUTZERNAME
 
 
@@ -170,11 +170,12 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
         raise RequestRejected("unsigned request where the portal must sign")
     if signed and parsed.destination is None:
         raise RequestRejected("signed request without Destination")
-    # DESIGN §4: the BundID extension only counts when the portal signed it; anyone can put
-    # one into an unsigned request, so that is answered as a plain request.
+    # docs/architecture.md, "The akdb:AuthenticationRequest extension": the BundID extension
+    # only counts when the portal signed it; anyone can put one into an unsigned request, so
+    # that is answered as a plain request.
     parsed = replace(parsed, signed=True) if signed else replace(
         parsed, akdb=None, akdb_problem=None)
-    # DESIGN §5.3: pysaml2 keeps no replay cache.
+    # docs/architecture.md, pysaml2 trap 3 (replay cache): pysaml2 keeps none.
     if not state.first_sighting(session, parsed.issuer, parsed.request_id, now):
         raise RequestRejected("replayed request ID")
     return Pending(request=parsed, relay_state=message.relay_state, received_at=now,
@@ -325,7 +326,8 @@ def declined() -> Refusal:
 
 
 def required_missing(missing: list[str]) -> Refusal:
-    """The account cannot give attributes the request requires (DESIGN §5.6: no partial data)."""
+    """The account cannot give attributes the request requires (docs/architecture.md, pysaml2
+    trap 6: no partial data)."""
     return Refusal(STATUS_REQUESTER, REQUEST_DENIED,
                    "Required attributes missing: " + " ".join(missing),
                    StatusDetail.REQUIRED_ATTRIBUTES_MISSING)

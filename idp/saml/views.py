@@ -104,9 +104,10 @@ def sso_redirect() -> ResponseReturnValue:
 
 @saml.post(SSO_POST_PATH)
 def sso_post() -> ResponseReturnValue:
-    # DESIGN §5.10: the portal's auto-POST is cross-site, so a SameSite=Lax session cookie does
-    # not come with it. Rather than weaken the cookie, hand the message back once in a form of
-    # our own: that POST is same-site and brings the citizen's session along.
+    # docs/architecture.md, pysaml2 trap 10 (SameSite): the portal's auto-POST is cross-site, so
+    # a SameSite=Lax session cookie does not come with it. Rather than weaken the cookie, hand
+    # the message back once in a form of our own: that POST is same-site and brings the
+    # citizen's session along.
     if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies and \
             RESUBMITTED not in request.form:
         form = single_values(request.form, ("SAMLRequest", "RelayState"))

@@ -26,7 +26,8 @@ STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 def akdb_extension(profile: PortalProfile) -> Extensions:
     """The BundID request extension: the attributes we want (by Name), the login method, and
-    what the consent page should say about us (DESIGN §4)."""
+    what the consent page should say about us (docs/architecture.md, "The
+    akdb:AuthenticationRequest extension")."""
     wishes = "".join(
         f'<akdb:RequestedAttribute Name={quoteattr(wish.name)} '
         f'RequiredAttribute="{"true" if wish.required else "false"}"/>'
