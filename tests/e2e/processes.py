@@ -63,14 +63,16 @@ class HttpBrowser:
         return self._open(request)
 
 
-def eventually(probe: Callable[[], T | None], seconds: float = 20.0) -> T:
-    """Ask ``probe`` until it answers (the background sender works every few seconds)."""
+def eventually(probe: Callable[[], T | None], seconds: float = 20.0,
+               describe: Callable[[], str] = str) -> T:
+    """Ask ``probe`` until it answers (the background sender works every few seconds);
+    ``describe`` adds what helps to understand a timeout (a log)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if (answer := probe()) is not None:
             return answer
         time.sleep(0.1)
-    raise AssertionError(f"nothing after {seconds} s")
+    raise AssertionError(f"nothing after {seconds} s\n{describe()}".rstrip())
 
 
 def start_idp(env: dict[str, str], log: Path, *, migrate: bool = True) -> Iterator[HttpBrowser]:
@@ -105,12 +107,17 @@ def _run_idp(env: dict[str, str], log: Path) -> Iterator[HttpBrowser]:
         eventually(up)
         yield browser
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate ``process``; kill it if it has not ended after ten seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 

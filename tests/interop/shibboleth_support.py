@@ -9,17 +9,17 @@ its own under the system's temporary folder, readable by others (pytest's are pr
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.interop.simplesamlphp_support import PROJECT_ROOT, fetch
+from tests.e2e.processes import eventually, stop
+from tests.interop.live_support import PROJECT_ROOT, fill, serving
 
 EXAMPLES = PROJECT_ROOT / "docs" / "examples" / "shibboleth"
 SHIBD = Path("/usr/sbin/shibd")
@@ -56,15 +56,6 @@ def why_not_installed() -> str | None:
 def shibd_version() -> str:
     result = subprocess.run([str(SHIBD), "-v"], capture_output=True, text=True, check=False)
     return (result.stdout + result.stderr).strip()
-
-
-def fill(example: str, values: dict[str, str]) -> str:
-    text = (EXAMPLES / example).read_text(encoding="utf-8")
-    for name, value in values.items():
-        text = text.replace("{{" + name + "}}", value)
-    left = re.findall(r"\{\{[A-Z_]+\}\}", text)
-    assert not left, f"{example}: no value for {sorted(set(left))}"
-    return text
 
 
 @dataclass
@@ -117,7 +108,7 @@ class ShibbolethPortal:
             (self.folder / sub).chmod(0o755)
         conf = self.folder / "conf"
         (conf / "idp.crt").write_text(idp_certificate_pem, encoding="utf-8")
-        (conf / "shibboleth2.xml").write_text(fill("shibboleth2.xml", {
+        (conf / "shibboleth2.xml").write_text(fill(EXAMPLES / "shibboleth2.xml", {
             "RUN_DIR": str(self.folder / "run"), "SP_ENTITY_ID": self.entity_id,
             "HANDLER_SSL": "false", "COOKIE_PROPS": "http", "IDP_ENTITY_ID": idp_entity_id,
             "SSO_BINDINGS": " ".join(self.sso_bindings), "SUPPORT_CONTACT": "portal@example.org",
@@ -125,7 +116,7 @@ class ShibbolethPortal:
             "IDP_CERT_FILE": str(conf / "idp.crt"), "CONFIG_DIR": str(conf),
             "SP_KEY_FILE": str(self.key), "SP_CERT_FILE": str(self.cert)}), encoding="utf-8")
         shutil.copy(EXAMPLES / "attribute-map.xml", conf / "attribute-map.xml")
-        (conf / "portal.conf").write_text(fill("apache.conf", {
+        (conf / "portal.conf").write_text(fill(EXAMPLES / "apache.conf", {
             "CONFIG_DIR": str(conf), "PORTAL_PATH": "/portal"}), encoding="utf-8")
         page = self.folder / "www" / "portal" / "index.cgi"
         page.write_text(PAGE, encoding="utf-8")
@@ -163,50 +154,39 @@ Include "{conf / 'portal.conf'}"
             path.chmod(0o644)
         self.key.chmod(0o600)
 
+    @contextmanager
     def run(self) -> Iterator[ShibbolethPortal]:
-        """shibd and Apache until the generator is closed."""
+        """shibd and Apache until the block ends."""
         self._shibd: subprocess.Popen[bytes] | None = None
-        apache: subprocess.Popen[bytes] | None = None
         try:
             self.restart_shibd()
-            with (self.folder / "log" / "apache.out").open("ab") as output:
-                apache = subprocess.Popen(
-                    [str(APACHE), "-f", str(self.folder / "conf" / "httpd.conf"),
-                     "-DFOREGROUND"], stdout=output, stderr=subprocess.STDOUT,
-                    start_new_session=True)  # prefork signals its whole process group
-            deadline = time.monotonic() + 30
-            while True:
-                assert apache.poll() is None, self.logs()
-                try:
-                    answer = fetch(self.metadata_url)
-                    assert answer.status == 200, f"{answer.status}\n{self.logs()}"
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, self.logs()
-                    time.sleep(0.05)
-            yield self
+            with serving([str(APACHE), "-f", str(self.folder / "conf" / "httpd.conf"),
+                          "-DFOREGROUND"], self.folder / "log" / "apache.out",
+                         self.metadata_url, self.logs,
+                         start_new_session=True):  # prefork signals its whole process group
+                yield self
         finally:
-            for process in (apache, self._shibd):
-                if process is not None:
-                    _stop(process)
+            if self._shibd is not None:
+                stop(self._shibd)
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def restart_shibd(self) -> None:
         """(Re)start shibd: it reads the IdP's metadata when it starts."""
         if self._shibd is not None:
-            _stop(self._shibd)
+            stop(self._shibd)
         socket = self.folder / "run" / "shibd.sock"
         socket.unlink(missing_ok=True)
         with (self.folder / "log" / "shibd.out").open("ab") as output:
-            self._shibd = subprocess.Popen(
+            shibd = self._shibd = subprocess.Popen(
                 [str(SHIBD), "-F", "-f", "-c", str(self.folder / "conf" / "shibboleth2.xml"),
                  "-p", str(self.folder / "run" / "shibd.pid")],
                 stdout=output, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not socket.exists():
-            assert self._shibd.poll() is None, self.logs()
-            assert time.monotonic() < deadline, self.logs()
-            time.sleep(0.05)
+
+        def listening() -> bool | None:
+            assert shibd.poll() is None, self.logs()
+            return socket.exists() or None
+
+        eventually(listening, 30, self.logs)
 
     def logs(self) -> str:
         parts = []
@@ -217,12 +197,3 @@ Include "{conf / 'portal.conf'}"
             if log.exists():
                 parts.append(f"--- {log} ---\n{log.read_text(errors='replace')[-4000:]}")
         return "\n".join(parts)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

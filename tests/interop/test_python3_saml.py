@@ -44,7 +44,7 @@ from tests.interop.python3_saml_support import (
     sso_post_url,
     with_idp,
 )
-from tests.interop.web import Hop, Page, WebBrowser
+from tests.interop.web import Hop, InProcessSites, Page, WebBrowser
 from tests.saml_support import key_pair
 
 EINS = PortalSpec("musterstadt", "Bürgerportal Musterstadt",
@@ -97,10 +97,8 @@ def federation(kind: str, settings: dict[str, Any], policy_dir: Path,
         metadata = idp.test_client().get("/saml/metadata").get_data(as_text=True)
         eins, zwei = (Portal(spec, kind, with_idp(kind, own[spec.short_name], metadata),
                              sso_post_url(metadata)) for spec in SPECS)
-        browser = WebBrowser()
-        browser.serve(BASE_URL, idp)
-        for portal in (eins, zwei):
-            browser.serve(portal.spec.origin, portal.app)
+        browser = WebBrowser(InProcessSites({BASE_URL: idp, eins.spec.origin: eins.app,
+                                             zwei.spec.origin: zwei.app}).send)
         account = Browser(idp.test_client())
         register(account)
         activate(account, idp)

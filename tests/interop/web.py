@@ -1,32 +1,98 @@
-"""A browser for in-process tests with several sites: each URL goes, by its origin, to the test
-client of the WSGI app serving it; cookies are kept per host; redirects (302/303), meta refresh
-pages and auto-POST forms are followed as a browser does. It stops at a page that waits for the
-citizen (a login form, a consent page, the portal's own page) and records every hop, so that a
-test can say how each site answered.
+"""The citizen's browser of the interop tests, one for all of them, with two ways to reach sites:
 
-Cookies as a current browser treats them (enough for SAML's cross-site hops): ``SameSite``
-missing counts as ``Lax``; a ``Lax`` cookie goes with a cross-site top-level GET but not with a
-cross-site POST (the reason the IdP hands a portal's POST back once in a form of its own); a
-``Strict`` cookie only within its site. A site here is a host (the test hosts are chosen so
-that no two share a registrable domain); ``http://localhost`` counts as secure, as in browsers.
+- :class:`InProcessSites`: each URL goes, by its origin, to the test client of the WSGI app
+  serving it (the in-process IdP and the python3-saml portals);
+- :func:`fetch`: real HTTP (the live IdP, SimpleSAMLphp, Shibboleth).
+
+:class:`WebBrowser` follows what needs no person: redirects (302/303/307), ``<meta
+http-equiv="refresh">`` pages and pages that submit a form at once by script (ours, SimpleSAMLphp's,
+Shibboleth's, python3-saml's). It stops at a page that waits for the citizen (a login form, a
+consent page, the portal's own page) and records every request as a :class:`Hop`, so that a test
+can say how each site answered.
+
+Cookies are kept per host, as browsers do (not per port: give sites on one machine different
+host names), with ``SameSite`` as Chromium has it: a ``Lax`` cookie goes with a cross-site
+top-level GET, not with a cross-site POST (the reason the IdP hands a portal's POST back once in a
+form of its own); a ``Strict`` one only within its site; one without the attribute counts as
+``Lax``, except that it still goes with a cross-site POST within two minutes of being set
+("Lax+POST"). A site is scheme and host; a redirect chain that left the site once is cross-site.
+``Secure`` cookies go over https and to ``http://localhost``, as in browsers.
 """
 
 from __future__ import annotations
 
+import http.client
+import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
-from http.cookies import SimpleCookie
-from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from flask import Flask
-from flask.testing import FlaskClient
 
 REDIRECTS = (301, 302, 303, 307, 308)
-MAX_HOPS = 20
+MAX_HOPS = 30
+LAX_POST_SECONDS = 120
+SAML_MESSAGES = ("SAMLRequest", "SAMLResponse")
 
+
+# --- the transports ---------------------------------------------------------------------------
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: str
+
+    def header(self, name: str) -> str | None:
+        return next(iter(self.all(name)), None)
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+# How a request reaches a site: (url, method, body, headers) -> its answer, nothing followed.
+Send = Callable[[str, str, bytes | None, dict[str, str]], Response]
+
+
+def fetch(url: str, method: str = "GET", body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> Response:
+    """One request over real HTTP, nothing followed (the raw query is sent byte for byte)."""
+    parts = urlsplit(url)
+    assert parts.scheme == "http", url
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=30)
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, target, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return Response(answer.status, answer.getheaders(),
+                        answer.read().decode("utf-8", errors="replace"))
+    finally:
+        connection.close()
+
+
+class InProcessSites:
+    """Sites served in this process: ``{origin: app}`` (origin: scheme://host[:port])."""
+
+    def __init__(self, apps: Mapping[str, Flask]) -> None:
+        self._clients = {origin.rstrip("/"): app.test_client(use_cookies=False)
+                         for origin, app in apps.items()}
+
+    def send(self, url: str, method: str, body: bytes | None,
+             headers: dict[str, str]) -> Response:
+        parts = urlsplit(url)
+        client = self._clients.get(f"{parts.scheme}://{parts.netloc}")
+        assert client is not None, f"no site serves {url}"
+        # The raw URL keeps the query exactly as sent (a Redirect signature covers its bytes).
+        answer = client.open(url, method=method, data=body, headers=headers)
+        return Response(answer.status_code, list(answer.headers.items()),
+                        answer.get_data(as_text=True))
+
+
+# --- pages ------------------------------------------------------------------------------------
 
 @dataclass
 class Form:
@@ -57,17 +123,18 @@ class _PageParser(HTMLParser):
                               attributes.get("method", "get").lower(), attributes.get("id"))
             self.forms.append(self._form)
         elif tag == "meta" and attributes.get("http-equiv", "").lower() == "refresh":
-            _, _, target = attributes.get("content", "").partition("url=")
-            self.refresh = target.strip() or None
+            found = re.search(r"url\s*=\s*['\"]?([^'\"]+)", attributes.get("content", ""),
+                              re.IGNORECASE)
+            self.refresh = found.group(1).strip() if found else None
         elif tag == "script" and "src" in attributes:
-            self.scripts.append(attributes["src"])
+            self.scripts.append(urlsplit(attributes["src"]).path)
         elif tag == "body":
             self.onload = attributes.get("onload", "")
         elif self._form is not None and "form" not in attributes:
-            if tag == "input" and "name" in attributes and \
-                    attributes.get("type", "text") not in ("submit", "button"):
+            kind = attributes.get("type", "text" if tag == "input" else "submit").lower()
+            if tag == "input" and "name" in attributes and kind not in ("submit", "button"):
                 self._form.fields[attributes["name"]] = attributes.get("value", "")
-            elif tag == "button" and attributes.get("type", "submit") == "submit":
+            elif tag in ("button", "input") and kind == "submit":
                 self._form.buttons.append((attributes.get("name", ""),
                                            attributes.get("value", "")))
 
@@ -78,35 +145,37 @@ class _PageParser(HTMLParser):
 
 @dataclass
 class Page:
-    """The page the browser shows after following everything that needs no one."""
+    """What the browser shows after following everything that needs no person."""
 
     url: str
     status: int
     text: str
-    headers: Any
 
     def __post_init__(self) -> None:
         parser = _PageParser()
         parser.feed(self.text)
         self.forms = parser.forms
         self.refresh = urljoin(self.url, parser.refresh) if parser.refresh else None
-        self.auto_post = bool(self.forms) and (
-            any(src.endswith("/autopost.js") for src in parser.scripts)
-            or ".submit()" in parser.onload)
-
-    def form(self, *, with_field: str | None = None, form_id: str | None = None) -> Form:
-        """The page's form that has a field of that name (or that id)."""
-        found = [form for form in self.forms
-                 if (with_field is None or with_field in form.fields)
-                 and (form_id is None or form.id == form_id)]
-        assert len(found) == 1, f"{len(found)} matching forms on {self.url}:\n{self.text[:3000]}"
-        return found[0]
+        self._scripts, self._onload = parser.scripts, parser.onload
 
     @property
-    def auto_form(self) -> Form:
-        """The form an auto-POST page sends (ours is called "saml-weiter")."""
-        named = [form for form in self.forms if form.id == "saml-weiter"]
-        return named[0] if named else self.forms[0]
+    def auto_post(self) -> Form | None:
+        """The form the page's script submits at once: ours (autopost.js submits the form
+        ``saml-weiter``), SimpleSAMLphp's (post.js clicks the button of its one form), or a
+        ``<body onload>`` that submits the first form (Shibboleth's, python3-saml's)."""
+        if any(src.endswith("/autopost.js") for src in self._scripts):
+            return next((form for form in self.forms if form.id == "saml-weiter"), None)
+        if self.forms and (any(src.endswith("/post.js") for src in self._scripts)
+                           or ".submit()" in self._onload):
+            return self.forms[0]
+        return None
+
+    def form(self, with_field: str) -> Form:
+        """The page's one form that has a field of that name."""
+        found = [form for form in self.forms if with_field in form.fields]
+        assert len(found) == 1, f"{len(found)} forms with {with_field} on {self.url}:\n" \
+                                f"{self.text[:3000]}"
+        return found[0]
 
 
 @dataclass(frozen=True)
@@ -119,7 +188,7 @@ class Hop:
     # How the browser went on: "redirect", "refresh", "auto-post" or "stop" (a page for a
     # person, or the end).
     then: str
-    # The form fields sent with a POST.
+    # The form fields sent with a POST (the SAML message of an auto-POST).
     fields: dict[str, str] | None = None
 
     @property
@@ -131,43 +200,61 @@ class Hop:
     def path(self) -> str:
         return urlsplit(self.url).path
 
+    def carries(self, name: str) -> bool:
+        """Whether the request carried the parameter ``name`` (in its query or its form)."""
+        return name in parse_qs(urlsplit(self.url).query) or name in (self.fields or {})
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url[:140]} → {self.status} ({self.then})"
+
+
+def trace(hops: list[Hop]) -> str:
+    """The hops one a line (for assertion messages)."""
+    return "\n".join(map(str, hops))
+
+
+# --- the browser ------------------------------------------------------------------------------
 
 @dataclass
 class _Cookie:
     value: str
-    same_site: str
+    path: str
+    same_site: str  # strict | lax | none | "" (no attribute)
     secure: bool
+    set_at: float
+
+
+def _site(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or ""
 
 
 class WebBrowser:
-    """One citizen's browser across the IdP and the portals."""
+    """One citizen's browser across the IdP and the portals; ``send`` reaches the sites
+    (:func:`fetch`, real HTTP, unless told otherwise)."""
 
-    def __init__(self) -> None:
-        self._clients: dict[str, FlaskClient] = {}
-        self._jar: dict[str, dict[str, _Cookie]] = {}
+    def __init__(self, send: Send = fetch) -> None:
+        self._send = send
+        self._jar: dict[str, dict[tuple[str, str], _Cookie]] = {}
         self.history: list[Hop] = []
-
-    def serve(self, origin: str, app: Flask) -> None:
-        """Requests to ``origin`` (scheme://host[:port]) go to ``app``."""
-        self._clients[origin.rstrip("/")] = app.test_client(use_cookies=False)
 
     # --- what the citizen does --------------------------------------------------------
 
     def open(self, url: str) -> Page:
-        """Type an address (or follow a link from a page of that same site)."""
-        return self._navigate("GET", url, None, initiator=url)
+        """Type an address (or follow a link on a page of that same site)."""
+        return self._navigate("GET", url, None, chain=[url])
 
     def submit(self, page: Page, form: Form, button: tuple[str, str] | None = None,
                **values: str) -> Page:
-        """Fill in ``values`` and press ``button`` (name, value) or just send the form."""
+        """Fill in ``values`` and press ``button`` (name, value), or just send the form."""
         fields = {**form.fields, **values}
         if button is not None and button[0]:
             fields[button[0]] = button[1]
         target = urljoin(page.url, form.action or page.url)
         if form.method == "post":
-            return self._navigate("POST", target, fields, initiator=page.url)
+            return self._navigate("POST", target, fields, chain=[page.url])
         return self._navigate("GET", f"{target.split('?')[0]}?{urlencode(fields)}", None,
-                              initiator=page.url)
+                              chain=[page.url])
 
     def hops_since(self, start: int) -> list[Hop]:
         return self.history[start:]
@@ -175,81 +262,90 @@ class WebBrowser:
     # --- the machinery ----------------------------------------------------------------
 
     def _navigate(self, method: str, url: str, data: dict[str, str] | None,
-                  initiator: str) -> Page:
+                  chain: list[str]) -> Page:
+        """``chain``: the page the navigation started from, then each URL redirected through."""
         for _ in range(MAX_HOPS):
-            response = self._request(method, url, data, initiator)
-            status = response.status_code
-            text = response.get_data(as_text=True)
-            if status in REDIRECTS and "Location" in response.headers:
-                self.history.append(Hop(method, url, status, "redirect", data))
-                if status in (301, 302, 303) and method == "POST":
+            response = self._request(method, url, data, chain)
+            location = response.header("Location")
+            if response.status in REDIRECTS and location:
+                self.history.append(Hop(method, url, response.status, "redirect", data))
+                if response.status in (301, 302, 303) and method == "POST":
                     method, data = "GET", None  # what browsers do (303 says so, 302 by habit)
-                initiator, url = url, urljoin(url, response.headers["Location"])
+                chain, url = [*chain, url], urljoin(url, location)
                 continue
-            page = Page(url, status, text, response.headers)
-            if status == 200 and page.refresh:
-                self.history.append(Hop(method, url, status, "refresh", data))
-                initiator, url, method, data = url, page.refresh, "GET", None
+            page = Page(url, response.status, response.body)
+            if response.status == 200 and page.refresh:
+                self.history.append(Hop(method, url, response.status, "refresh", data))
+                chain, url, method, data = [url], page.refresh, "GET", None
                 continue
-            if status == 200 and page.auto_post:
-                self.history.append(Hop(method, url, status, "auto-post", data))
-                form = page.auto_form
+            if response.status == 200 and (form := page.auto_post) is not None:
+                self.history.append(Hop(method, url, response.status, "auto-post", data))
                 assert form.method == "post", f"an auto-submitted GET form on {url}"
-                initiator, url, method, data = url, urljoin(url, form.action), "POST", \
+                chain, url, method, data = [url], urljoin(url, form.action or url), "POST", \
                     dict(form.fields)
                 continue
-            self.history.append(Hop(method, url, status, "stop", data))
+            self.history.append(Hop(method, url, response.status, "stop", data))
             return page
-        raise AssertionError(f"more than {MAX_HOPS} hops: {self.history[-MAX_HOPS:]}")
+        raise AssertionError(f"more than {MAX_HOPS} hops:\n{trace(self.history[-MAX_HOPS:])}")
 
     def _request(self, method: str, url: str, data: dict[str, str] | None,
-                 initiator: str) -> Any:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        client = self._clients.get(origin)
-        assert client is not None, f"no site serves {origin} (asked for {url})"
-        cross_site = urlsplit(initiator).hostname != parts.hostname
-        cookies = self._cookies_for(parts.scheme, parts.hostname or "", method, cross_site)
-        headers = {"Cookie": cookies} if cookies else {}
-        # The raw URL keeps the query exactly as sent (a Redirect signature covers its bytes).
-        response = client.open(url, method=method, data=data, headers=headers)
-        self._store(parts.hostname or "", response.headers.getlist("Set-Cookie"))
+                 chain: list[str]) -> Response:
+        same_site = all(_site(step) == _site(url) for step in chain)
+        headers = {"User-Agent": "Servicekonto-Interop/1", "Accept-Language": "de"}
+        if cookies := self._cookies_for(url, method, same_site):
+            headers["Cookie"] = cookies
+        body = None
+        if data is not None:
+            body = urlencode(data).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            origin = urlsplit(chain[0])
+            headers["Origin"] = f"{origin.scheme}://{origin.netloc}" if len(chain) == 1 \
+                else "null"
+        response = self._send(url, method, body, headers)
+        self._store(urlsplit(url).hostname or "", response.all("Set-Cookie"))
         return response
 
-    def _cookies_for(self, scheme: str, host: str, method: str, cross_site: bool) -> str:
-        secure_context = scheme == "https" or host == "localhost"
+    def _cookies_for(self, url: str, method: str, same_site: bool) -> str:
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        now = time.monotonic()
         sent = []
-        for name, cookie in self._jar.get(host, {}).items():
-            if cookie.secure and not secure_context:
+        for (name, cookie_path), cookie in self._jar.get(parts.hostname or "", {}).items():
+            if cookie.secure and parts.scheme != "https" and parts.hostname != "localhost":
                 continue
-            if cross_site and cookie.same_site == "strict":
+            if not (path == cookie_path or path.startswith(cookie_path.rstrip("/") + "/")):
                 continue
-            if cross_site and method != "GET" and cookie.same_site == "lax":
-                continue
+            if not same_site:
+                if cookie.same_site == "strict":
+                    continue
+                if method != "GET" and cookie.same_site == "lax":
+                    continue
+                if method != "GET" and cookie.same_site == "" and \
+                        now - cookie.set_at > LAX_POST_SECONDS:
+                    continue
             sent.append(f"{name}={cookie.value}")
         return "; ".join(sent)
 
     def _store(self, host: str, headers: list[str]) -> None:
         jar = self._jar.setdefault(host, {})
         for header in headers:
-            parsed: SimpleCookie = SimpleCookie()
-            parsed.load(header)
-            for name, morsel in parsed.items():
-                if _expired(morsel):
-                    jar.pop(name, None)
-                    continue
-                jar[name] = _Cookie(morsel.value, (morsel["samesite"] or "lax").lower(),
-                                    bool(morsel["secure"]))
+            pair, *attribute_parts = header.split(";")
+            name, _, value = pair.strip().partition("=")
+            attributes: dict[str, str] = {}
+            for part in attribute_parts:
+                key, _, attribute = part.strip().partition("=")
+                attributes[key.lower()] = attribute.strip()
+            path = attributes.get("path") or "/"
+            if _expired(attributes):
+                jar.pop((name, path), None)
+                continue
+            jar[(name, path)] = _Cookie(value, path, attributes.get("samesite", "").lower(),
+                                        "secure" in attributes, time.monotonic())
 
-    def cookie(self, host: str, name: str) -> str | None:
-        found = self._jar.get(host, {}).get(name)
-        return found.value if found else None
 
-
-def _expired(morsel: Any) -> bool:
-    if morsel["max-age"] and int(morsel["max-age"]) <= 0:
-        return True
-    if morsel["expires"]:
-        return bool(parsedate_to_datetime(morsel["expires"]) <= datetime.now(UTC))
+def _expired(attributes: dict[str, str]) -> bool:
+    if "max-age" in attributes:
+        return int(attributes["max-age"]) <= 0
+    if expires := attributes.get("expires"):
+        return bool(parsedate_to_datetime(expires) <= datetime.now(UTC))
     return False
-
