@@ -47,7 +47,7 @@ from idp import schema
 from idp.accounts.models import Citizen as Account
 from idp.config import Argon2Parameters
 from idp.mail.models import OutboxMail
-from idp.saml.keys import generate_key_pair
+from idp.samlkit.keys import generate_key_pair
 from tests.deployment.gunicorn_process import (
     PORTAL,
     PORTAL_ACS,

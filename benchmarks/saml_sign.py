@@ -24,7 +24,8 @@ from saml2 import class_name, saml
 from saml2.s_utils import do_attribute_statement, factory
 from saml2.sigver import pre_signature_part, read_cert_from_file
 
-from idp.saml.crypto import DIGEST_ALGORITHM, SIGN_ALGORITHM, InProcessCryptoBackend
+from idp.samlkit.crypto import InProcessCryptoBackend
+from idp.samlkit.signature_profile import DIGEST_ALGORITHM, SIGN_ALGORITHM
 from tests.saml_support import key_pair
 
 

@@ -33,8 +33,8 @@ from saml2.client import Saml2Client
 from benchmarks.login import rss_kib
 from idp import create_app, schema
 from idp.config import PROJECT_ROOT, Argon2Parameters
-from idp.saml.crypto import install_backend
-from idp.saml.keys import generate_key_pair
+from idp.samlkit.crypto import install_backend
+from idp.samlkit.keys import generate_key_pair
 from tests.saml_support import key_pair, metadata_of, sp_config
 
 SP_ENTITY = "https://portal.example.org/saml/metadata"

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 
 from idp.db import utcnow
-from idp.saml.bindings import MAX_ENCODED_BYTES
+from idp.samlkit.bindings import MAX_ENCODED_BYTES
 from idp.shipped import shipped_folder
 from idp.web.forms import FormRequest
 from sp_client.settings import PortalConfigError, PortalSettings, build_settings

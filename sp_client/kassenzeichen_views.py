@@ -12,9 +12,9 @@ from typing import Any
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from idp.consent.attributes import BPK2, GIVEN_NAME, SURNAME
 from idp.db import utcnow
 from idp.mail.views import is_loopback
+from idp.samlkit.bundid import BPK2, GIVEN_NAME, SURNAME
 from idp.web.forms import single_values
 from sp_client import kassenzeichen as service
 from sp_client.extensions import portal_db

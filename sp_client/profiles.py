@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 
-from idp.consent.attributes import BIRTH_NAME, BPK2, GENDER, GIVEN_NAME, MAIL, SURNAME
+from idp.samlkit.bundid import BIRTH_NAME, BPK2, GENDER, GIVEN_NAME, MAIL, SURNAME
 
 
 @dataclass(frozen=True)

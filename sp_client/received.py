@@ -8,26 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from idp.accounts.models import Salutation
-from idp.consent.attributes import (
+from idp.german import long_local_time
+from idp.samlkit.bundid import (
     BIRTH_NAME,
-    BY_NAME,
-    CATALOGUE,
     GENDER,
-    GENDER_CODES,
     GIVEN_NAME,
     MAIL,
     SURNAME,
+    Gender,
+    in_attribute_order,
     label_of,
 )
-from idp.german import long_local_time
 from sp_client.profiles import trust_level_of
 from sp_client.sessions import Login
 
 # The IdP's words for each ISO 5218 code, as its consent page shows them. "divers" and
 # "keine Angabe" both travel as 9; the portal cannot tell them apart, so 9 reads "keine Angabe".
-SALUTATIONS = {code: salutation.label for salutation, code in GENDER_CODES.items()
-               if salutation is not Salutation.DIVERS}
+SALUTATIONS = {code.value: code.salutation for code in Gender}
 TRUST_WORDS = {1: "basisregistriert (niedrig)", 2: "normal", 3: "substantiell", 4: "hoch"}
 # The citizen's own data, as the page after login lists it (the bPK2 is a key, not her data).
 PERSONAL = (GENDER, GIVEN_NAME, SURNAME, BIRTH_NAME, MAIL)
@@ -85,10 +82,9 @@ class ReceivedAttribute:
 def received_attributes(login: Login) -> list[ReceivedAttribute]:
     """Every attribute received, catalogue ones first in catalogue order, then the rest by
     Name; the FriendlyName as sent ("" when the IdP sent none)."""
-    known = [entry.name for entry in CATALOGUE if entry.name in login.attributes]
-    names = known + sorted(name for name in login.attributes if name not in BY_NAME)
     return [ReceivedAttribute(
         label=label_of(name),
         friendly_name=login.friendly_names.get(name, ""),
         name=name, values=tuple(login.attributes[name]),
-        trust_level=login.attribute_trust.get(name, "")) for name in names]
+        trust_level=login.attribute_trust.get(name, ""))
+        for name in in_attribute_order(login.attributes)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from idp.saml.keys import KeyFileError, KeyPair, generate_key_pair, load_key_pair
+from idp.samlkit.keys import KeyFileError, KeyPair, generate_key_pair, load_key_pair
 from idp.shipped import default_instance_folder
 from sp_client.profiles import PROFILES, PortalProfile
 

@@ -75,7 +75,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One IdP key pair for the whole run (making a 3072-bit key takes a while)."""
-    from idp.saml.keys import generate_key_pair
+    from idp.samlkit.keys import generate_key_pair
 
     pair = generate_key_pair(tmp_path_factory.mktemp("keys"))
     return pair.key_file, pair.cert_file

@@ -141,7 +141,7 @@ def replace_name_id(request_xml: str | bytes, encrypt: Callable[[bytes], etree._
 def signed(root: etree._Element, key: Path, certificate: Path) -> bytes:
     """``root`` with an enveloped RSA-SHA256 signature by ``key`` (what a portal sends over
     HTTP-POST)."""
-    from idp.saml.crypto import InProcessCryptoBackend
+    from idp.samlkit.crypto import InProcessCryptoBackend
 
     der = "".join(certificate.read_text(encoding="ascii").strip().splitlines()[1:-1])
     InProcessCryptoBackend().sign_elements([root], key, der)

@@ -16,7 +16,7 @@ from saml2.client import Saml2Client
 from saml2.config import IdPConfig, SPConfig
 from saml2.metadata import create_metadata_string
 
-from idp.saml.crypto import install_backend
+from idp.samlkit.crypto import install_backend
 
 
 def key_pair(folder: Path, name: str, bits: int = 2048) -> tuple[Path, Path]:

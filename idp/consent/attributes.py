@@ -1,9 +1,8 @@
 """The BundID attribute catalogue and the values an account releases (docs/architecture.md,
 "Attributes").
 
-Portals map attributes by Name (urn:oid:…), never by FriendlyName. Each released value carries
-an akdb:TrustLevel saying how well it is verified. The catalogue order is the order of the
-consent page and of the assertion.
+BundID's names and their order are in :mod:`idp.samlkit.bundid`; here each gets the value an
+account has for it and an akdb:TrustLevel saying how well that value is verified.
 """
 
 from __future__ import annotations
@@ -13,15 +12,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from idp.accounts.models import Citizen, Salutation
-
-GENDER = "urn:oid:1.3.6.1.4.1.33592.1.3.5"
-GIVEN_NAME = "urn:oid:2.5.4.42"
-SURNAME = "urn:oid:2.5.4.4"
-BIRTH_NAME = "urn:oid:1.2.40.0.10.2.1.1.225566"
-MAIL = "urn:oid:0.9.2342.19200300.100.1.3"
-BPK2 = "urn:oid:1.3.6.1.4.1.25484.494450.3"
-QAA_LEVEL = "urn:oid:1.2.40.0.10.2.1.1.261.94"
-ASSERTION_PROVED_BY = "urn:oid:1.3.6.1.4.1.25484.494450.2"
+from idp.samlkit import bundid
+from idp.samlkit.bundid import (
+    ASSERTION_PROVED_BY,
+    BIRTH_NAME,
+    BPK2,
+    GENDER,
+    GIVEN_NAME,
+    MAIL,
+    QAA_LEVEL,
+    SURNAME,
+    Gender,
+    in_attribute_order,
+    label_of,
+)
 
 
 class AttributeTrust(enum.StrEnum):
@@ -48,9 +52,9 @@ BY_USERNAME = Proof(qaa_level="STORK-QAA-Level-1", proved_by="Benutzername",
 
 # ISO 5218 codes. "divers" has none; it is released as 9 like "keine Angabe"
 # (docs/architecture.md, "Attributes").
-GENDER_CODES: dict[Salutation, str] = {
-    Salutation.HERR: "1", Salutation.FRAU: "2",
-    Salutation.DIVERS: "9", Salutation.KEINE_ANGABE: "9",
+GENDER_CODES: dict[Salutation, Gender] = {
+    Salutation.HERR: Gender.MALE, Salutation.FRAU: Gender.FEMALE,
+    Salutation.DIVERS: Gender.NOT_STATED, Salutation.KEINE_ANGABE: Gender.NOT_STATED,
 }
 
 
@@ -73,7 +77,7 @@ class Value:
 
 def _gender(facts: Facts) -> Value | None:
     salutation = Salutation(facts.citizen.salutation)
-    code = GENDER_CODES[salutation]
+    code = GENDER_CODES[salutation].value
     shown = f"{salutation.label} (Code {code})"
     if salutation is Salutation.DIVERS:
         # Say what is sent: the portal cannot tell "divers" from "keine Angabe".
@@ -102,34 +106,39 @@ def _proved_by(facts: Facts) -> Value | None:
 
 @dataclass(frozen=True)
 class CatalogueAttribute:
-    """One attribute we can release: its names, its label, its trust level, its value."""
+    """One attribute we can release: its BundID names, its trust level, its value."""
 
-    name: str
-    friendly_name: str
-    label: str
+    attribute: bundid.Attribute
     trust_level: AttributeTrust
     value_of: Callable[[Facts], Value | None]
 
+    @property
+    def name(self) -> str:
+        return self.attribute.name
 
-CATALOGUE: tuple[CatalogueAttribute, ...] = (
-    CatalogueAttribute(GENDER, "gender", "Anrede", AttributeTrust.UNTERGEORDNET, _gender),
-    CatalogueAttribute(GIVEN_NAME, "givenName", "Vorname", AttributeTrust.UNTERGEORDNET,
-                       _text(lambda citizen: citizen.given_name)),
-    CatalogueAttribute(SURNAME, "surname", "Nachname", AttributeTrust.UNTERGEORDNET,
-                       _text(lambda citizen: citizen.surname)),
-    CatalogueAttribute(BIRTH_NAME, "birthName", "Geburtsname", AttributeTrust.UNTERGEORDNET,
-                       _text(lambda citizen: citizen.birth_name)),
+    @property
+    def friendly_name(self) -> str:
+        return self.attribute.friendly_name
+
+    @property
+    def label(self) -> str:
+        return self.attribute.label
+
+
+_RELEASE: dict[str, tuple[AttributeTrust, Callable[[Facts], Value | None]]] = {
+    GENDER: (AttributeTrust.UNTERGEORDNET, _gender),
+    GIVEN_NAME: (AttributeTrust.UNTERGEORDNET, _text(lambda citizen: citizen.given_name)),
+    SURNAME: (AttributeTrust.UNTERGEORDNET, _text(lambda citizen: citizen.surname)),
+    BIRTH_NAME: (AttributeTrust.UNTERGEORDNET, _text(lambda citizen: citizen.birth_name)),
     # Only activated accounts log in, and activation proves the mailbox: NORMAL.
-    CatalogueAttribute(MAIL, "mail", "E-Mail-Adresse", AttributeTrust.NORMAL,
-                       _text(lambda citizen: citizen.email)),
-    CatalogueAttribute(BPK2, "bPK2", "Servicekonto-Kennung (bPK2)", AttributeTrust.NORMAL,
-                       _bpk2),
-    CatalogueAttribute(QAA_LEVEL, "EID-CITIZEN-QAA-LEVEL", "Vertrauensniveau",
-                       AttributeTrust.NORMAL, _qaa_level),
-    CatalogueAttribute(ASSERTION_PROVED_BY, "AssertionProvedBy", "Art der Anmeldung",
-                       AttributeTrust.NORMAL, _proved_by),
-)
-BY_NAME: dict[str, CatalogueAttribute] = {entry.name: entry for entry in CATALOGUE}
+    MAIL: (AttributeTrust.NORMAL, _text(lambda citizen: citizen.email)),
+    BPK2: (AttributeTrust.NORMAL, _bpk2),
+    QAA_LEVEL: (AttributeTrust.NORMAL, _qaa_level),
+    ASSERTION_PROVED_BY: (AttributeTrust.NORMAL, _proved_by),
+}
+# In BundID's order (the consent page's and the assertion's).
+CATALOGUE: tuple[CatalogueAttribute, ...] = tuple(
+    CatalogueAttribute(attribute, *_RELEASE[attribute.name]) for attribute in bundid.ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -176,14 +185,6 @@ def missing_required(citizen: Citizen, required: Iterable[str], pairwise_id: str
     return sorted(wanted - given)
 
 
-def label_of(name: str) -> str:
-    """The German label of an attribute Name; the Name itself when it is not in the catalogue."""
-    entry = BY_NAME.get(name)
-    return entry.label if entry is not None else name
-
-
 def labels_in_catalogue_order(names: Iterable[str]) -> list[str]:
     """The labels of ``names``, catalogue attributes first in their order, others after."""
-    wanted = set(names)
-    known = [entry.label for entry in CATALOGUE if entry.name in wanted]
-    return known + sorted(name for name in wanted if name not in BY_NAME)
+    return [label_of(name) for name in in_attribute_order(names)]

@@ -22,7 +22,7 @@ from idp.observability.health import Check, Readiness, SigningKeyCheck, database
 
 if TYPE_CHECKING:
     from idp.observability.metrics import ScrapeTimeGauge
-    from idp.saml.keys import KeyPair
+    from idp.samlkit.keys import KeyPair
 
 
 def start_logging(config: Config) -> None:

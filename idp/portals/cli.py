@@ -31,14 +31,8 @@ from idp.portals.policy import (
     portal_folder,
 )
 from idp.portals.registry import CACHE_FOLDER, Portal, PortalRegistry
-from idp.saml.sp_metadata import (
-    MetadataError,
-    SpMetadata,
-    check_signature,
-    default_verifier,
-    fetch_metadata,
-    parse_sp_metadata,
-)
+from idp.saml.sp_metadata import SpMetadata, check_signature, default_verifier, parse_sp_metadata
+from idp.samlkit.metadata import MetadataError, fetch_metadata
 
 # File metadata given to `portal add` is copied here (relative to policies/portals), so that the
 # policy folder is complete on its own.

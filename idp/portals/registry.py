@@ -33,13 +33,12 @@ from idp.portals.cache import MetadataCache
 from idp.portals.policy import PortalPolicy, load_portal_policies
 from idp.saml.sp_metadata import (
     Endpoint,
-    MetadataError,
     SignatureVerifier,
     SpMetadata,
     check_signature,
-    fetch_metadata,
     parse_sp_metadata,
 )
+from idp.samlkit.metadata import MetadataError, fetch_metadata
 
 log = logging.getLogger(__name__)
 

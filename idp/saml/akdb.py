@@ -17,10 +17,9 @@ from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
-from idp.saml.untrusted_xml import RefusedDocument, parse_xml
+from idp.samlkit.bundid import AKDB_NAMESPACE, CLASSIC_UI_NAMESPACE
+from idp.samlkit.untrusted_xml import RefusedDocument, parse_xml
 
-AKDB_NAMESPACE = "https://www.akdb.de/request/2018/09"
-CLASSIC_UI_NAMESPACE = "https://www.akdb.de/request/2018/09/classic-ui/v1"
 SAMLP_NAMESPACE = "urn:oasis:names:tc:SAML:2.0:protocol"
 SUPPORTED_VERSION = "2"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from idp.cli import main
-from idp.saml import keys as key_files
+from idp.samlkit import keys as key_files
 
 
 @main.group("keys", help="Signaturschlüssel und Zertifikat des IdP verwalten.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
 from idp.saml.messages import RequestRejected
-from idp.saml.untrusted_xml import parse_xml
+from idp.samlkit.untrusted_xml import parse_xml
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"

@@ -26,7 +26,6 @@ from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
 from sqlalchemy.orm import Session
 
 from idp.saml import state
-from idp.saml.bindings import IncomingMessage, verify_redirect_signature
 from idp.saml.envelope import read_envelope
 from idp.saml.server import (
     STATUS_REQUESTER,
@@ -38,6 +37,7 @@ from idp.saml.server import (
     SamlIdp,
 )
 from idp.saml.sp_metadata import Endpoint
+from idp.samlkit.bindings import IncomingMessage, verify_redirect_signature
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from idp.db import db, utcnow
 from idp.extensions import csrf
 from idp.observability import events
 from idp.saml import logout
-from idp.saml.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from idp.saml.server import SLO_POST_PATH, SLO_REDIRECT_PATH, OutgoingMessage, RequestRejected
 from idp.saml.views import RESUBMITTED, runtime
+from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from idp.web.context import server_session
 from idp.web.errors import error_page
 from idp.web.forms import single_values

@@ -17,9 +17,9 @@ from typing import Protocol
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_ENTITY
 
-from idp.saml.akdb import AKDB_NAMESPACE
-from idp.saml.crypto import InProcessCryptoBackend
 from idp.saml.messages import STATUS_SUCCESS, new_id
+from idp.samlkit.bundid import AKDB_NAMESPACE
+from idp.samlkit.crypto import InProcessCryptoBackend
 
 # How long an assertion may be presented at the ACS (Conditions, SubjectConfirmationData).
 ASSERTION_LIFETIME = timedelta(minutes=5)

@@ -23,8 +23,10 @@ from saml2.xmldsig import KeyInfo, X509Certificate, X509Data
 from idp.config import Config, ConfigError
 from idp.portals.policy import PortalPolicy
 from idp.portals.registry import MetadataRefresher, PortalRegistry, load_registry
-from idp.saml.crypto import InProcessCryptoBackend, security_context
-from idp.saml.keys import (
+from idp.saml.server import IdpEndpoints, SamlIdp, idp_config
+from idp.saml.sp_metadata import verifier_from_backend
+from idp.samlkit.crypto import InProcessCryptoBackend, security_context
+from idp.samlkit.keys import (
     KeyFileError,
     KeyPair,
     generate_key_pair,
@@ -32,8 +34,6 @@ from idp.saml.keys import (
     load_key_pair,
     published_certificates,
 )
-from idp.saml.server import IdpEndpoints, SamlIdp, idp_config
-from idp.saml.sp_metadata import verifier_from_backend
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from saml2.server import Server
 from saml2.sigver import DecryptError, SignatureError, SigverError
 from saml2.validate import valid_instance
 
-from idp.saml.akdb import AKDB_NAMESPACE, AuthenticationRequest, ExtensionError, read_extension
+from idp.saml.akdb import AuthenticationRequest, ExtensionError, read_extension
 from idp.saml.configuration import (
     ISSUE_INSTANT_WINDOW,
     METADATA_PATH,
@@ -37,9 +37,6 @@ from idp.saml.configuration import (
     IdpEndpoints,
     idp_config,
 )
-from idp.saml.crypto import InProcessCryptoBackend, install_backend
-from idp.saml.encryption import SAML, AlgorithmRefused
-from idp.saml.keys import NEXT_KEY_NAME, PREVIOUS_KEY_NAME
 from idp.saml.messages import (
     LOGOUT_REASON_USER,
     STATUS_REQUESTER,
@@ -63,9 +60,13 @@ from idp.saml.response import (
     ResponseBuilder,
     Signing,
 )
-from idp.saml.signature_profile import DIGEST_ALGORITHM, SIGN_ALGORITHM
-from idp.saml.sp_metadata import parse_instant
-from idp.saml.untrusted_xml import parse_xml
+from idp.samlkit.bundid import AKDB_NAMESPACE
+from idp.samlkit.crypto import InProcessCryptoBackend, install_backend
+from idp.samlkit.encryption import SAML, AlgorithmRefused
+from idp.samlkit.instants import parse_instant
+from idp.samlkit.keys import NEXT_KEY_NAME, PREVIOUS_KEY_NAME
+from idp.samlkit.signature_profile import DIGEST_ALGORITHM, SIGN_ALGORITHM
+from idp.samlkit.untrusted_xml import parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class SamlIdp:
 
     def parse_authn_request(self, xml: bytes, now: datetime,
                             require_signature: bool = False) -> ParsedAuthnRequest:
-        """Parse and check an AuthnRequest (already decoded by :mod:`idp.saml.bindings`)."""
+        """Parse and check an AuthnRequest (already decoded by :mod:`idp.samlkit.bindings`)."""
         try:
             request = self.server.parse_authn_request(xml.decode("utf-8"), binding=None)
         except (SignatureError, SigverError) as error:
@@ -243,7 +244,7 @@ class SamlIdp:
 
     def parse_logout_request(self, xml: bytes, now: datetime, *,
                              query_signed: bool = False) -> ParsedLogoutRequest:
-        """Parse and check a LogoutRequest (already decoded by :mod:`idp.saml.bindings`).
+        """Parse and check a LogoutRequest (already decoded by :mod:`idp.samlkit.bindings`).
 
         An embedded signature is verified with the issuer's key from metadata; whether the
         request is signed at all (embedded or over the Redirect query) the caller decides.

@@ -11,28 +11,22 @@ never the ``xmlsec1`` program).
 from __future__ import annotations
 
 import base64
-import http.client
 import importlib
 import re
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from urllib.error import URLError
 from urllib.parse import urlsplit
-from urllib.request import HTTPRedirectHandler, Request, build_opener
 from xml.etree import ElementTree
 
 from cryptography import x509
 from saml2 import BINDING_HTTP_POST
 from saml2.mdstore import InMemoryMetaData
 
-# SP metadata is a few KiB; more is a mistake or an attack on our memory.
-MAX_METADATA_BYTES = 1024 * 1024
-# The whole download, not only each socket read, must end within this time.
-FETCH_TIMEOUT_SECONDS = 10.0
+from idp.samlkit.instants import parse_instant
+from idp.samlkit.metadata import MAX_METADATA_BYTES, MetadataError
 
 ENTITY_DESCRIPTOR = "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor"
 _MD = "{urn:oasis:names:tc:SAML:2.0:metadata}"
@@ -41,10 +35,6 @@ _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 # verify(document, certificate_pem) -> True when the document's signature verifies with the key.
 SignatureVerifier = Callable[[bytes, bytes], bool]
-
-
-class MetadataError(ValueError):
-    """The metadata cannot be used; the message says why (for the operator, in the log)."""
 
 
 @dataclass(frozen=True)
@@ -156,17 +146,6 @@ def _organization_name(entity: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_instant(value: str | None) -> datetime | None:
-    """An xs:dateTime in UTC, or None when it is missing or malformed."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def check_signature(document: bytes, certificate_pem: bytes,
                     verifier: SignatureVerifier | None) -> None:
     """Raise :class:`MetadataError` unless ``document`` is signed as a whole with the key.
@@ -217,7 +196,7 @@ def verifier_from_backend(backend: Any) -> SignatureVerifier:
 
 
 def default_verifier() -> SignatureVerifier | None:
-    """A verifier on the project's in-process backend (``idp.saml.crypto``); None without it.
+    """A verifier on the project's in-process backend (``idp.samlkit.crypto``); None without it.
 
     Takes the first ``saml2.sigver.CryptoBackend`` subclass defined there that can be made
     without arguments. The IdP's start should rather pass the backend its Server uses.
@@ -225,7 +204,7 @@ def default_verifier() -> SignatureVerifier | None:
     from saml2.sigver import CryptoBackend
 
     try:
-        crypto = importlib.import_module("idp.saml.crypto")
+        crypto = importlib.import_module("idp.samlkit.crypto")
     except ImportError:
         return None
     for value in vars(crypto).values():
@@ -236,46 +215,3 @@ def default_verifier() -> SignatureVerifier | None:
             except TypeError:
                 continue
     return None
-
-
-class _HttpOnlyRedirects(HTTPRedirectHandler):
-    """Follow redirects only to http(s) (urllib would also follow ftp:)."""
-
-    def redirect_request(self, req: Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> Request | None:
-        if urlsplit(newurl).scheme not in ("http", "https"):
-            raise MetadataError(f"redirected to a non-http(s) URL {newurl!r}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def fetch_metadata(url: str, timeout: float = FETCH_TIMEOUT_SECONDS,
-                   max_bytes: int = MAX_METADATA_BYTES) -> bytes:
-    """The document at ``url``, within ``timeout`` seconds and ``max_bytes``.
-
-    Anything else (unreachable, HTTP error, too slow, too large) raises :class:`MetadataError`.
-    """
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise MetadataError(f"{url!r} is not an http(s) URL")
-    deadline = time.monotonic() + timeout
-    request = Request(url, headers={  # noqa: S310 (http or https, checked above)
-        "Accept": "application/samlmetadata+xml, application/xml;q=0.9, */*;q=0.1"})
-    opener = build_opener(_HttpOnlyRedirects())
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            announced = response.headers.get("Content-Length")
-            if announced and announced.isdigit() and int(announced) > max_bytes:
-                raise MetadataError(f"larger than {max_bytes} bytes")
-            body = bytearray()
-            # read1: at most one socket read each, so a server trickling bytes meets the deadline.
-            while chunk := response.read1(64 * 1024):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise MetadataError(f"larger than {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise MetadataError(f"took longer than {timeout:g} seconds")
-            return bytes(body)
-    except MetadataError:
-        raise
-    except (URLError, OSError, http.client.HTTPException, ValueError) as error:
-        reason = getattr(error, "reason", None) or error
-        raise MetadataError(f"cannot fetch {url}: {reason}") from None

@@ -27,10 +27,8 @@ from saml2.saml import (
 )
 from sqlalchemy.orm import Session
 
-from idp.consent.attributes import BPK2
 from idp.saml import state
 from idp.saml.akdb import AuthenticationRequest, AuthnMethod, StatusDetail
-from idp.saml.bindings import IncomingMessage, verify_redirect_signature
 from idp.saml.envelope import read_envelope
 from idp.saml.identifiers import (
     TrustLevel,
@@ -47,6 +45,8 @@ from idp.saml.server import (
     RequestRejected,
     SamlIdp,
 )
+from idp.samlkit.bindings import IncomingMessage, verify_redirect_signature
+from idp.samlkit.bundid import BPK2
 
 SAML_STATUS = "urn:oasis:names:tc:SAML:2.0:status:"
 NO_PASSIVE = SAML_STATUS + "NoPassive"

@@ -26,20 +26,13 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT
 
 from idp.accounts.models import Citizen
 from idp.consent import services as consents
-from idp.consent.attributes import BPK2, ReleasedAttribute, missing_required, release
+from idp.consent.attributes import ReleasedAttribute, missing_required, release
 from idp.db import db, utcnow
 from idp.extensions import csrf
 from idp.observability import events
 from idp.portals.policy import PortalPolicy
 from idp.saml import sso, state
 from idp.saml.akdb import StatusDetail
-from idp.saml.bindings import (
-    BindingError,
-    IncomingMessage,
-    check_relay_state,
-    decode_post,
-    decode_redirect,
-)
 from idp.saml.identifiers import TrustLevel
 from idp.saml.messages import WrongVersion, new_id
 from idp.saml.runtime import SamlRuntime
@@ -51,6 +44,14 @@ from idp.saml.server import (
     RequestRejected,
     Signing,
 )
+from idp.samlkit.bindings import (
+    BindingError,
+    IncomingMessage,
+    check_relay_state,
+    decode_post,
+    decode_redirect,
+)
+from idp.samlkit.bundid import BPK2
 from idp.web import continuation
 from idp.web.context import current_citizen, server_session, services
 from idp.web.errors import error_page

@@ -15,9 +15,9 @@ from typing import Any
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from sqlalchemy.orm import Session
 
-from idp.saml.bindings import IncomingMessage, verify_redirect_signature
-from idp.saml.crypto import DSIG, RefusedDocument, parse_xml
-from idp.saml.sp_metadata import parse_instant
+from idp.samlkit.bindings import IncomingMessage, verify_redirect_signature
+from idp.samlkit.instants import parse_instant
+from idp.samlkit.untrusted_xml import DSIG, RefusedDocument, parse_xml
 from sp_client.saml import state
 from sp_client.saml.messages import STATUS_SUCCESS
 from sp_client.saml.provider import CLOCK_SKEW, ServiceProvider

@@ -16,7 +16,7 @@ from saml2.client import Saml2Client
 from saml2.saml import AuthnContextClassRef, NameID
 from saml2.samlp import Extensions, LogoutRequest, RequestedAuthnContext, Status, StatusCode
 
-from idp.saml.akdb import AKDB_NAMESPACE, CLASSIC_UI_NAMESPACE
+from idp.samlkit.bundid import AKDB_NAMESPACE, CLASSIC_UI_NAMESPACE
 from sp_client.profiles import PortalProfile, trust_level_ref
 from sp_client.saml.provider import DIGEST_ALG, SIGN_ALG, Outgoing, ServiceProvider
 from sp_client.sessions import Login

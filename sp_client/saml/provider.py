@@ -3,8 +3,8 @@
 pysaml2's ``Saml2Client`` needs the IdP's metadata when it is built; the portal reads that
 metadata on first use instead of at start (the IdP may be started after the portal), refreshes it
 now and then, and keeps the last good copy when a refresh fails. Signing, verification and
-decryption run in-process through the project's one crypto backend (:mod:`idp.saml.crypto`), never
-through the ``xmlsec1`` program.
+decryption run in-process through the project's one crypto backend (:mod:`idp.samlkit.crypto`),
+never through the ``xmlsec1`` program.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.population import Population
 
-from idp.saml.crypto import InProcessCryptoBackend, install_backend, security_context
-from idp.saml.sp_metadata import MAX_METADATA_BYTES, MetadataError, fetch_metadata
+from idp.samlkit.crypto import InProcessCryptoBackend, install_backend, security_context
+from idp.samlkit.metadata import MAX_METADATA_BYTES, MetadataError, fetch_metadata
 from sp_client.settings import PortalSettings
 
 log = logging.getLogger(__name__)

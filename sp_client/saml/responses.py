@@ -21,9 +21,10 @@ from saml2.sigver import SignatureError, SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 from sqlalchemy.orm import Session
 
-from idp.saml.bindings import BindingError, decode_post
-from idp.saml.crypto import DSIG, RefusedDocument, parse_xml
-from idp.saml.sp_metadata import parse_instant
+from idp.samlkit.bindings import BindingError, decode_post
+from idp.samlkit.bundid import AKDB_NAMESPACE
+from idp.samlkit.instants import parse_instant
+from idp.samlkit.untrusted_xml import DSIG, RefusedDocument, parse_xml
 from sp_client.profiles import trust_level_of
 from sp_client.saml import state
 from sp_client.saml.provider import CLOCK_SKEW, ServiceProvider
@@ -31,8 +32,7 @@ from sp_client.sessions import Login
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-AKDB = "https://www.akdb.de/request/2018/09"
-AKDB_TRUST_LEVEL = f"{{{AKDB}}}TrustLevel"
+AKDB_TRUST_LEVEL = f"{{{AKDB_NAMESPACE}}}TrustLevel"
 # A Response is sent on at once by the citizen's browser; an older one was kept somewhere.
 RESPONSE_MAX_AGE_SECONDS = 5 * 60
 
@@ -151,7 +151,7 @@ def refusal_of(root: Any) -> Refusal:
     code = root.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
     inner = code.find(f"{{{SAMLP}}}StatusCode") if code is not None else None
     message = root.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusMessage")
-    details = root.findall(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusDetail//{{{AKDB}}}*")
+    details = root.findall(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusDetail//{{{AKDB_NAMESPACE}}}*")
     detail = next((" ".join("".join(element.itertext()).split()) for element in details
                    if "".join(element.itertext()).strip()), None)
     return Refusal(

@@ -23,7 +23,7 @@ import yaml
 from idp.config import PROJECT_ROOT, load_config
 from idp.gunicorn_conf import check_argon2_budget, default_size
 from idp.portals.policy import load_portal_policies
-from idp.saml.bindings import MAX_ENCODED_BYTES
+from idp.samlkit.bindings import MAX_ENCODED_BYTES
 from sp_client import MAX_REQUEST_BYTES
 from sp_client.__main__ import parse_arguments
 from tests.deployment.dockerfile import folders_made_for_the_user, image_command, image_env

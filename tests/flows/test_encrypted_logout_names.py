@@ -14,7 +14,7 @@ import pytest
 from lxml import etree  # type: ignore[import-untyped]
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 
-from idp.saml import keys
+from idp.samlkit import keys
 from tests.conftest import Browser
 from tests.encrypted_id_support import (
     AES128_CBC,

@@ -16,8 +16,8 @@ from saml2.sigver import SignatureError
 from idp import create_app
 from idp.cli import main
 from idp.db import db
-from idp.saml import keys
-from idp.saml.crypto import install_backend
+from idp.samlkit import keys
+from idp.samlkit.crypto import install_backend
 from tests.conftest import Browser
 from tests.flows.conftest import SP_ACS, SP_ENTITY, Portal, consent_page, decide, logged_in
 from tests.saml_support import sp_config

@@ -20,7 +20,7 @@ from saml2.s_utils import status_message_factory
 from saml2.saml import NAMEID_FORMAT_TRANSIENT
 from saml2.samlp import STATUS_RESPONDER
 
-from idp.saml.bindings import decode_redirect, verify_redirect_signature
+from idp.samlkit.bindings import decode_redirect, verify_redirect_signature
 from tests.conftest import Browser, log_in
 from tests.flows.conftest import (
     IDP_ENTITY,

@@ -133,8 +133,9 @@ def test_a_replayed_request_gets_an_error_page_at_the_idp(
 
 def test_the_metadata_is_signed_and_names_both_sso_bindings(
         sso_app: Flask, signing_keys: tuple[Any, Any]) -> None:
-    from idp.saml.crypto import InProcessCryptoBackend
-    from idp.saml.sp_metadata import MetadataError, check_signature, verifier_from_backend
+    from idp.saml.sp_metadata import check_signature, verifier_from_backend
+    from idp.samlkit.crypto import InProcessCryptoBackend
+    from idp.samlkit.metadata import MetadataError
 
     xml = sso_app.test_client().get("/saml/metadata").get_data()
     verifier = verifier_from_backend(InProcessCryptoBackend())

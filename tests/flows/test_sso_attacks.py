@@ -51,7 +51,7 @@ def assert_refused_at_the_idp(response: Any) -> None:
 
 def request_xml(portal: Portal, **kwargs: Any) -> bytes:
     path, _ = portal.login_url(BINDING_HTTP_REDIRECT, **kwargs)
-    from idp.saml.bindings import decode_redirect
+    from idp.samlkit.bindings import decode_redirect
 
     return decode_redirect(path.split("?", 1)[1].encode()).xml
 

@@ -21,10 +21,10 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_TRANSIENT
 
 from idp.config import PROJECT_ROOT
-from idp.consent.attributes import BY_NAME
 from idp.portals.policy import BUNDID_ATTRIBUTES
 from idp.saml.identifiers import TrustLevel, satisfiable
-from idp.saml.signature_profile import SIGN_ALGORITHM
+from idp.samlkit.bundid import BY_NAME
+from idp.samlkit.signature_profile import SIGN_ALGORITHM
 from tests.conftest import BASE_URL
 
 EXAMPLE = PROJECT_ROOT / "docs" / "examples" / "keycloak" / "identity-provider.json"

@@ -22,8 +22,8 @@ from saml2.client import Saml2Client
 from sqlalchemy import create_engine, select
 
 from idp.mail.models import OutboxMail
-from idp.saml.crypto import install_backend
 from idp.saml.server import METADATA_PATH
+from idp.samlkit.crypto import install_backend
 from tests.conftest import CSRF, LINK, REGISTRATION
 from tests.deployment.gunicorn_process import (
     BASE_URL,

@@ -7,8 +7,8 @@ import tracemalloc
 
 import pytest
 
-from idp.saml.bindings import MAX_ENCODED_BYTES, decode_redirect
-from idp.saml.untrusted_xml import parse_xml
+from idp.samlkit.bindings import MAX_ENCODED_BYTES, decode_redirect
+from idp.samlkit.untrusted_xml import parse_xml
 from tests.sp_client.conftest import Journey
 from tests.sp_client.deflate_bomb import deflate_bomb, inflated_size
 

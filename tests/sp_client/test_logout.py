@@ -16,8 +16,8 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.samlp import logout_request_from_string
 from sqlalchemy import select
 
-from idp.saml.bindings import decode_post, decode_redirect, verify_redirect_signature
-from idp.saml.keys import load_certificate
+from idp.samlkit.bindings import decode_post, decode_redirect, verify_redirect_signature
+from idp.samlkit.keys import load_certificate
 from sp_client.extensions import portal_db
 from sp_client.models import BrowserSession
 from tests.sp_client.conftest import Journey

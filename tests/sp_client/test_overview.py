@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from idp.consent.attributes import GENDER
+from idp.samlkit.bundid import GENDER
 from sp_client.received import german_time, shown_value
 from tests.sp_client.conftest import Journey, visible_and_technical
 from tests.sp_client.test_kassenzeichen_pages import MAGS, add, code_from_the_post, enter

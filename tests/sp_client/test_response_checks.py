@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
-from idp.saml.crypto import InProcessCryptoBackend
+from idp.samlkit.crypto import InProcessCryptoBackend
 from tests.conftest import Clock
 from tests.saml_support import key_pair
 from tests.sp_client.conftest import Journey

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from idp.saml.sp_metadata import MetadataError, check_signature, default_verifier
+from idp.saml.sp_metadata import check_signature, default_verifier
+from idp.samlkit.metadata import MetadataError
 from sp_client import create_app
 from sp_client.__main__ import main
 from sp_client.extensions import portal_db

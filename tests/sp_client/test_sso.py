@@ -13,9 +13,9 @@ from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import BINDING_HTTP_POST
 from sqlalchemy import select
 
-from idp.saml.bindings import decode_redirect, verify_redirect_signature
-from idp.saml.keys import load_certificate
 from idp.saml.server import ParsedAuthnRequest
+from idp.samlkit.bindings import decode_redirect, verify_redirect_signature
+from idp.samlkit.keys import load_certificate
 from sp_client import create_app as create_portal
 from sp_client.extensions import portal_db
 from sp_client.models import OutstandingRequest

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from idp.accounts.models import Citizen
 from idp.consent import services
-from idp.consent.attributes import GIVEN_NAME, MAIL, SURNAME
 from idp.db import db, utcnow
+from idp.samlkit.bundid import GIVEN_NAME, MAIL, SURNAME
 
 DUEREN = "https://buergerportal.dueren.example/saml/metadata"
 MAGS = "https://mags.moenchengladbach.example/sp"

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from idp.accounts import admin
 from idp.accounts.models import Citizen
 from idp.consent import services
-from idp.consent.attributes import BIRTH_NAME, GENDER, GIVEN_NAME, MAIL, SURNAME
 from idp.consent.models import Consent
 from idp.db import db, utcnow
+from idp.samlkit.bundid import BIRTH_NAME, GENDER, GIVEN_NAME, MAIL, SURNAME
 from idp.services import Services
 from tests.conftest import REGISTRATION, Browser, activate, register
 from tests.integration.consent.conftest import DUEREN, MAGS, NAMES, agree, citizen_id

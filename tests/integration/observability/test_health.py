@@ -44,7 +44,7 @@ def test_readyz_answers_503_naming_the_database_when_it_is_gone(
 
 def test_readyz_fails_when_the_signing_key_does_not_match_the_certificate(
         app: Flask, client: FlaskClient, tmp_path: Path) -> None:
-    from idp.saml.keys import generate_key_pair
+    from idp.samlkit.keys import generate_key_pair
 
     other = generate_key_pair(tmp_path / "other")
     readiness = app.wsgi_app.readiness  # type: ignore[attr-defined]

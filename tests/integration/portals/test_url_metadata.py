@@ -11,7 +11,8 @@ import pytest
 
 from idp.config import PolicyError
 from idp.portals.registry import Fetch, MetadataRefresher, PortalRegistry
-from idp.saml.sp_metadata import SignatureVerifier, fetch_metadata
+from idp.saml.sp_metadata import SignatureVerifier
+from idp.samlkit.metadata import fetch_metadata
 from tests.integration.portals.conftest import MetadataServer
 from tests.unit.portals.support import FakeVerifier, fake_signed, sp_metadata_xml, write_policy
 

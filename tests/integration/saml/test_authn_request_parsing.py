@@ -14,8 +14,8 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 
 from idp.db import utcnow
-from idp.saml.bindings import decode_redirect
 from idp.saml.server import IdpEndpoints, RequestRejected, SamlIdp, idp_config
+from idp.samlkit.bindings import decode_redirect
 from tests.saml_support import key_pair, metadata_of, sp_client, sp_config, sp_metadata
 
 BASE = "https://konto.example.org"

@@ -19,7 +19,6 @@ from saml2.client import Saml2Client
 from saml2.saml import NameID
 
 from idp.db import utcnow
-from idp.saml import keys
 from idp.saml.server import (
     SLO_REDIRECT_PATH,
     IdpEndpoints,
@@ -29,6 +28,7 @@ from idp.saml.server import (
     SamlIdp,
     idp_config,
 )
+from idp.samlkit import keys
 from tests.encrypted_id_support import (
     AES128_CBC,
     AES256_CBC,

@@ -14,8 +14,6 @@ from saml2 import BINDING_HTTP_REDIRECT
 
 from idp.consent.attributes import AttributeTrust, ReleasedAttribute
 from idp.db import utcnow
-from idp.saml.bindings import decode_redirect
-from idp.saml.crypto import InProcessCryptoBackend, parse_xml
 from idp.saml.server import (
     Authentication,
     IdpEndpoints,
@@ -24,6 +22,9 @@ from idp.saml.server import (
     Signing,
     idp_config,
 )
+from idp.samlkit.bindings import decode_redirect
+from idp.samlkit.crypto import InProcessCryptoBackend
+from idp.samlkit.untrusted_xml import parse_xml
 from tests.saml_support import key_pair, metadata_of, sp_client, sp_config
 
 BASE = "https://konto.example.org"

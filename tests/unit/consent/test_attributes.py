@@ -6,20 +6,22 @@ import pytest
 
 from idp.accounts.models import Citizen, Salutation
 from idp.consent.attributes import (
+    CATALOGUE,
+    AttributeTrust,
+    labels_in_catalogue_order,
+    missing_required,
+    release,
+)
+from idp.samlkit.bundid import (
     ASSERTION_PROVED_BY,
     BIRTH_NAME,
     BPK2,
-    CATALOGUE,
     GENDER,
     GIVEN_NAME,
     MAIL,
     QAA_LEVEL,
     SURNAME,
-    AttributeTrust,
     label_of,
-    labels_in_catalogue_order,
-    missing_required,
-    release,
 )
 
 EVERYTHING = [entry.name for entry in CATALOGUE]

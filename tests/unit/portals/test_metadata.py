@@ -13,13 +13,13 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from idp.config import ConfigError
 from idp.portals.registry import PortalRegistry
 from idp.saml.sp_metadata import (
-    MetadataError,
     SignatureVerifier,
     check_signature,
     default_verifier,
     parse_sp_metadata,
     verifier_from_backend,
 )
+from idp.samlkit.metadata import MetadataError
 from tests.saml_support import key_pair
 from tests.unit.portals.support import (
     FakeVerifier,
@@ -202,10 +202,11 @@ def test_file_metadata_with_a_verified_signature_is_used(tmp_path: Path,
 
 def test_the_in_process_crypto_backend_verifies_metadata_signatures(
         tmp_path: Path, metadata_xml: str) -> None:
-    pytest.importorskip("idp.saml.crypto", reason="the in-process CryptoBackend is not there yet")
+    pytest.importorskip("idp.samlkit.crypto",
+                        reason="the in-process CryptoBackend is not there yet")
     verifier = default_verifier()
     if verifier is None:
-        pytest.skip("idp.saml.crypto has no CryptoBackend that can be made without arguments")
+        pytest.skip("idp.samlkit.crypto has no CryptoBackend that can be made without arguments")
     key, cert = key_pair(tmp_path / "federation", "federation")
     other_key, _ = key_pair(tmp_path / "other", "other")
     signed = really_signed(metadata_xml, key)

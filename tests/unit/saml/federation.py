@@ -16,7 +16,7 @@ from saml2.config import IdPConfig, SPConfig
 from saml2.saml import NAMEID_FORMAT_TRANSIENT, NameID
 from saml2.server import Server
 
-from idp.saml.crypto import InProcessCryptoBackend, install_backend
+from idp.samlkit.crypto import InProcessCryptoBackend, install_backend
 from tests.saml_support import key_pair, metadata_of
 
 IDP_ID = "https://idp.example.test/saml/metadata"

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from idp.saml.bindings import (
+from idp.samlkit.bindings import (
     MAX_XML_BYTES,
     BindingError,
     decode_post,

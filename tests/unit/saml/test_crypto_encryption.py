@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from saml2.sigver import DecryptError, pre_encryption_part
 
-from idp.saml.crypto import DATA_ENCRYPTION, KEY_TRANSPORT, InProcessCryptoBackend
+from idp.samlkit.crypto import InProcessCryptoBackend
+from idp.samlkit.encryption import DATA_ENCRYPTION, KEY_TRANSPORT
 from tests.saml_support import key_pair
 from tests.unit.saml import forgery
 from tests.unit.saml.federation import Federation, federation

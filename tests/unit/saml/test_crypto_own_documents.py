@@ -11,7 +11,8 @@ import xmlsec
 from lxml import etree
 from saml2.sigver import SignatureError
 
-from idp.saml.crypto import DSIG, InProcessCryptoBackend
+from idp.samlkit.crypto import InProcessCryptoBackend
+from idp.samlkit.untrusted_xml import DSIG
 from tests.saml_support import key_pair
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"

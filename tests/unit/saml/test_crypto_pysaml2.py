@@ -27,7 +27,7 @@ from saml2.sigver import (
     signed_instance_factory,
 )
 
-from idp.saml.crypto import InProcessCryptoBackend, security_context
+from idp.samlkit.crypto import InProcessCryptoBackend, security_context
 from tests.saml_support import key_pair
 from tests.unit.saml.federation import federation
 

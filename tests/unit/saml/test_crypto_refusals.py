@@ -9,12 +9,9 @@ import pytest
 import xmlsec
 from saml2.sigver import SignatureError, XmlsecError
 
-from idp.saml.crypto import (
-    InProcessCryptoBackend,
-    RefusedDocument,
-    RefusedSignature,
-    Sha1Refused,
-)
+from idp.samlkit.crypto import InProcessCryptoBackend
+from idp.samlkit.signature_profile import RefusedSignature, Sha1Refused
+from idp.samlkit.untrusted_xml import RefusedDocument
 from tests.saml_support import key_pair
 from tests.unit.saml import forgery
 from tests.unit.saml.federation import Federation, federation

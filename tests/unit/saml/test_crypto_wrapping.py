@@ -14,7 +14,7 @@ import xmlsec
 from saml2.response import InvalidAssertion
 from saml2.sigver import SignatureError
 
-from idp.saml.crypto import InProcessCryptoBackend
+from idp.samlkit.crypto import InProcessCryptoBackend
 from tests.saml_support import key_pair
 from tests.unit.saml import forgery
 from tests.unit.saml.federation import Federation, federation

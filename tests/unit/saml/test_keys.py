@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from idp.cli import main
-from idp.saml import keys
-from idp.saml.crypto import InProcessCryptoBackend
+from idp.samlkit import keys
+from idp.samlkit.crypto import InProcessCryptoBackend
 
 ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
 

@@ -12,7 +12,6 @@ import pytest
 from saml2 import BINDING_HTTP_ARTIFACT, BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 
-from idp.saml.bindings import BindingError, decode_post, decode_redirect
 from idp.saml.logout import (
     PARTIAL,
     SUCCESS,
@@ -25,6 +24,7 @@ from idp.saml.logout import (
 )
 from idp.saml.server import LogoutSubject, ParsedLogoutRequest
 from idp.saml.sp_metadata import Endpoint
+from idp.samlkit.bindings import BindingError, decode_post, decode_redirect
 from tests.unit.saml.test_bindings import deflate
 
 IDP = "https://idp.example/saml/metadata"

@@ -6,10 +6,10 @@ docs/architecture.md, "Decisions, and why").
 subclasses) and what its command-line flags guaranteed, and adds a few refusals. The work is
 done elsewhere, one concern a module:
 
-- :mod:`idp.saml.untrusted_xml`: parsing without DTDs, entities or network; duplicate IDs;
-- :mod:`idp.saml.signature_profile`: which signatures are accepted and made;
-- :mod:`idp.saml.signatures`: signing and verification;
-- :mod:`idp.saml.encryption`: encryption (AES-256-GCM, RSA-OAEP) and decryption.
+- :mod:`idp.samlkit.untrusted_xml`: parsing without DTDs, entities or network; duplicate IDs;
+- :mod:`idp.samlkit.signature_profile`: which signatures are accepted and made;
+- :mod:`idp.samlkit.signatures`: signing and verification;
+- :mod:`idp.samlkit.encryption`: encryption (AES-256-GCM, RSA-OAEP) and decryption.
 
 pysaml2's ``crypto_backend`` setting only knows ``"xmlsec1"`` and ``"XMLSecurity"``: configure
 ``"XMLSecurity"`` (so no ``xmlsec1`` program is looked for) and install this backend on the
@@ -31,18 +31,10 @@ from saml2.mdstore import MetadataStore
 from saml2.sigver import ASSERT_XPATH, CryptoBackend, RSACrypto, pre_encrypt_assertion
 from saml2.sigver import security_context as pysaml2_security_context
 
-from idp.saml import encryption, signatures
-from idp.saml.encryption import DATA_ENCRYPTION, KEY_TRANSPORT
-from idp.saml.key_cache import KeyCache
-from idp.saml.keys import load_private_key
-from idp.saml.signature_profile import (
-    DIGEST_ALGORITHM,
-    SIGN_ALGORITHM,
-    RefusedSignature,
-    Sha1Refused,
-    verification_profile,
-)
-from idp.saml.untrusted_xml import DSIG, XENC, RefusedDocument, parse_xml
+from idp.samlkit import encryption, signatures
+from idp.samlkit.key_cache import KeyCache
+from idp.samlkit.keys import load_private_key
+from idp.samlkit.signature_profile import verification_profile
 
 
 class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # pysaml2 is untyped
@@ -83,7 +75,7 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # pysaml2 is
         """Sign elements of a document we built ourselves, in the order given (inner first),
         each right after its Issuer with ``certificate`` (base64 DER) in KeyInfo.
 
-        See :func:`idp.saml.signatures.sign_elements`.
+        See :func:`idp.samlkit.signatures.sign_elements`.
         """
         signatures.sign_elements(elements, key_file, certificate)
 
@@ -139,7 +131,7 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # pysaml2 is
     def decrypt_identifier(self, encrypted_id: etree._Element,
                            key_files: Sequence[str | os.PathLike[str]]) -> etree._Element:
         """The saml:NameID inside ``encrypted_id``, decrypted with whichever of our keys in
-        ``key_files`` it was made for; see :func:`idp.saml.encryption.decrypt_identifier`."""
+        ``key_files`` it was made for; see :func:`idp.samlkit.encryption.decrypt_identifier`."""
         return encryption.decrypt_identifier(encrypted_id, key_files, self._keys)
 
 
@@ -175,20 +167,3 @@ def security_context(config: Any, backend: InProcessCryptoBackend | None = None)
     install_backend(context, backend)
     return context
 
-
-# Also the names this module had before the split (portal client and tests import them here).
-__all__ = [
-    "DATA_ENCRYPTION",
-    "DIGEST_ALGORITHM",
-    "DSIG",
-    "KEY_TRANSPORT",
-    "SIGN_ALGORITHM",
-    "XENC",
-    "InProcessCryptoBackend",
-    "RefusedDocument",
-    "RefusedSignature",
-    "Sha1Refused",
-    "install_backend",
-    "parse_xml",
-    "security_context",
-]

@@ -2,7 +2,7 @@
 
 Verification uses only the preset key from the given certificate; KeyInfo in the document is
 never read (``xmlsec1 --enabled-key-data raw-x509-cert`` plus a preset key). Every signature
-made or checked keeps to :mod:`idp.saml.signature_profile`. Errors are pysaml2's
+made or checked keeps to :mod:`idp.samlkit.signature_profile`. Errors are pysaml2's
 :class:`~saml2.sigver.SignatureError` or one of its subclasses.
 """
 
@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2.sigver import SignatureError
 
-from idp.saml.key_cache import KeyCache
-from idp.saml.keys import KeyFileError, load_private_key
-from idp.saml.signature_profile import (
+from idp.samlkit.key_cache import KeyCache
+from idp.samlkit.keys import KeyFileError, load_private_key
+from idp.samlkit.signature_profile import (
     DIGEST_ALGORITHM,
     SHA1_DIGEST_METHODS,
     SHA1_METHODS,
@@ -35,7 +35,7 @@ from idp.saml.signature_profile import (
     own_signature,
     signature_context,
 )
-from idp.saml.untrusted_xml import (
+from idp.samlkit.untrusted_xml import (
     DSIG,
     RefusedDocument,
     element_with_id,

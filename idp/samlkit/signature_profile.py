@@ -21,7 +21,7 @@ import xmlsec
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2.sigver import SignatureError
 
-from idp.saml.untrusted_xml import DSIG
+from idp.samlkit.untrusted_xml import DSIG
 
 if TYPE_CHECKING:
     from xmlsec.constants import __Transform as _Transform

@@ -23,8 +23,8 @@ from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import SamlBase
 from saml2.sigver import DecryptError, EncryptError
 
-from idp.saml.key_cache import KeyCache
-from idp.saml.untrusted_xml import DSIG, XENC, parse_xml, reject_duplicate_ids, serialise
+from idp.samlkit.key_cache import KeyCache
+from idp.samlkit.untrusted_xml import DSIG, XENC, parse_xml, reject_duplicate_ids, serialise
 
 _ENCRYPTED_DATA = f"{{{XENC}}}EncryptedData"
 _ENCRYPTED_KEY = f"{{{XENC}}}EncryptedKey"
@@ -55,7 +55,7 @@ DECRYPT_KEY_ALGORITHMS = {KEY_TRANSPORT.href, RSA_OAEP_XMLENC11}
 # RSA-OAEP's hash and mask generation: SHA-1 (the default of both algorithms) or SHA-256.
 OAEP_DIGESTS = {f"{DSIG}sha1", f"{XENC}sha256"}
 OAEP_MASKS = {f"{XENC11}mgf1sha1", f"{XENC11}mgf1sha256"}
-# Bounds on an EncryptedID (the message is small already: idp/saml/bindings.py, envelope.py).
+# Bounds on an EncryptedID (the message is small already: idp/samlkit/bindings.py, envelope.py).
 MAX_ENCRYPTED_KEYS = 4
 MAX_KEY_CIPHER_CHARS = 2048  # base64 of an RSA-8192 block with line breaks
 MAX_DATA_CIPHER_CHARS = 8192  # a NameID of a few KiB
