@@ -13,10 +13,9 @@ from typing import Any
 
 from flask import Flask
 
-from idp.db import utcnow
 from idp.samlkit.bindings import MAX_ENCODED_BYTES
-from idp.shipped import shipped_folder
-from idp.web.forms import FormRequest
+from sp_client.database import utcnow
+from sp_client.files import templates_folder
 from sp_client.settings import PortalConfigError, PortalSettings, build_settings
 
 __all__ = ["PortalConfigError", "create_app"]
@@ -34,7 +33,7 @@ def create_app(profile: str, *, idp_metadata: str = "", **options: Any) -> Flask
     Raises :class:`PortalConfigError` with a German message when a setting is wrong.
     """
     settings = build_settings(profile, idp_metadata=idp_metadata, **options)
-    app = Flask(__name__, template_folder=str(shipped_folder("templates")),
+    app = Flask(__name__, template_folder=str(templates_folder()),
                 static_folder=str(Path(__file__).parent / "static"),
                 instance_path=str(settings.instance_path))
     _configure_flask(app, settings)
@@ -54,7 +53,6 @@ def create_app(profile: str, *, idp_metadata: str = "", **options: Any) -> Flask
             seed_register(session)
     app.extensions["service_provider"] = ServiceProvider(settings)
     app.session_interface = DatabaseSessionInterface(portal_db)
-    app.request_class = FormRequest
     csrf.init_app(app)
     web.init_app(app)
     _housekeeping(app)

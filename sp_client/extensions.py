@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask_wtf.csrf import CSRFProtect
 
-from idp.db import Database
+from sp_client.database import PortalDatabase
 
 csrf = CSRFProtect()
-portal_db = Database()
+portal_db = PortalDatabase()

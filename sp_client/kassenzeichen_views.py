@@ -5,6 +5,7 @@ The wording follows the mags citizen guide screen by screen.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -12,15 +13,13 @@ from typing import Any
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from idp.db import utcnow
-from idp.mail.views import is_loopback
 from idp.samlkit.bundid import BPK2, GIVEN_NAME, SURNAME
-from idp.web.forms import single_values
 from sp_client import kassenzeichen as service
+from sp_client.database import utcnow
 from sp_client.extensions import portal_db
 from sp_client.models import PostalLetter
 from sp_client.sessions import current_session
-from sp_client.web import error_page, settings
+from sp_client.web import error_page, form_fields, settings
 
 kassenzeichen = Blueprint("kassenzeichen", __name__)
 
@@ -67,7 +66,7 @@ def add(citizen: service.Citizen) -> ResponseReturnValue:
     """ "Kassenzeichen hinzufügen": a letter with a Bestätigungscode goes out by post."""
     if request.method == "GET":
         return render_template("portal/kassenzeichen_add.html", values={}, errors={})
-    form = single_values(request.form, ("kassenzeichen",))
+    form = form_fields("kassenzeichen")
     try:
         record = service.request_code(portal_db.session, citizen, form["kassenzeichen"],
                                       settings().secret_key, settings().profile.display_name,
@@ -94,7 +93,7 @@ def enter_code(citizen: service.Citizen) -> ResponseReturnValue:
     """ "Bestätigungscode eingeben" → OK."""
     if request.method == "GET":
         return render_template("portal/kassenzeichen_code.html", errors={})
-    form = single_values(request.form, ("code",))
+    form = form_fields("code")
     try:
         confirmed = service.confirm_code(portal_db.session, citizen, form["code"],
                                          settings().secret_key, utcnow())
@@ -135,7 +134,7 @@ def postal_outbox_shown() -> bool:
     # remote_addr is the peer of the connection (no forwarded header is trusted): behind
     # a proxy it is the proxy, so only an explicit opt-in shows the outbox there.
     return portal.show_postal_outbox and (portal.postal_outbox_remote
-                                          or is_loopback(request.remote_addr))
+                                          or _from_this_machine(request.remote_addr))
 
 
 @kassenzeichen.get("/post")
@@ -154,3 +153,14 @@ def letter(letter_id: int) -> ResponseReturnValue:
     if found is None:
         abort(404)
     return render_template("portal/letter.html", letter=found)
+
+
+def _from_this_machine(address: str | None) -> bool:
+    """Whether the client's address is loopback (also as ::ffff:127.0.0.1)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback

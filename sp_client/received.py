@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
-from idp.german import long_local_time
 from idp.samlkit.bundid import (
     BIRTH_NAME,
     GENDER,
@@ -25,6 +25,9 @@ from sp_client.sessions import Login
 # The IdP's words for each ISO 5218 code, as its consent page shows them. "divers" and
 # "keine Angabe" both travel as 9; the portal cannot tell them apart, so 9 reads "keine Angabe".
 SALUTATIONS = {code.value: code.salutation for code in Gender}
+GERMAN_TIME = ZoneInfo("Europe/Berlin")
+MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
+          "Oktober", "November", "Dezember")
 TRUST_WORDS = {1: "basisregistriert (niedrig)", 2: "normal", 3: "substantiell", 4: "hoch"}
 # The citizen's own data, as the page after login lists it (the bPK2 is a key, not her data).
 PERSONAL = (GENDER, GIVEN_NAME, SURNAME, BIRTH_NAME, MAIL)
@@ -39,7 +42,8 @@ def german_time(instant: str | None) -> str:
         moment = datetime.fromisoformat(instant)
     except ValueError:
         return ""
-    return long_local_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(GERMAN_TIME)
+    return f"{local.day}. {MONTHS[local.month - 1]} {local.year}, {local:%H:%M} Uhr"
 
 
 def shown_value(name: str, value: str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import CallbackDict
 
-from idp.db import Database, utcnow
+from sp_client.database import PortalDatabase, utcnow
 from sp_client.models import BrowserSession
 
 ANONYMOUS_LIFETIME = timedelta(hours=2)
@@ -123,7 +123,7 @@ def current_session() -> PortalSession:
 class DatabaseSessionInterface(SessionInterface):
     """Stores :class:`PortalSession` in the ``portal_session`` table."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: PortalDatabase) -> None:
         self._db = database
 
     def open_session(self, app: Flask, request: Request) -> PortalSession:

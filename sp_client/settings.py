@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from idp.samlkit.keys import KeyFileError, KeyPair, generate_key_pair, load_key_pair
-from idp.shipped import default_instance_folder
+from sp_client.files import default_instance_folder
 from sp_client.profiles import PROFILES, PortalProfile
 
 # Reads the IdP's metadata (a test hands in the IdP's test client instead of a URL).

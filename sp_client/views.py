@@ -11,11 +11,11 @@ from datetime import datetime
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from idp.db import utcnow
 from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from idp.samlkit.bundid import BPK2
 from sp_client import kassenzeichen as kassenzeichen_service
 from sp_client import received, services
+from sp_client.database import utcnow
 from sp_client.extensions import csrf, portal_db
 from sp_client.models import PropertyRecord
 from sp_client.saml import messages, state

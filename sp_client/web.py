@@ -5,21 +5,28 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, render_template
+from flask import Flask, Response, current_app, render_template, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
-from idp.web.errors import MESSAGES as ERROR_MESSAGES
-from idp.web.security import add_security_headers
 from sp_client.saml.provider import Outgoing, ServiceProvider
 from sp_client.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 
-# The IdP's German error texts, plus what only a portal can say.
+# German error texts, worded as the IdP's pages word them.
 MESSAGES: dict[int, tuple[str, str]] = {
-    **ERROR_MESSAGES,
+    400: ("Ungültige Anfrage",
+          "Ihre Anfrage konnte nicht verarbeitet werden, weil sie unvollständig oder fehlerhaft "
+          "war. Bitte rufen Sie die Seite erneut auf und versuchen Sie es noch einmal."),
+    404: ("Seite nicht gefunden",
+          "Die aufgerufene Seite gibt es nicht. Bitte prüfen Sie die Adresse."),
+    405: ("Aktion nicht möglich", "Diese Aktion ist auf dieser Seite nicht möglich."),
+    413: ("Anfrage zu groß",
+          "Ihre Anfrage ist zu groß. Bitte kürzen Sie Ihre Eingaben und versuchen Sie es erneut."),
+    500: ("Technischer Fehler",
+          "Leider ist ein technischer Fehler aufgetreten. Bitte versuchen Sie es später erneut."),
     503: ("Servicekonto.NRW nicht erreichbar",
           "Das Servicekonto.NRW ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen "
           "Minuten erneut."),
@@ -39,6 +46,18 @@ def settings() -> PortalSettings:
 def provider() -> ServiceProvider:
     service_provider: ServiceProvider = current_app.extensions["service_provider"]
     return service_provider
+
+
+def form_fields(*names: str) -> dict[str, str]:
+    """The form's value of each named field ("" if absent); a field sent twice is a 400 (a
+    second value must not slip past a check that read the first)."""
+    values = {}
+    for name in names:
+        given = request.form.getlist(name)
+        if len(given) > 1:
+            raise BadRequest()
+        values[name] = given[0] if given else ""
+    return values
 
 
 def error_page(status: int, message: str | None = None, title: str | None = None,
@@ -81,4 +100,17 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        return add_security_headers(response, CONTENT_SECURITY_POLICY, uses_https)
+        # No framing, no sniffing, no referrer (SAML messages in URLs), nothing cached.
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            headers.setdefault("Cache-Control", "no-cache, no-store")
+            headers.setdefault("Pragma", "no-cache")
+        if uses_https:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
 from idp.samlkit.crypto import InProcessCryptoBackend
-from tests.conftest import Clock
 from tests.saml_support import key_pair
 from tests.sp_client.conftest import Journey
 
@@ -158,9 +158,9 @@ def test_an_answer_brought_by_another_browser_is_refused(citizen: Journey) -> No
     refused(citizen, fields, "keine offene Anmeldung")
 
 
-def test_an_expired_answer_is_refused(citizen: Journey, clock: Clock) -> None:
+def test_an_expired_answer_is_refused(citizen: Journey, monkeypatch: pytest.MonkeyPatch) -> None:
     fields = held_answer(citizen)
-    clock.advance(minutes=20)
+    monkeypatch.setattr("sp_client.database.clock_offset", timedelta(minutes=20))
     refused(citizen, fields, "abgelaufen")
 
 
