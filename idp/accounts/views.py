@@ -17,7 +17,6 @@ from idp.db import db, utcnow
 from idp.german import duration
 from idp.links import ACTIVATION_PATH, LOGIN_PATH
 from idp.mail.outbox import MAIL_WINDOW
-from idp.saml.logout_views import log_out_everywhere
 from idp.security.rate_limit_views import rate_limited
 from idp.web import continuation
 from idp.web.context import accounts as account_context
@@ -57,12 +56,6 @@ def login() -> ResponseReturnValue:
     message = NOT_ACTIVATED if result.outcome is LoginOutcome.NOT_ACTIVATED else LOGIN_FAILED
     return render_template("idp/login.html", transaction=transaction, error=message,
                            username=form["username"][:64]), 401
-
-
-@accounts.post("/abmelden")
-def logout() -> ResponseReturnValue:
-    """End the session here, then tell every portal it logged in to (single logout)."""
-    return log_out_everywhere()
 
 
 @accounts.get("/abgemeldet")

@@ -1,7 +1,8 @@
 """SAML single logout endpoints, and "Abmelden" at the IdP running the same chain.
 
-Thin: decode (bindings), call the flow (:mod:`idp.saml.logout`), pick the answer. Both endpoints
-take a LogoutRequest (a portal starts the logout) and a LogoutResponse (a portal answers ours).
+Thin: each route hands the request to the flow (:class:`idp.saml.logout_flow.LogoutFlow`) in
+one call and renders what it returns (:func:`show`). Both SLO endpoints take a LogoutRequest (a
+portal starts the logout) and a LogoutResponse (a portal answers ours).
 
 How each hop to another site travels (docs/portal-integration.md, "Single logout"):
 - HTTP-Redirect, reached by a GET (a portal's Redirect-binding message): an HTTP 302, as SAML
@@ -16,169 +17,86 @@ How each hop to another site travels (docs/portal-integration.md, "Single logout
 
 from __future__ import annotations
 
-import logging
-from urllib.parse import urlsplit
-
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from saml2 import BINDING_HTTP_REDIRECT
 
 from idp.db import db, utcnow
 from idp.extensions import csrf
-from idp.observability import events
-from idp.saml import logout
-from idp.saml.server import SLO_POST_PATH, SLO_REDIRECT_PATH, OutgoingMessage, RequestRejected
-from idp.saml.views import RESUBMITTED, runtime
-from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
+from idp.saml.flow import ErrorPage
+from idp.saml.logout_flow import Browser, Hop, LoggedOut, LogoutFlow, LogoutOutcome
+from idp.saml.server import SLO_POST_PATH, SLO_REDIRECT_PATH
+from idp.saml.views import runtime
 from idp.web.context import server_session
 from idp.web.errors import error_page
-from idp.web.forms import single_values
-from idp.web.security import CONTENT_SECURITY_POLICY
+from idp.web.saml_pages import auto_post, resubmit_same_site
 
-log = logging.getLogger(__name__)
 slo = Blueprint("slo", __name__)
 
-REJECTED = ("Die Abmeldeanfrage des Portals konnte nicht angenommen werden. Um sicher "
-            "abgemeldet zu sein, wählen Sie im Servicekonto „Abmelden“ oder schließen Sie Ihren "
-            "Browser.")
-ANSWER_REJECTED = ("Die Antwort des Portals auf die Abmeldung konnte nicht angenommen werden. "
-                   "Um sicher abgemeldet zu sein, schließen Sie bitte Ihren Browser.")
-EXPIRED = ("Diese Abmeldung ist abgelaufen oder wurde bereits abgeschlossen. Um sicher "
-           "abgemeldet zu sein, schließen Sie bitte Ihren Browser.")
 IN_PROGRESS = "Abmeldung läuft"
+
+
+def flow() -> LogoutFlow:
+    session = server_session()
+    return LogoutFlow(db.session, runtime(),
+                      Browser(session.session_id, session.citizen_id, session.end), utcnow())
 
 
 @slo.get(SLO_REDIRECT_PATH)
 def slo_redirect() -> ResponseReturnValue:
-    try:
-        message = decode_redirect(request.query_string, parameter=None)
-    except BindingError as error:
-        log.info("SLO redirect refused: %s", error)
-        return error_page(400, REJECTED)
-    return _receive(message)
+    return show(flow().receive_redirect(request.query_string))
 
 
 @slo.post(SLO_POST_PATH)
 def slo_post() -> ResponseReturnValue:
-    # docs/architecture.md, pysaml2 trap 10 (SameSite), as in sso_post: a portal's LogoutRequest
-    # is about the citizen's session, whose SameSite=Lax cookie stays off the cross-site POST;
-    # hand the request back once in a form of our own. A LogoutResponse needs no session:
-    # RelayState finds its chain.
-    if "SAMLRequest" in request.form and RESUBMITTED not in request.form and \
-            current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
-        form = single_values(request.form, ("SAMLRequest", "RelayState"))
-        fields = [("SAMLRequest", form["SAMLRequest"])]
-        if "RelayState" in request.form:
-            fields.append(("RelayState", form["RelayState"]))
-        return render_template("idp/logout_post.html", heading=IN_PROGRESS, text=None,
-                               action=url_for("slo.slo_post"), fields=[*fields, (RESUBMITTED, "1")])
-    try:
-        message = decode_post(request.form.to_dict(flat=False), parameter=None)
-    except BindingError as error:
-        log.info("SLO post refused: %s", error)
-        return error_page(400, REJECTED)
-    return _receive(message)
+    # As in sso_post (idp/web/saml_pages.py): a portal's LogoutRequest is about the citizen's
+    # session, whose SameSite=Lax cookie stays off the cross-site POST. A LogoutResponse needs no
+    # session: RelayState finds its chain.
+    if "SAMLRequest" in request.form and \
+            (page := resubmit_same_site("SAMLRequest", IN_PROGRESS)) is not None:
+        return page
+    return show(flow().receive_post(request.form.to_dict(flat=False)))
 
 
 # The portal's auto-POST carries no CSRF token of ours; the SAML message is checked instead.
 csrf.exempt(slo_post)
 
 
-def log_out_everywhere() -> ResponseReturnValue:
+@slo.post("/abmelden")
+def logout() -> ResponseReturnValue:
     """"Abmelden" at the IdP: end the session here, then tell every portal it logged in to."""
-    browser = server_session()
-    browser_session = browser.session_id
-    browser.end()
-    if browser_session is None or not (
-            logins := logout.portal_logins(db.session, browser_session)):
-        events.logout_finished(logged_out=(), not_reached=())
-        return redirect(url_for("accounts.logged_out"))
-    saml_runtime = runtime()
-    return _show(logout.start(db.session, saml_runtime.idp, browser_session, logins, None,
-                              saml_runtime.registry.portal, utcnow()))
+    return show(flow().log_out_everywhere())
 
 
-def _receive(message: IncomingMessage) -> ResponseReturnValue:
-    return _answered(message) if message.is_response else _requested(message)
+def show(outcome: LogoutOutcome) -> ResponseReturnValue:
+    """What the browser is shown next."""
+    if isinstance(outcome, ErrorPage):
+        return error_page(outcome.status, outcome.message)
+    if isinstance(outcome, LoggedOut):
+        if not outcome.any_portal:
+            return redirect(url_for("accounts.logged_out"))
+        return render_template("idp/logged_out.html",
+                               logged_out=[_name(portal) for portal in outcome.logged_out],
+                               not_reached=[_name(portal) for portal in outcome.not_reached])
+    return _send(outcome)
 
 
-def _requested(message: IncomingMessage) -> ResponseReturnValue:
-    """A portal's LogoutRequest: end this browser's session and tell the other portals."""
-    saml_runtime = runtime()
-    idp, now = saml_runtime.idp, utcnow()
-    try:
-        received = logout.receive_request(db.session, idp, message,
-                                          saml_runtime.registry.portal, now)
-    except RequestRejected as error:
-        log.info("SLO request refused: %s", error)
-        return error_page(400, REJECTED)
-    browser = server_session()
-    if browser.citizen_id is None or browser.session_id is None:
-        # Nothing left to end here (logged out already, expired): the portal may go on.
-        return _to_initiator(received.initiator, logout.SUCCESS)
-    logins = logout.portal_logins(db.session, browser.session_id)
-    if not logout.names_this_session(received.request, logins, idp.entity_id):
-        # Someone else's NameID (or an old one): this session stays, and so does theirs.
-        log.warning("SLO request from %s names no login of this session",
-                    received.initiator.entity_id)
-        return _to_initiator(received.initiator, logout.NOT_THIS_SESSION)
-    browser_session = browser.session_id
-    # The IdP session ends first: a citizen who stops in the middle of the chain is logged out.
-    browser.end()
-    return _show(logout.start(db.session, idp, browser_session, logins, received.initiator,
-                              saml_runtime.registry.portal, now))
-
-
-def _answered(message: IncomingMessage) -> ResponseReturnValue:
-    """A portal's LogoutResponse to our LogoutRequest: note it, go on to the next portal."""
-    saml_runtime = runtime()
-    try:
-        step = logout.receive_response(db.session, saml_runtime.idp, message,
-                                       saml_runtime.registry.portal, utcnow())
-    except logout.ChainUnknown as error:
-        log.info("SLO response refused: %s", error)
-        return error_page(410, EXPIRED)
-    except RequestRejected as error:
-        log.info("SLO response refused: %s", error)
-        return error_page(400, ANSWER_REJECTED)
-    return _show(step)
-
-
-def _show(step: logout.Step) -> ResponseReturnValue:
-    """The next hop of the chain, or its end: the initiator's answer or our own page."""
-    if isinstance(step, logout.Notify):
-        return _send(step.message, IN_PROGRESS, f"Sie werden beim Portal „{_name(step.portal)}“ "
-                     "abgemeldet. Bitte warten Sie einen Moment.")
-    chain = step.chain
-    events.logout_finished(logged_out=chain.logged_out, not_reached=chain.not_logged_out)
-    if chain.initiator is not None:
-        return _to_initiator(chain.initiator, logout.outcome(chain))
-    return render_template("idp/logged_out.html",
-                           logged_out=[_name(portal) for portal in chain.logged_out],
-                           not_reached=[_name(portal) for portal in chain.not_logged_out])
-
-
-def _to_initiator(initiator: logout.Initiator, status: logout.LogoutStatus) -> ResponseReturnValue:
-    message = logout.answer(runtime().idp, initiator, status)
-    return _send(message, "Weiter zum Portal",
-                 f"Sie werden zum Portal „{_name(initiator.entity_id)}“ zurückgeleitet.")
-
-
-def _send(message: OutgoingMessage, heading: str, text: str) -> ResponseReturnValue:
+def _send(hop: Hop) -> ResponseReturnValue:
     """The hop to the next portal (see the module's docstring for which way it travels)."""
+    if hop.to_initiator:
+        heading, text = "Weiter zum Portal", \
+            f"Sie werden zum Portal „{_name(hop.portal)}“ zurückgeleitet."
+    else:
+        heading, text = IN_PROGRESS, (f"Sie werden beim Portal „{_name(hop.portal)}“ "
+                                      "abgemeldet. Bitte warten Sie einen Moment.")
+    message = hop.message
     if message.binding == BINDING_HTTP_REDIRECT:
         if request.method == "GET":
             return redirect(message.url, 302)
         return render_template("idp/logout_redirect.html", url=message.url, heading=heading,
                                text=text)
-    response = Response(render_template("idp/logout_post.html", action=message.url,
-                                        fields=message.fields, heading=heading, text=text))
-    # The form goes to the portal's SingleLogoutService (from its metadata): allow exactly
-    # that origin as a form target.
-    target = urlsplit(message.url)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-        "form-action 'self'", f"form-action {target.scheme}://{target.netloc}")
-    return response
+    # To the portal's SingleLogoutService (from its metadata).
+    return auto_post(message.url, message.fields, heading, text)
 
 
 def _name(entity_id: str) -> str:

@@ -13,11 +13,11 @@ IdP-initiated SSO (:func:`unsolicited`) runs the same way, with no request behin
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cryptography.x509 import Certificate
 from saml2.saml import (
@@ -88,6 +88,9 @@ class PortalPolicy(Protocol):
     def idp_initiated_allowed(self) -> bool: ...
 
 
+P = TypeVar("P", bound=PortalPolicy)
+
+
 class Next(Enum):
     """What the browser must do before the portal can be answered."""
 
@@ -141,8 +144,10 @@ class Refusal:
 
 
 def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
-            portal_for: Any, certificates_for: Any, now: datetime) -> Pending:
-    """Check an incoming AuthnRequest and remember it; raise RequestRejected if unanswerable.
+            portal_for: Callable[[str], P | None], certificates_for: Any,
+            now: datetime) -> tuple[Pending, P]:
+    """Check an incoming AuthnRequest and remember it: the request and its portal's policy;
+    raise RequestRejected if unanswerable.
 
     ``portal_for(entity_id)`` gives the portal's policy (None if unknown or disabled);
     ``certificates_for(entity_id)`` its signing certificates from metadata.
@@ -151,7 +156,7 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
     # portal, then the signature on the query, and only then pysaml2's parse (which verifies an
     # embedded signature and builds its objects).
     envelope = read_envelope(message.xml, ("AuthnRequest",))
-    portal: PortalPolicy | None = portal_for(envelope.issuer)
+    portal = portal_for(envelope.issuer)
     if portal is None:
         raise RequestRejected(f"no portal policy for {envelope.issuer!r}")
     if envelope.version != "2.0":
@@ -179,7 +184,7 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
     if not state.first_sighting(session, parsed.issuer, parsed.request_id, now):
         raise RequestRejected("replayed request ID")
     return Pending(request=parsed, relay_state=message.relay_state, received_at=now,
-                   principal_id=principal_named(session, parsed))
+                   principal_id=principal_named(session, parsed)), portal
 
 
 def version_mismatch(idp: SamlIdp, portal: PortalPolicy, problem: WrongVersion,

@@ -8,7 +8,7 @@ from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.xmldsig import SIG_RSA_SHA1, SIG_RSA_SHA256
 
-from idp.saml.views import RESUBMITTED
+from idp.web.saml_pages import RESUBMITTED
 from tests.conftest import Browser
 from tests.flows.conftest import Portal
 from tests.flows.test_sso_attacks import assert_refused_at_the_idp
@@ -40,7 +40,7 @@ def test_the_idp_metadata_says_it_wants_signed_authn_requests(visitor: Browser) 
 def test_an_unsigned_request_of_a_portal_registered_with_the_defaults_is_refused(
         visitor: Browser, portal: Portal, binding: str) -> None:
     path, form = portal.login_url(binding, sign=False)
-    # POST: as after the same-site resubmit of a cross-site POST (idp/saml/views.py).
+    # POST: as after the same-site resubmit of a cross-site POST (idp/web/saml_pages.py).
     assert_refused_at_the_idp(visitor.client.post(path, data=form | {RESUBMITTED: "1"}) if form
                               else visitor.client.get(path))
 
