@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
+from importlib.metadata import entry_points
 from types import FrameType
 from typing import Any
 
@@ -18,6 +19,8 @@ from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from sqlalchemy import select
 
 from idp.config import ConfigError, load_config
+from idp.portals.cli import portal
+from idp.saml.cli import keys
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +42,39 @@ def _app_or_exit(env: Mapping[str, str] | None = None) -> Flask:
         sys.exit(2)
 
 
+# Commands of other packages (the demo launcher in sp_client), named in their distribution's
+# entry points, so that idp never imports them by name.
+PLUGIN_GROUP = "servicekonto.commands"
+
+
 class ServicekontoGroup(FlaskGroup):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(create_app=_create_app, add_default_commands=False,
                          add_version_option=False, load_dotenv=False, set_debug_flag=False,
                          **kwargs)
 
-    # Every command is defined on this group; Flask would load the app merely to look for more,
-    # so `servicekonto --help` failed on a database without schema. Look only here.
+    # Every command is on this group or a plugin entry point; Flask would load the app merely
+    # to look for more, so `servicekonto --help` failed on a database without schema.
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return click.Group.list_commands(self, ctx)
+        plugins = {entry.name for entry in entry_points(group=PLUGIN_GROUP)}
+        return sorted(set(click.Group.list_commands(self, ctx)) | plugins)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return click.Group.get_command(self, ctx, name)
+        command = click.Group.get_command(self, ctx, name)
+        if command is None:
+            for entry in entry_points(group=PLUGIN_GROUP, name=name):
+                loaded: click.Command = entry.load()
+                return loaded
+        return command
 
 
 @click.group(cls=ServicekontoGroup, help="Servicekonto: SAML-Identitätsprovider für Bürger.")
 def main() -> None:
     pass
+
+
+main.add_command(keys)
+main.add_command(portal)
 
 
 # --- database ------------------------------------------------------------------------------
@@ -304,6 +322,3 @@ def register_commands(app: Flask) -> None:
 
 
 __all__ = ["ScriptInfo", "main", "register_commands"]
-from idp import demo as _demo_command  # noqa: E402, F401  (registers `demo`)
-from idp.portals import cli as _portal_commands  # noqa: E402, F401  (registers `portal`)
-from idp.saml import cli as _key_commands  # noqa: E402, F401  (registers `keys`)

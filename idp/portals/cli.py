@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 import yaml
+from flask.cli import AppGroup
 
-from idp.cli import main
 from idp.config import Config, ConfigError, load_config
 from idp.portals.cache import MetadataCache
 from idp.portals.policy import (
@@ -51,7 +51,8 @@ def _attribute_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-@main.group("portal", help="Angebundene Portale verwalten (policies/portals/*.yaml).")
+@click.group("portal", cls=AppGroup,
+             help="Angebundene Portale verwalten (policies/portals/*.yaml).")
 def portal() -> None:
     pass
 

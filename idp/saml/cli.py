@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from flask.cli import AppGroup
 
-from idp.cli import main
 from idp.samlkit import keys as key_files
 
 
-@main.group("keys", help="Signaturschlüssel und Zertifikat des IdP verwalten.")
+@click.group("keys", cls=AppGroup, help="Signaturschlüssel und Zertifikat des IdP verwalten.")
 def keys() -> None:
     pass
 

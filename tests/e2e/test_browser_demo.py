@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from idp.demo import DEMO_PASSWORD
+from sp_client.demo import DEMO_PASSWORD
 from tests.conftest import LINK
 from tests.e2e.browser import Journey
 from tests.e2e.processes import Demo, eventually

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from idp.demo import DEMO_PASSWORD
+from sp_client.demo import DEMO_PASSWORD
 from tests.e2e.processes import Demo, run_demo
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idp.demo import build_idp, build_portals, passed_on, write_policies
+from sp_client.demo import build_idp, build_portals, passed_on, write_policies
 
 
 def test_the_demo_takes_mail_hash_cost_and_clock_from_the_environment_and_nothing_else() -> None:

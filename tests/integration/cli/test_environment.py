@@ -12,7 +12,7 @@ import pytest
 
 from idp import create_app
 from idp.config import ConfigError, load_config
-from idp.demo import is_loopback_host
+from sp_client.demo import is_loopback_host
 
 # What production needs, and nothing that names the environment.
 PRODUCTION = {"IDP_BASE_URL": "https://konto.example.org", "IDP_SECRET_KEY": "s" * 40,

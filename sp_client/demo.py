@@ -28,7 +28,6 @@ import yaml
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from idp.cli import main
 from idp.config import ConfigError
 from idp.shipped import default_instance_folder, shipped_folder
 
@@ -178,8 +177,8 @@ def stop_signal() -> Iterator[threading.Event]:
             signal.signal(number, handler)
 
 
-@main.command("demo", with_appcontext=False,
-              help="IdP und beide Demo-Portale starten (SQLite, erzeugte Schlüssel, "
+@click.command("demo",
+               help="IdP und beide Demo-Portale starten (SQLite, erzeugte Schlüssel, "
                    "Entwicklungs-Postfach).")
 @click.option("--instance", type=click.Path(file_okay=False, path_type=Path),
               default=default_instance_folder() / "demo", show_default=True,
