@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from saml2 import BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
+from saml2.xmldsig import SIG_RSA_SHA256
 from sqlalchemy import create_engine, select
 
 from idp.mail.models import OutboxMail
@@ -237,10 +238,11 @@ def _metadata(idp: RunningIdp) -> str:
 
 
 def authn_request_path(portal: Portal, relay_state: str = "/start") -> str:
-    """Where the portal sends the browser: the IdP's Redirect endpoint with a fresh request."""
+    """Where the portal sends the browser: the IdP's Redirect endpoint with a fresh request,
+    signed on the query (RSA-SHA256) as every portal registered with the defaults must."""
     request_id, info = portal.client.prepare_for_authenticate(
         entityid=BASE_URL + METADATA_PATH, binding=BINDING_HTTP_REDIRECT,
-        relay_state=relay_state)
+        relay_state=relay_state, sign=True, sigalg=SIG_RSA_SHA256)
     portal.outstanding[request_id] = relay_state
     path, _ = to_idp(BINDING_HTTP_REDIRECT, info)
     return path
