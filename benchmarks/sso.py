@@ -1,12 +1,16 @@
-"""SSO round trips per second through the app against raw RSA-2048 signatures per second.
+"""SSO round trips per CPU-second against raw RSA signatures per CPU-second, same key size.
 
-A logged-in citizen who has agreed already: AuthnRequest in (HTTP-Redirect), signed Response
-with a signed Assertion out (the auto-POST page), all through the Flask app, on one core. The
-AuthnRequests are made before timing starts (the portal's work is not ours). Raw signatures:
-``cryptography`` RSA-2048 PKCS#1 v1.5 SHA-256, measured around each SSO round of the same run.
+A logged-in citizen who has agreed already: a signed AuthnRequest in (HTTP-Redirect, RSA-SHA256
+on the query, as every portal must by default), a signed Response with a signed Assertion out
+(the auto-POST page), all through the Flask app in this process. The AuthnRequests are made
+before timing starts (the portal's work is not ours). Time is this process's CPU time
+(``time.process_time``), so a busy neighbour on the machine costs wall time but not the figure.
 
-By default the IdP signs with an RSA-2048 key first (the same work per signature as the raw
-unit, on which the target of 0.08 is judged), then with the production size RSA-3072.
+The unit: raw ``cryptography`` RSA PKCS#1 v1.5 SHA-256 signatures with a key of the IdP's own
+size, measured in halves around each SSO round of the same run (interleaved rounds; the median
+of the per-round ratios is reported). Two signatures per response (Response and Assertion) make
+0.5 the limit; the target is 0.15 (issue 12), judged at the production size RSA-3072; RSA-2048
+is reported beside it.
 
     python -m benchmarks.sso [--seconds 2] [--rounds 5] [--idp-key-bits 3072]
     python -m benchmarks.sso --memory      # RSS after 1 000 and after 10 000 responses
@@ -29,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask
 from saml2 import BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
+from saml2.xmldsig import SIG_RSA_SHA256
 
 from benchmarks.login import rss_kib
 from idp import create_app, schema
@@ -42,7 +47,8 @@ SP_ACS = "https://portal.example.org/saml/acs"
 BASE = "http://localhost"
 PASSWORD = "Kräftig-Grün 42"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-TARGET = 0.08
+TARGET = 0.15
+JUDGED_BITS = 3072
 MEMORY_TARGET_KIB = 10 * 1024
 
 
@@ -102,51 +108,54 @@ def requests(sp: Saml2Client, count: int) -> list[str]:
     paths = []
     for _ in range(count):
         _, info = sp.prepare_for_authenticate(entityid=f"{BASE}/saml/metadata",
-                                              binding=BINDING_HTTP_REDIRECT)
+                                              binding=BINDING_HTTP_REDIRECT, sign=True,
+                                              sigalg=SIG_RSA_SHA256)
         parts = urlsplit(dict(info["headers"])["Location"])
         paths.append(f"{parts.path}?{parts.query}")
     return paths
 
 
 def sso_rate(client: object, paths: list[str], seconds: float) -> tuple[float, int]:
-    count, start = 0, time.perf_counter()
-    while count < len(paths) and time.perf_counter() - start < seconds:
+    """Round trips per CPU-second of this process (the app runs in it)."""
+    count, start = 0, time.process_time()
+    while count < len(paths) and time.process_time() - start < seconds:
         response = client.get(paths[count])  # type: ignore[attr-defined]
         if b"SAMLResponse" not in response.data:
             raise SystemExit(f"no SAMLResponse (status {response.status_code})")
         count += 1
-    return count / (time.perf_counter() - start), count
+    return count / (time.process_time() - start), count
 
 
-def raw_rate(seconds: float) -> float:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    message, count, start = b"x" * 1024, 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+def raw_rate(key: rsa.RSAPrivateKey, seconds: float) -> float:
+    """Raw PKCS#1 v1.5 SHA-256 signatures per CPU-second with ``key``."""
+    message, count, start = b"x" * 1024, 0, time.process_time()
+    while time.process_time() - start < seconds:
         key.sign(message, padding.PKCS1v15(), hashes.SHA256())
         count += 1
-    return count / (time.perf_counter() - start)
+    return count / (time.process_time() - start)
 
 
 def measure(bits: int, seconds: float, rounds: int) -> float:
-    """The median of per-round ratios; each SSO round sits between two halves of a raw round,
-    so a busy moment of the machine slows both sides of the same ratio."""
+    """The median of per-round ratios; each SSO round sits between two halves of a raw round
+    with a key of the IdP's size, so a slow moment of the machine slows both sides alike."""
     app, sp = build(Path(tempfile.mkdtemp(prefix="servicekonto-sso-")), bits)
     browser = logged_in_browser(app, sp)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     sso_rate(browser, requests(sp, 20), 1.0)  # warm up
     ssos, raws, ratios = [], [], []
     for _ in range(rounds):
         paths = requests(sp, int(600 * seconds))
-        before = raw_rate(seconds / 2)
+        before = raw_rate(key, seconds / 2)
         sso = sso_rate(browser, paths, seconds)[0]
-        raw = (before + raw_rate(seconds / 2)) / 2
+        raw = (before + raw_rate(key, seconds / 2)) / 2
         ssos.append(sso)
         raws.append(raw)
         ratios.append(sso / raw)
     ratio = statistics.median(ratios)
     print(f"IdP key RSA-{bits}; two signatures per response (Response and Assertion)")
-    print(f"  SSO round trips/s (one core): {statistics.median(ssos):.1f}  (rounds: "
+    print(f"  SSO round trips per CPU-second:       {statistics.median(ssos):.1f}  (rounds: "
           f"{', '.join(f'{r:.1f}' for r in ssos)})")
-    print(f"  raw RSA-2048 signatures/s:    {statistics.median(raws):.1f}  (rounds: "
+    print(f"  raw RSA-{bits} signatures per CPU-second: {statistics.median(raws):.1f}  (rounds: "
           f"{', '.join(f'{r:.1f}' for r in raws)})")
     print(f"  ratio: {ratio:.3f}  (rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
     return ratio
@@ -157,7 +166,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--idp-key-bits", type=int, default=None,
-                        help="one key size only (default: 2048, then 3072)")
+                        help="one key size only (default: 3072, then 2048)")
     parser.add_argument("--memory", action="store_true")
     args = parser.parse_args()
     if args.memory:
@@ -172,14 +181,13 @@ def main() -> int:
         print(f"RSS after 1 000 responses: {after_1000} KiB, after 10 000: "
               f"{after_1000 + growth} KiB, growth {growth} KiB (target < {MEMORY_TARGET_KIB})")
         return 0 if growth < MEMORY_TARGET_KIB else 1
-    sizes = [args.idp_key_bits] if args.idp_key_bits else [2048, 3072]
+    sizes = [args.idp_key_bits] if args.idp_key_bits else [JUDGED_BITS, 2048]
     ratios = {bits: measure(bits, args.seconds, args.rounds) for bits in sizes}
-    # The target is stated against RSA-2048 signatures, so it is judged with an RSA-2048 IdP
-    # key (the same work per signature); the production key (3072) is printed beside it.
-    judged = ratios.get(2048, next(iter(ratios.values())))
-    print(f"ratio: {judged:.3f} (target >= {TARGET}, judged with the key size "
-          f"{2048 if 2048 in ratios else sizes[0]})")
-    return 0 if judged >= TARGET else 1
+    # Judged at the production key size; another size alone is judged by itself.
+    judged_bits = JUDGED_BITS if JUDGED_BITS in ratios else sizes[0]
+    print("ratios: " + ", ".join(f"RSA-{bits} {ratio:.3f}" for bits, ratio in ratios.items())
+          + f"; target >= {TARGET} at RSA-{judged_bits}")
+    return 0 if ratios[judged_bits] >= TARGET else 1
 
 
 if __name__ == "__main__":

@@ -206,17 +206,21 @@ def _display_information(parent: etree._Element) -> DisplayInformation:
         lang=lang, online_service_id=service_id)
 
 
-def read_extension(xml: bytes) -> AuthenticationRequest | None:
-    """The ``akdb:AuthenticationRequest`` of an AuthnRequest; None if it has none.
+def read_extension(xml: bytes | etree._Element) -> AuthenticationRequest | None:
+    """The ``akdb:AuthenticationRequest`` of an AuthnRequest (its XML, or its parsed root);
+    None if it has none.
 
     Only a direct child of the AuthnRequest's own ``samlp:Extensions`` counts (that is what
     the request's signature covers). Raises :class:`ExtensionError` for one that is there but
     broken, too large, of another version, or given twice.
     """
-    try:
-        root = parse_xml(xml)
-    except RefusedDocument as error:
-        raise ExtensionError(str(error)) from None
+    if isinstance(xml, bytes):
+        try:
+            root = parse_xml(xml)
+        except RefusedDocument as error:
+            raise ExtensionError(str(error)) from None
+    else:
+        root = xml
     extensions = root.findall(_q(SAMLP_NAMESPACE, "Extensions"))
     if len(extensions) > 1:
         raise ExtensionError("more than one samlp:Extensions")

@@ -9,7 +9,7 @@ portal sends, is refused without building pysaml2's object tree or verifying a s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
@@ -36,6 +36,9 @@ class Envelope:
     message_id: str | None
     # An embedded ds:Signature is present (not yet verified).
     has_signature: bool = False
+    # The parsed message (hardened parser, bounded structure): parsed once, read again by the
+    # full check (:meth:`idp.saml.server.SamlIdp.parse_authn_request`).
+    root: etree._Element | None = field(default=None, compare=False, repr=False)
 
 
 def read_envelope(xml: bytes, kinds: tuple[str, ...]) -> Envelope:
@@ -50,9 +53,9 @@ def read_envelope(xml: bytes, kinds: tuple[str, ...]) -> Envelope:
     name = etree.QName(root)
     if name.namespace != SAMLP or name.localname not in kinds:
         raise RequestRejected(f"expected a samlp:{' or '.join(kinds)}, got {name.text!r}")
-    return Envelope(kind=name.localname, issuer=_issuer(root), version=root.get("Version"),
+    return Envelope(kind=name.localname, issuer=issuer_of(root), version=root.get("Version"),
                     message_id=root.get("ID"),
-                    has_signature=root.find(f"{{{DSIG}}}Signature") is not None)
+                    has_signature=root.find(f"{{{DSIG}}}Signature") is not None, root=root)
 
 
 def _check_structure(root: etree._Element) -> None:
@@ -71,7 +74,7 @@ def _check_structure(root: etree._Element) -> None:
                 parent = parent.getparent()
 
 
-def _issuer(root: etree._Element) -> str:
+def issuer_of(root: etree._Element) -> str:
     """The Issuer as sent: exactly one, first child, an entity ID without surrounding space.
 
     SAML core §3.2.1 and the profiles (§4.1.4.1) make the Issuer an entity; a value that only

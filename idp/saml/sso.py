@@ -153,8 +153,8 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
     ``certificates_for(entity_id)`` its signing certificates from metadata.
     """
     # Cheapest first (docs/security.md, "Order of checks"): structure and Issuer, then the
-    # portal, then the signature on the query, and only then pysaml2's parse (which verifies an
-    # embedded signature and builds its objects).
+    # portal, then the signature on the query, and only then the full check of the request
+    # (which verifies an embedded signature).
     envelope = read_envelope(message.xml, ("AuthnRequest",))
     portal = portal_for(envelope.issuer)
     if portal is None:
@@ -169,7 +169,8 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
         certificates: list[Certificate] = certificates_for(envelope.issuer)
         if not verify_redirect_signature(message, certificates):
             raise RequestRejected("invalid Redirect-binding signature")
-    parsed = idp.parse_authn_request(message.xml, now)
+    # The tree read_envelope parsed, checked in full: no second parse, no pysaml2 objects.
+    parsed = idp.parse_authn_request(message.xml, now, root=envelope.root)
     signed = message.has_redirect_signature or parsed.signed
     if portal.want_authn_requests_signed and not signed:
         raise RequestRejected("unsigned request where the portal must sign")

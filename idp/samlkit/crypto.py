@@ -88,6 +88,14 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # pysaml2 is
                                     self._keys, self._verify_profile)
         return True
 
+    def verify_root_signature(self, root: etree._Element, certificates: Sequence[bytes]) -> None:
+        """The embedded signature of an already parsed message's root, by one of
+        ``certificates`` (DER, from metadata); raises a :class:`~saml2.sigver.SignatureError`.
+
+        See :func:`idp.samlkit.signatures.verify_root_signature`.
+        """
+        signatures.verify_root_signature(root, certificates, self._keys, self._verify_profile)
+
     # -- encryption --
 
     def encrypt(self, text: str | bytes, recv_key: str | os.PathLike[str],

@@ -136,6 +136,32 @@ def verify_signature(signedtext: str | bytes, cert_file: str | os.PathLike[str],
         raise SignatureError(f"signature does not verify: {error}") from error
 
 
+def verify_root_signature(root: etree._Element, certificates: Sequence[bytes],
+                          keys: KeyCache, profile: SignatureProfile) -> None:
+    """Return when the document's root, already parsed with
+    :func:`~idp.samlkit.untrusted_xml.parse_xml`, carries a valid signature by the key of one of
+    ``certificates`` (DER) within ``profile``; raise a :class:`SignatureError` otherwise.
+
+    The same checks as :func:`verify_signature` on the root, without parsing the document again:
+    no ID twice, one signature as the root's direct child, one Reference to the root's own ID,
+    allowed algorithms only; the keys come from ``certificates`` (never from KeyInfo).
+    """
+    reject_duplicate_ids(root)
+    signature = own_signature(root, RefusedSignature)
+    check_signature_profile(signature, root, profile, SHA1_METHODS)
+    if not certificates:
+        raise SignatureError("no certificate to verify the signature with")
+    problem: Exception | None = None
+    for certificate in certificates:
+        try:
+            key = keys.load_data(certificate, _T.KeyDataFormatCertDer)
+            signature_context(key, root, profile).verify(signature)
+            return
+        except xmlsec.Error as error:
+            problem = error
+    raise SignatureError(f"signature does not verify: {problem}")
+
+
 def _raise_template_to_sha256(signature: etree._Element) -> None:
     """Our signatures are RSA-SHA2: SHA-1 in pysaml2's template (its default) becomes SHA-256."""
     method = signature.find(f"{{{DSIG}}}SignedInfo/{{{DSIG}}}SignatureMethod")

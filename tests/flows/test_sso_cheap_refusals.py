@@ -1,5 +1,5 @@
 """Cheap refusals come first: a request from nobody we know, or of a shape no portal sends, is
-refused before pysaml2 builds its objects and before any signature is verified; the outside of
+refused before the request is parsed in full and before any signature is verified; the outside of
 the message (Version, Issuer) is judged as strictly as SAML core says."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from saml2.response import StatusError
 from saml2.server import Server
 
 from idp.saml import sso
+from idp.saml.server import SamlIdp
 from tests.conftest import Browser
 from tests.flows.conftest import SP_ENTITY, Portal, consent_page, decide, logged_in
 from tests.flows.test_sso_attacks import (
@@ -41,19 +42,26 @@ def padded(xml: bytes, elements: int) -> bytes:
 
 @pytest.fixture
 def expensive_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records whenever pysaml2 parses a request or a Redirect signature is verified."""
+    """Records whenever a request is parsed in full (ours, or pysaml2's) or a Redirect signature
+    is verified."""
     calls: list[str] = []
     parse, verify = Server.parse_authn_request, sso.verify_redirect_signature
+    full_check = SamlIdp.parse_authn_request
 
     def parse_spy(self: Server, *args: Any, **kwargs: Any) -> Any:
         calls.append("pysaml2 parse")
         return parse(self, *args, **kwargs)
+
+    def full_check_spy(self: SamlIdp, *args: Any, **kwargs: Any) -> Any:
+        calls.append("full parse")
+        return full_check(self, *args, **kwargs)
 
     def verify_spy(*args: Any, **kwargs: Any) -> bool:
         calls.append("signature")
         return verify(*args, **kwargs)
 
     monkeypatch.setattr(Server, "parse_authn_request", parse_spy)
+    monkeypatch.setattr(SamlIdp, "parse_authn_request", full_check_spy)
     monkeypatch.setattr(sso, "verify_redirect_signature", verify_spy)
     return calls
 

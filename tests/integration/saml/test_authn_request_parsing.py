@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -167,3 +169,92 @@ def test_a_portal_without_an_encryption_key_never_gets_a_clear_text_assertion_by
             parsed, "_t", "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", [],
             Authentication("STORK-QAA-Level-1", now, "s", now + timedelta(hours=1)),
             Signing(encrypt_assertion=True))
+
+
+# --- read with lxml from the one parsed tree (issue 12): what pysaml2's schema check refused,
+# and the embedded signature verified with the keys from metadata ---
+
+def _signed(xml: bytes, key: Path) -> bytes:
+    from tests.unit.saml import forgery
+
+    root = forgery.parse(xml)
+    return forgery.text(forgery.raw_sign(root, forgery.private_key(key))).encode("utf-8")
+
+
+def test_an_embedded_signature_by_the_portal_is_verified_with_its_metadata_key(
+        federation: Federation, tmp_path: Path) -> None:
+    xml = _signed(redirect_request(federation.sp), tmp_path / "sp" / "sp.key")
+    parsed = federation.idp.parse_authn_request(xml, utcnow(), require_signature=True)
+    assert parsed.signed and parsed.issuer == SP_ID
+
+
+def test_an_embedded_signature_by_another_key_is_refused(federation: Federation,
+                                                         tmp_path: Path) -> None:
+    stranger_key, _ = key_pair(tmp_path / "stranger", "stranger")
+    xml = _signed(redirect_request(federation.sp), stranger_key)
+    with pytest.raises(RequestRejected, match="bad signature"):
+        federation.idp.parse_authn_request(xml, utcnow())
+
+
+def _changed(xml: bytes, change: Callable[[Any], None]) -> bytes:
+    from tests.unit.saml import forgery
+
+    root = forgery.parse(xml)
+    change(root)
+    return forgery.text(root).encode("utf-8")
+
+
+def test_a_request_changed_after_signing_is_refused(federation: Federation,
+                                                    tmp_path: Path) -> None:
+    xml = _signed(redirect_request(federation.sp), tmp_path / "sp" / "sp.key")
+    with pytest.raises(RequestRejected, match="bad signature"):
+        federation.idp.parse_authn_request(
+            _changed(xml, lambda root: root.set("IsPassive", "true")), utcnow())
+
+
+@pytest.mark.parametrize("attribute", ["ForceAuthn", "IsPassive"])
+def test_a_boolean_that_is_not_xs_boolean_is_refused(federation: Federation,
+                                                     attribute: str) -> None:
+    xml = _changed(redirect_request(federation.sp), lambda root: root.set(attribute, "yes"))
+    with pytest.raises(RequestRejected, match="not a boolean"):
+        federation.idp.parse_authn_request(xml, utcnow())
+
+
+def test_two_name_id_policies_are_refused(federation: Federation) -> None:
+    from lxml import etree
+
+    def twice(root: Any) -> None:
+        for _ in range(2):
+            etree.SubElement(root, "{urn:oasis:names:tc:SAML:2.0:protocol}NameIDPolicy",
+                             AllowCreate="true")
+
+    with pytest.raises(RequestRejected, match="more than one NameIDPolicy"):
+        federation.idp.parse_authn_request(_changed(redirect_request(federation.sp), twice),
+                                           utcnow())
+
+
+def test_a_request_without_id_is_refused(federation: Federation) -> None:
+    xml = redirect_request(federation.sp)
+    start = xml.index(b' ID="')
+    end = xml.index(b'"', start + 5)
+    with pytest.raises(RequestRejected, match="no ID"):
+        federation.idp.parse_authn_request(xml[:start] + xml[end + 1:], utcnow())
+
+
+def test_the_acs_index_and_the_default_acs_come_from_metadata(federation: Federation) -> None:
+    xml = redirect_request(federation.sp)
+    by_index = _rewrite(xml, f'AssertionConsumerServiceURL="{ACS}"'.encode(),
+                        b'AssertionConsumerServiceIndex="1"')
+    assert federation.idp.parse_authn_request(by_index, utcnow()).acs_url == ACS
+    default = _rewrite(xml, f'AssertionConsumerServiceURL="{ACS}"'.encode(), b"")
+    assert federation.idp.parse_authn_request(default, utcnow()).acs_url == ACS
+
+
+def test_the_request_is_read_from_the_tree_it_is_given(federation: Federation) -> None:
+    from idp.saml.envelope import read_envelope
+
+    xml = redirect_request(federation.sp)
+    envelope = read_envelope(xml, ("AuthnRequest",))
+    parsed = federation.idp.parse_authn_request(b"not parsed again", utcnow(),
+                                                root=envelope.root)
+    assert parsed.issuer == SP_ID and parsed.request_id == envelope.message_id
