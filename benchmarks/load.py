@@ -15,8 +15,17 @@ mix could reach if argon2 and RSA were all the IdP did; the figure to watch is h
 measured throughput comes to it (target: within 20 %). The load generator shares the machine,
 so on a small one that ratio is a floor.
 
+Issue 12's two figures, for each variant and side by side at the end: the SSO round trip's p95
+at half of saturation (target < 30 ms) and the logins per second at saturation. ``--compare`` runs
+the behaviour before (argon2 in the request threads at their priority, ``IDP_ARGON2_NICE=0``) and
+the defaults in one go, ``--rounds`` alternates them to even out a machine that gets busier;
+``--variant name:KEY=VALUE,...`` adds any other settings (``IDP_*``, ``GUNICORN_CMD_ARGS``).
+
     python -m benchmarks.load --postgres-url postgresql+psycopg://postgres@127.0.0.1/postgres
         [--seconds 20] [--clients 16] [--mix 1:3:6] [--idp-key-bits 2048]
+        [--compare] [--rounds 2] [--variant nice10:IDP_ARGON2_NICE=10]
+
+(issue 12 measures ``--mix 1:4:5``: 10 % registrations, 40 % logins, 50 % SSO rounds).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import argparse
 import itertools
 import multiprocessing
 import os
+import queue
 import random
 import secrets
 import statistics
@@ -268,29 +278,125 @@ def percentiles(values: list[float]) -> str:
            f"p99 {cuts[98] * 1000:.0f} ms"
 
 
-def report(saturated: Results, half: Results, throughput: float, reference: Reference,
-           mix: dict[str, float], idp_key_bits: int) -> float:
-    """Print the figures; the share of the argon2/RSA limit reached."""
+@dataclass
+class Measured:
+    """One variant's run: its name, the settings it changed, what the load generator saw."""
+
+    name: str
+    settings: dict[str, str]
+    saturated: Results
+    half: Results
+    throughput: float
+    accounts: int
+    mails: int
+    load: float
+
+    def per_second(self, kind: str) -> float:
+        return len(self.saturated.latencies[kind]) / self.saturated.seconds
+
+    def sso_p95_half_ms(self) -> float:
+        values = self.half.latencies["sso"]
+        if len(values) < 2:
+            return float("nan")
+        return statistics.quantiles(values, n=100, method="inclusive")[94] * 1000
+
+
+def report(measured: Measured, reference: Reference, mix: dict[str, float]) -> float:
+    """Print one variant's figures; the share of the argon2/RSA limit reached."""
+    saturated, half, throughput = measured.saturated, measured.half, measured.throughput
     done = {kind: len(values) for kind, values in saturated.latencies.items()}
     measured_mix = {kind: count / max(1, sum(done.values())) for kind, count in done.items()}
     limit = reference.mix_limit(measured_mix)
-    print(f"machine: {os.cpu_count()} CPUs; raw argon2id verifications/s: {reference.argon2:.1f}"
-          f"; raw RSA-2048 signatures/s: {reference.rsa2048:.0f}; raw RSA-{idp_key_bits} "
-          f"(the IdP's key) signatures/s: {reference.rsa_idp:.0f}")
-    print(f"mix asked {':'.join(f'{mix.get(k, 0):g}' for k in KINDS)} "
-          f"(registration:login:sso), {saturated.seconds:.1f} s at saturation:")
+    changed = " ".join(f"{k}={v}" for k, v in measured.settings.items()) or "as configured"
+    print(f"[{measured.name}] ({changed}; load average {measured.load:.2f} at its start) mix "
+          f"{mix_label(mix)} (registration:login:sso), {saturated.seconds:.1f} s at saturation:")
     for kind in KINDS:
         values = saturated.latencies[kind]
         print(f"  {kind:<12} {len(values) / saturated.seconds:7.2f}/s  {percentiles(values)}  "
               f"errors {saturated.errors[kind]}")
     ratio = throughput / limit
-    print(f"throughput {throughput:.2f}/s of {limit:.2f}/s that argon2 and RSA allow for "
+    print(f"  throughput {throughput:.2f}/s of {limit:.2f}/s that argon2 and RSA allow for "
           f"this mix: {ratio:.2f} (target >= {TARGET}, within 20 %)")
     done_half = sum(map(len, half.latencies.values())) / half.seconds
-    print(f"at half of saturation ({throughput * 0.5:.2f}/s asked, {done_half:.2f}/s done):")
+    print(f"  at half of saturation ({throughput * 0.5:.2f}/s asked, {done_half:.2f}/s done):")
     for kind in KINDS:
         print(f"  {kind:<12} {percentiles(half.latencies[kind])}  errors {half.errors[kind]}")
+    # Every registration wrote its account and its activation mail in one transaction.
+    print(f"  accounts stored: {measured.accounts}, mails in the outbox: {measured.mails}",
+          flush=True)
     return ratio
+
+
+def summary(runs: list[Measured], mix: dict[str, float]) -> None:
+    """The two figures of issue 12 per variant, its rounds pooled, side by side (throughput
+    also as a multiple of the first variant's)."""
+    print(f"summary, mix {mix_label(mix)} (registration:login:sso), all in this run:")
+    names = list(dict.fromkeys(run.name for run in runs))
+    pooled = {name: [run for run in runs if run.name == name] for name in names}
+
+    def login_rate(name: str) -> float:
+        rounds = pooled[name]
+        return sum(len(run.saturated.latencies["login"]) for run in rounds) / \
+            sum(run.saturated.seconds for run in rounds)
+
+    for name in names:
+        rounds = pooled[name]
+        half = [value for run in rounds for value in run.half.latencies["sso"]]
+        p95 = statistics.quantiles(half, n=100, method="inclusive")[94] * 1000 \
+            if len(half) >= 2 else float("nan")
+        against = "" if name == names[0] else \
+            f" ({login_rate(name) / max(login_rate(names[0]), 1e-9):.2f} x {names[0]})"
+        each = ", ".join(f"{run.sso_p95_half_ms():.0f}" for run in rounds)
+        print(f"  {name:<8} SSO p95 at half saturation {p95:6.1f} ms (target < "
+              f"{SSO_P95_TARGET_MS} ms; rounds: {each}); login throughput at saturation "
+              f"{login_rate(name):.2f}/s{against}")
+
+
+def mix_label(mix: dict[str, float]) -> str:
+    return ":".join(f"{mix.get(kind, 0):g}" for kind in KINDS)
+
+
+def measure(name: str, settings: dict[str, str], args: argparse.Namespace, folder: Path,
+            keys: tuple[Path, Path], portal_keys: tuple[Path, Path],
+            mix: dict[str, float]) -> Measured:
+    """Start gunicorn with ``settings`` added to the production environment on a fresh
+    database, let the second process load it, stop it."""
+    policies, load = folder / "policies", os.getloadavg()[0]
+    with fresh_database(args.postgres_url) as database_url:
+        env = production_env(folder, database_url, keys, policies) | settings
+        with running_gunicorn(env, folder) as (idp, _):
+            answers: multiprocessing.Queue[Any] = multiprocessing.get_context("spawn").Queue()
+            generator = multiprocessing.get_context("spawn").Process(
+                target=load_process, args=(idp.port, str(folder), database_url, portal_keys,
+                                           args.clients, mix, args.seconds, answers))
+            generator.start()
+            while True:  # the generator's own traceback says why it stopped
+                try:
+                    saturated, half, throughput = answers.get(timeout=1)
+                    break
+                except queue.Empty:
+                    if not generator.is_alive():
+                        raise SystemExit(f"[{name}] the load generator stopped "
+                                         f"(exit code {generator.exitcode})") from None
+            generator.join()
+        accounts, mails = stored_accounts_and_mails(database_url)
+    return Measured(name, settings, saturated, half, throughput, accounts, mails, load)
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """``--compare``: before (hashes in the request threads at full priority) and after (the
+    defaults); ``--variant name:KEY=VALUE,...`` for any other settings; else the defaults."""
+    chosen = [("before", dict(BEFORE)), ("after", {})] if args.compare else []
+    for text in args.variant:
+        name, _, assignments = text.partition(":")
+        settings = dict(item.split("=", 1) for item in assignments.split(",") if item)
+        chosen.append((name, settings))
+    return chosen or [("as-is", {})]
+
+
+# The behaviour before issue 12's fix: argon2 in the request's own thread, at its priority.
+BEFORE = {"IDP_ARGON2_NICE": "0"}
+SSO_P95_TARGET_MS = 30
 
 
 def main() -> int:
@@ -299,15 +405,23 @@ def main() -> int:
                         help="an admin URL; a fresh database is made and dropped")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the load")
     parser.add_argument("--clients", type=int, default=16, help="concurrent citizens")
-    parser.add_argument("--mix", default="1:3:6", help="registration:login:sso")
+    parser.add_argument("--mix", default="1:3:6",
+                        help="registration:login:sso (issue 12's figures: 1:4:5)")
     parser.add_argument("--reference-seconds", type=float, default=2.0)
     parser.add_argument("--idp-key-bits", type=int, default=3072,
                         help="the IdP's signing key (3072 in production)")
+    parser.add_argument("--compare", action="store_true",
+                        help=f"run twice in one go: before ({BEFORE}) and after (the defaults)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="one more run with these settings (IDP_*, GUNICORN_CMD_ARGS)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the variants this many times, alternating")
     args = parser.parse_args()
     if not args.postgres_url:
         print("--postgres-url (or IDP_TEST_POSTGRES_URL) is required", file=sys.stderr)
         return 2
     mix = dict(zip(KINDS, map(float, args.mix.split(":")), strict=True))
+    reference_load = os.getloadavg()[0]
     reference = measure_reference(Argon2Parameters(), args.idp_key_bits, args.reference_seconds)
     folder = Path(tempfile.mkdtemp(prefix="servicekonto-load-"))
     signing = (generate_key_pair(folder / "signing-keys", bits=args.idp_key_bits)
@@ -315,22 +429,20 @@ def main() -> int:
     keys = (signing.key_file, signing.cert_file) if signing \
         else key_pair(folder / "signing-keys", "idp", bits=args.idp_key_bits)
     portal_keys = key_pair(folder / "portal-keys", "portal")
-    policies = portal_policies(folder, sp_config(PORTAL, PORTAL_ACS, *portal_keys))
-    with fresh_database(args.postgres_url) as database_url:
-        env = production_env(folder, database_url, keys, policies)
-        with running_gunicorn(env, folder) as (idp, _):
-            answers: multiprocessing.Queue[Any] = multiprocessing.get_context("spawn").Queue()
-            generator = multiprocessing.get_context("spawn").Process(
-                target=load_process, args=(idp.port, str(folder), database_url, portal_keys,
-                                           args.clients, mix, args.seconds, answers))
-            generator.start()
-            saturated, half, throughput = answers.get(timeout=args.seconds * 3 + 600)
-            generator.join()
-        accounts, mails = stored_accounts_and_mails(database_url)
-    report(saturated, half, throughput, reference, mix, args.idp_key_bits)
-    # Every registration wrote its account and its activation mail in one transaction.
-    print(f"accounts stored: {accounts}, mails in the outbox: {mails}")
-    return 0 if accounts == mails else 1
+    portal_policies(folder, sp_config(PORTAL, PORTAL_ACS, *portal_keys))
+    print(f"machine: {os.cpu_count()} CPUs, load average {reference_load:.2f} before the "
+          f"run; raw argon2id verifications/s: {reference.argon2:.1f}"
+          f"; raw RSA-2048 signatures/s: {reference.rsa2048:.0f}; raw RSA-{args.idp_key_bits} "
+          f"(the IdP's key) signatures/s: {reference.rsa_idp:.0f}", flush=True)
+    # Variants alternate round by round, so that a machine getting busier hits all alike; each
+    # is reported as soon as it is done.
+    runs = []
+    for _ in range(args.rounds):
+        for name, settings in variants(args):
+            runs.append(measure(name, settings, args, folder, keys, portal_keys, mix))
+            report(runs[-1], reference, mix)
+    summary(runs, mix)
+    return 0 if all(run.accounts == run.mails for run in runs) else 1
 
 
 if __name__ == "__main__":

@@ -133,6 +133,10 @@ class Config:
     # argon2_wait_seconds for its turn gets "zurzeit überlastet" (503) instead.
     argon2_concurrency: int = 4
     argon2_wait_seconds: float = 10.0
+    # How much lower the CPU priority of the threads that hash is (Linux nice, 0-19), so that
+    # cheap requests (SSO, pages) never queue behind hashes for the CPU; 0 hashes in the
+    # request's thread at its priority.
+    argon2_nice: int = 19
     form_limits: FormLimits = field(default_factory=FormLimits)
     activation_hours: int = 24
     password_reset_minutes: int = 60
@@ -312,6 +316,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
             "IDP_ARGON2_PARALLELISM", raw, minimum=1)
     if raw := env.get("IDP_ARGON2_CONCURRENCY"):
         values["argon2_concurrency"] = _as_int("IDP_ARGON2_CONCURRENCY", raw, minimum=1)
+    if raw := env.get("IDP_ARGON2_NICE"):
+        values["argon2_nice"] = _as_int("IDP_ARGON2_NICE", raw, minimum=0)
+        if values["argon2_nice"] > 19:
+            raise ConfigError(f"IDP_ARGON2_NICE: must be at most 19, got {raw}")
     if raw := env.get("IDP_ARGON2_WAIT_SECONDS"):
         values["argon2_wait_seconds"] = _as_float("IDP_ARGON2_WAIT_SECONDS", raw)
     if parts := values.pop("argon2_parts", None):

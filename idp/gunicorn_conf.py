@@ -12,7 +12,9 @@ of workers.
   CPU, at least two, four threads each) shrink until that peak fits in half of the memory the
   container may use (``SERVICEKONTO_ARGON2_BUDGET_MIB`` sets the budget instead); explicit values
   that do not fit stop the start. argon2 releases the GIL, so a worker's threads hash on several
-  cores at once.
+  cores at once. The hashes run in threads of their own at a lower CPU priority
+  (``IDP_ARGON2_NICE``, :class:`idp.accounts.passwords.HashingSlots`): an SSO round trip or a page
+  gets a core ahead of them instead of sharing it with every running hash (issue 12).
 - **No preloading**: every worker builds the app itself, with its own database pool, signing
   key, crypto backend and portal metadata; nothing is shared across ``fork``, and a ``HUP``
   (after a key rollover, a new portal file) makes new workers load everything anew.

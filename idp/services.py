@@ -46,7 +46,8 @@ class Services:
             config=config, database=database,
             # One pool of hashing slots per process (one Services per worker): see HashingSlots.
             hasher=PasswordHasher(config.argon2, HashingSlots(config.argon2_concurrency,
-                                                              config.argon2_wait_seconds)),
+                                                              config.argon2_wait_seconds,
+                                                              config.argon2_nice)),
             policy=PasswordPolicy.load(config.policy_dir / "password.yaml"),
             templates=MailTemplates(config.template_dir, sender_domain),
             links=Links(config.base_url),

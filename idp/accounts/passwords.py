@@ -7,9 +7,12 @@ each one (after Flask-Security-Too's ``password_util``).
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
 import unicodedata
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -184,22 +187,42 @@ class HashingSlots:
     Each computation holds the argon2 memory cost (64 MiB by default) while it runs, so a flood
     of logins or registrations would otherwise take memory without bound. A caller that waits
     longer than ``wait_seconds`` gets :class:`HashingBusy` instead of a slot.
+
+    With ``nice`` > 0 the computations run in ``size`` threads of their own whose CPU priority
+    is that much lower (Linux: per thread): a cheap request (an SSO round trip, a page) of the
+    same worker then gets the CPU as soon as it wants it instead of sharing it with every hash
+    running, while the hashes still use every cycle nobody else wants. The request thread waits
+    for its hash without holding the GIL. ``nice=0`` hashes in the request's own thread.
     """
 
-    def __init__(self, size: int, wait_seconds: float) -> None:
+    def __init__(self, size: int, wait_seconds: float, nice: int = 0) -> None:
         if size < 1:
             raise ValueError("at least one hashing slot is needed")
+        if not 0 <= nice <= 19:
+            raise ValueError("nice must be between 0 and 19")
         self._slots = threading.BoundedSemaphore(size)
         self._wait_seconds = wait_seconds
+        # One thread per slot: a caller holding a slot never waits for a thread.
+        self._pool = ThreadPoolExecutor(size, "argon2", _lower_priority, (nice,)) \
+            if nice else None
 
     def run(self, work: Callable[[], T]) -> T:
         """``work()`` once a slot is free; :class:`HashingBusy` if none frees up in time."""
         if not self._slots.acquire(timeout=self._wait_seconds):
             raise HashingBusy
         try:
-            return work()
+            if self._pool is None:
+                return work()
+            return self._pool.submit(work).result()
         finally:
             self._slots.release()
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice`` (Linux; elsewhere nice() would
+    lower the whole process, so nothing happens there)."""
+    if sys.platform == "linux":
+        os.nice(nice)
 
 
 class PasswordHasher:
