@@ -19,7 +19,7 @@ of workers.
   key, crypto backend and portal metadata; nothing is shared across ``fork``, and a ``HUP``
   (after a key rollover, a new portal file) makes new workers load everything anew.
 - **Request line unlimited**: an HTTP-Redirect SAMLRequest may be 64 KiB of base64
-  (``idp.saml.bindings.MAX_ENCODED_BYTES``), percent-encoded in the query string. gunicorn caps
+  (``idp.samlkit.bindings.MAX_ENCODED_BYTES``), percent-encoded in the query string. gunicorn caps
   a set limit at 8190 bytes, so only "unlimited" (0) lets it through; the bindings refuse query
   strings over twice that cap, and the reverse proxy bounds the line (Caddy: ``max_header_size``).
 - **Forwarded headers** are left to the app (``IDP_PROXY_COUNT``, werkzeug's ProxyFix), which
