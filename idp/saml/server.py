@@ -86,9 +86,10 @@ _AUTHN_REQUEST = f"{{{SAMLP}}}AuthnRequest"
 _SIGNATURE = f"{{{DSIG}}}Signature"
 _CLASS_REF = f"{{{SAML}}}AuthnContextClassRef"
 _NAME_ID = f"{{{SAML}}}NameID"
-# Children an AuthnRequest has at most once (SAML core §3.2.1, §3.4.1).
-_SINGLE_CHILDREN = {"Subject": SAML, "NameIDPolicy": SAMLP, "Conditions": SAML,
-                    "RequestedAuthnContext": SAMLP, "Scoping": SAMLP, "Extensions": SAMLP}
+# Children an AuthnRequest has at most once (SAML core §3.4.1) that the answer depends on: two
+# are refused rather than one picked (pysaml2 took the last). Two samlp:Extensions are the akdb
+# reader's to refuse (RequestUnsupported to a signed request).
+_SINGLE_CHILDREN = {"Subject": SAML, "NameIDPolicy": SAMLP, "RequestedAuthnContext": SAMLP}
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 

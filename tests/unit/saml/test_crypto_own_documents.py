@@ -115,3 +115,20 @@ def test_signing_with_a_missing_key_file_raises_a_signature_error(
     with pytest.raises(SignatureError):
         InProcessCryptoBackend().sign_elements([copy.deepcopy(_response())],
                                                str(tmp_path / "missing.key"), CERTIFICATE)
+
+
+def test_each_signature_is_a_fresh_copy_naming_the_certificate_given(
+        keys: tuple[Path, Path]) -> None:
+    """The signature template is made once per certificate and copied: no signature shares
+    elements with another, and a new certificate (key switch) is the one in KeyInfo."""
+    first, second = _response(), _response("Erika")
+    _signed(keys, first)
+    _signed(keys, second)
+    signatures = [*first.iter(f"{{{DSIG}}}Signature"), *second.iter(f"{{{DSIG}}}Signature")]
+    assert len({id(signature) for signature in signatures}) == 4
+    assert len({_values(signature) for signature in signatures}) == 4
+    other = _response()
+    InProcessCryptoBackend().sign_elements([other], str(keys[0]), "T3RoZXI=")
+    assert other.findtext(f".//{{{DSIG}}}X509Certificate") == "T3RoZXI="
+    assert {signature.findtext(f".//{{{DSIG}}}X509Certificate")
+            for signature in signatures} == {CERTIFICATE}
