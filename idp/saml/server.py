@@ -105,9 +105,10 @@ def _boolean(element: etree._Element, name: str, default: bool = False) -> bool:
     value = element.get(name)
     if value is None:
         return default
-    if value.lower() not in _BOOLEANS:
+    # xs:boolean: exactly these four literals (case matters), whitespace collapsed.
+    if value.strip() not in _BOOLEANS:
         raise RequestRejected(f"unparsable AuthnRequest: {name}={value!r} is not a boolean")
-    return value in ("true", "1")
+    return _BOOLEANS[value.strip()]
 
 
 def _requested_subject(subject: etree._Element | None) -> RequestedSubject | None:

@@ -15,7 +15,7 @@ import pytest
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 
-from idp.db import utcnow
+from idp.clock import utcnow
 from idp.saml.server import IdpEndpoints, RequestRejected, SamlIdp, idp_config
 from idp.samlkit.bindings import decode_redirect
 from tests.saml_support import key_pair, metadata_of, sp_client, sp_config, sp_metadata
@@ -212,10 +212,12 @@ def test_a_request_changed_after_signing_is_refused(federation: Federation,
             _changed(xml, lambda root: root.set("IsPassive", "true")), utcnow())
 
 
+@pytest.mark.parametrize("value", ["yes", "TRUE", "False"])
 @pytest.mark.parametrize("attribute", ["ForceAuthn", "IsPassive"])
 def test_a_boolean_that_is_not_xs_boolean_is_refused(federation: Federation,
-                                                     attribute: str) -> None:
-    xml = _changed(redirect_request(federation.sp), lambda root: root.set(attribute, "yes"))
+                                                     attribute: str, value: str) -> None:
+    """xs:boolean has four literals, case included: "TRUE" must not pass as false."""
+    xml = _changed(redirect_request(federation.sp), lambda root: root.set(attribute, value))
     with pytest.raises(RequestRejected, match="not a boolean"):
         federation.idp.parse_authn_request(xml, utcnow())
 
