@@ -23,9 +23,7 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     """
     config = load_config(env, **dict(test_config or {}))
     if config.clock_offset_hours:  # development only (load_config refuses it in production)
-        from datetime import timedelta
-
-        from idp import db as clock
+        from idp import clock
 
         clock.clock_offset = timedelta(hours=config.clock_offset_hours)
     app = Flask(__name__, template_folder=str(config.template_dir),

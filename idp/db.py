@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -43,15 +43,6 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
-
-
-# Added to the wall clock; tests (and QA runs that need an expired link) move time with it.
-clock_offset = timedelta(0)
-
-
-def utcnow() -> datetime:
-    """The current time in UTC, as every service sees it."""
-    return datetime.now(UTC) + clock_offset
 
 
 def make_engine(url: str) -> Engine:

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.context import AccountContext, AccountSettings
 from idp.accounts.passwords import HashingSlots, PasswordHasher, PasswordPolicy
+from idp.clock import utcnow
 from idp.config import Config
-from idp.db import Database, utcnow
+from idp.db import Database
 from idp.links import Links
 from idp.mail.outbox import MailTemplates
 from idp.security.rate_limits import (

@@ -230,7 +230,7 @@ def citizen(app: Flask, browser: Browser) -> Browser:
 
 
 class Clock:
-    """Moves the IdP's clock (idp.db.utcnow) forward, e.g. past a link's expiry."""
+    """Moves the IdP's clock (idp.clock.utcnow) forward, e.g. past a link's expiry."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self._monkeypatch = monkeypatch
@@ -238,7 +238,7 @@ class Clock:
 
     def advance(self, **kwargs: float) -> None:
         self.offset += timedelta(**kwargs)
-        self._monkeypatch.setattr("idp.db.clock_offset", self.offset)
+        self._monkeypatch.setattr("idp.clock.clock_offset", self.offset)
 
 
 @pytest.fixture

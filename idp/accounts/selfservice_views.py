@@ -16,7 +16,8 @@ from idp.accounts import selfservice as service
 from idp.accounts.context import FormErrors
 from idp.accounts.models import Citizen, Salutation
 from idp.accounts.tokens import LinkState
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.links import (
     EMAIL_CHANGE_PATH,
     PASSWORD_FORGOTTEN_PATH,

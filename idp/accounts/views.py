@@ -13,7 +13,8 @@ from idp.accounts.context import FormErrors
 from idp.accounts.identity import USERNAME_MAX, USERNAME_RULES
 from idp.accounts.models import Salutation
 from idp.accounts.tokens import LinkState
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.german import duration
 from idp.links import ACTIVATION_PATH, LOGIN_PATH
 from idp.mail.outbox import MAIL_WINDOW

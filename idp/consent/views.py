@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from idp.clock import utcnow
 from idp.consent import services as service
-from idp.db import db, utcnow
+from idp.db import db
 from idp.german import local_time
 from idp.web.context import current_citizen, login_required
 from idp.web.errors import error_page

@@ -30,8 +30,9 @@ from sqlalchemy import ColumnElement, CursorResult, Update, and_, or_, select, u
 from sqlalchemy.orm import Session
 
 from idp.accounts.forgotten import answer_waiting_requests
+from idp.clock import utcnow
 from idp.config import Config
-from idp.db import Database, utcnow
+from idp.db import Database
 from idp.mail.models import OutboxMail
 from idp.mail.transport import (
     DeliveryFailure,

@@ -21,7 +21,8 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask.typing import ResponseReturnValue
 from saml2 import BINDING_HTTP_REDIRECT
 
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.extensions import csrf
 from idp.saml.flow import ErrorPage
 from idp.saml.logout_flow import Browser, Hop, LoggedOut, LogoutFlow, LogoutOutcome

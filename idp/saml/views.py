@@ -20,7 +20,8 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.extensions import csrf
 from idp.saml.flow import (
     BAD_LINK,

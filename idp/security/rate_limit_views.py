@@ -14,7 +14,8 @@ from typing import Any, TypeVar, cast
 
 from flask import request
 
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.german import duration
 from idp.security.rate_limits import LimitName, Refusal
 from idp.web.context import client_address, services

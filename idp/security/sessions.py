@@ -19,7 +19,8 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import CallbackDict
 
-from idp.db import Database, first_row, utcnow
+from idp.clock import utcnow
+from idp.db import Database, first_row
 from idp.security.models import BrowserSession
 
 # Refresh last_seen_at at most this often, so that reading a page rarely writes.

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
+from idp.clock import utcnow
 from idp.mail.models import OutboxMail
 from tests.e2e.processes import SERVICEKONTO, eventually, upgrade_database
 from tests.integration.mail.smtp import SmtpServer

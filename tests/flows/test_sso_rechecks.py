@@ -13,7 +13,8 @@ from saml2 import BINDING_HTTP_REDIRECT, time_util
 from sqlalchemy import update
 
 from idp.accounts.models import AccountStatus, Citizen
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from tests.conftest import Browser, Clock, log_in
 from tests.flows.conftest import Portal, consent_page, decide, field_value, logged_in
 

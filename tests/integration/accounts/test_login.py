@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.security.models import LoginThrottle
 from tests.conftest import GOOD_PASSWORD, Browser, Clock, activate, log_in, outbox, register
 

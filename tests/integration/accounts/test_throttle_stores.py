@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 from redis import Redis
 
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.security.redis_throttle import RedisThrottleStore
 from idp.security.throttle import ACCOUNT_RULE, SqlThrottleStore, Throttle, ThrottleStore
 from tests.conftest import REDIS_URL, Browser, Clock, log_in

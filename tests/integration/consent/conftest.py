@@ -9,8 +9,9 @@ from flask import Flask
 from sqlalchemy import select
 
 from idp.accounts.models import Citizen
+from idp.clock import utcnow
 from idp.consent import services
-from idp.db import db, utcnow
+from idp.db import db
 from idp.samlkit.bundid import GIVEN_NAME, MAIL, SURNAME
 
 DUEREN = "https://buergerportal.dueren.example/saml/metadata"

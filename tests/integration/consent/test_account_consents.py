@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
+from idp.clock import utcnow
 from idp.consent import services
-from idp.db import db, utcnow
+from idp.db import db
 from tests.conftest import Browser, activate, csrf_from, log_in, register
 from tests.integration.consent.conftest import DUEREN, MAGS, agree, citizen_id
 

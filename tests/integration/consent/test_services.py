@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 
 from idp.accounts import admin
 from idp.accounts.models import Citizen
+from idp.clock import utcnow
 from idp.consent import services
 from idp.consent.models import Consent
-from idp.db import db, utcnow
+from idp.db import db
 from idp.samlkit.bundid import BIRTH_NAME, GENDER, GIVEN_NAME, MAIL, SURNAME
 from idp.services import Services
 from tests.conftest import REGISTRATION, Browser, activate, register

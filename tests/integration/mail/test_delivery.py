@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from flask import Flask
 
+from idp.clock import utcnow
 from idp.config import Config
-from idp.db import db, utcnow
+from idp.db import db
 from idp.mail.models import OutboxMail
 from idp.mail.sender import SendReport, send_due
 from tests.conftest import (

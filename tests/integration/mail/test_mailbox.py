@@ -10,7 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from idp import create_app
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.mail.models import OutboxMail
 from idp.mail.sender import send_due
 from tests.conftest import REGISTRATION, Browser, app_with, outbox, register

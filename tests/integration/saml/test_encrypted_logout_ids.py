@@ -18,7 +18,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from saml2.client import Saml2Client
 from saml2.saml import NameID
 
-from idp.db import utcnow
+from idp.clock import utcnow
 from idp.saml.server import (
     SLO_REDIRECT_PATH,
     IdpEndpoints,

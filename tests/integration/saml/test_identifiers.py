@@ -6,7 +6,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from idp.accounts.models import Citizen
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.saml.identifiers import persistent_name_id
 from tests.conftest import Browser
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from flask import Flask
 
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.saml import state
 
 PORTAL = "https://a.example"

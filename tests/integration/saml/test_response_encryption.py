@@ -12,8 +12,8 @@ import xmlsec
 from lxml import etree  # type: ignore[import-untyped]
 from saml2 import BINDING_HTTP_REDIRECT
 
+from idp.clock import utcnow
 from idp.consent.attributes import AttributeTrust, ReleasedAttribute
-from idp.db import utcnow
 from idp.saml.server import (
     Authentication,
     IdpEndpoints,

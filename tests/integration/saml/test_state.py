@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from flask import Flask
 
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.saml import state
 from tests.conftest import Browser, log_in
 

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
 from idp.accounts.models import AccountToken, Citizen
-from idp.db import db, utcnow
+from idp.clock import utcnow
+from idp.db import db
 from idp.mail.models import OutboxMail
 from idp.security.models import BrowserSession
 from tests.conftest import Browser, link_in, outbox, path_of
