@@ -34,7 +34,7 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     observability.start_logging(config)
 
     from idp import schema
-    from idp.services import Services
+    from idp.container import Services
     from idp.web import errors, security
 
     database.init_app(app, config.database_url)

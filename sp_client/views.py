@@ -13,8 +13,8 @@ from flask.typing import ResponseReturnValue
 
 from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from idp.samlkit.bundid import BPK2
+from sp_client import catalogue, received
 from sp_client import kassenzeichen as kassenzeichen_service
-from sp_client import received, services
 from sp_client.database import utcnow
 from sp_client.extensions import csrf, portal_db
 from sp_client.models import PropertyRecord
@@ -49,7 +49,7 @@ def current_login() -> Login | None:
 @portal.get("/")
 def start() -> str:
     login = current_login()
-    offers = services.offers(settings().profile.name, login is not None,
+    offers = catalogue.offers(settings().profile.name, login is not None,
                              bool(login and _kassenzeichen_of(login)))
     return render_template("portal/start.html", login=login, offers=offers)
 
@@ -138,7 +138,7 @@ def overview() -> ResponseReturnValue:
     return render_template(
         "portal/overview.html", login=login, greeting=received.greeting_name(login),
         personal=received.personal_data(login), kassenzeichen=records,
-        offers=services.offers(settings().profile.name, True, bool(records)),
+        offers=catalogue.offers(settings().profile.name, True, bool(records)),
         attributes=received.received_attributes(login),
         trust_level=received.trust_words(login.class_ref), german_time=received.german_time)
 
@@ -147,7 +147,7 @@ def overview() -> ResponseReturnValue:
 def service(slug: str) -> ResponseReturnValue:
     """A service of the list. The demo builds none of them: a usable one is a placeholder page,
     one whose requirements are unmet says what is missing."""
-    found = services.find(settings().profile.name, slug)
+    found = catalogue.find(settings().profile.name, slug)
     if found is None:
         return error_page(404)
     login = current_login()

@@ -1,6 +1,6 @@
 """"Meine Zustimmungen": the citizen's consents per portal, each revocable.
 
-Thin: read the form, call one service of :mod:`idp.consent.services`, pick a page.
+Thin: read the form, call one function of :mod:`idp.consent.records`, pick a page.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, url_
 from flask.typing import ResponseReturnValue
 
 from idp.clock import utcnow
-from idp.consent import services as service
+from idp.consent import records
 from idp.db import db
 from idp.german import local_time
 from idp.web.context import current_citizen, login_required
@@ -38,14 +38,14 @@ def _citizen_id() -> int:
 @login_required
 def consents() -> ResponseReturnValue:
     return render_template("idp/consent_list.html",
-                           consents=service.consents_of(db.session, _citizen_id()),
+                           consents=records.consents_of(db.session, _citizen_id()),
                            display_name_for=display_name_for, local_time=local_time)
 
 
 @consent.post("/konto/zustimmungen/<int:consent_id>/widerrufen")
 @login_required
 def revoke(consent_id: int) -> ResponseReturnValue:
-    revoked = service.revoke_consent(db.session, _citizen_id(), consent_id, utcnow())
+    revoked = records.revoke_consent(db.session, _citizen_id(), consent_id, utcnow())
     if revoked is None:
         # Someone else's consent looks exactly like one that does not exist.
         return error_page(404, NOT_FOUND)

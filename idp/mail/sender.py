@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from idp.accounts.forgotten import answer_waiting_requests
 from idp.clock import utcnow
 from idp.config import Config
+from idp.container import Services
 from idp.db import Database
 from idp.mail.models import OutboxMail
 from idp.mail.transport import (
@@ -40,7 +41,6 @@ from idp.mail.transport import (
     classify,
     transport_for,
 )
-from idp.services import Services
 
 log = logging.getLogger(__name__)
 

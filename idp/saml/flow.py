@@ -25,7 +25,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import Citizen
-from idp.consent import services as consents
+from idp.consent import records as consents
 from idp.consent.attributes import ReleasedAttribute, missing_required, release
 from idp.observability import events
 from idp.portals.policy import PortalPolicy

@@ -11,9 +11,9 @@ from sqlalchemy import bindparam, select
 
 from idp.accounts.context import AccountContext
 from idp.accounts.models import AccountStatus, Citizen
+from idp.container import Services
 from idp.db import db
 from idp.security.sessions import ServerSession
-from idp.services import Services
 from idp.web import continuation
 
 F = TypeVar("F", bound=Callable[..., Any])

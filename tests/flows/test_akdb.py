@@ -17,7 +17,7 @@ from saml2.response import StatusNoAuthnContext, StatusRequestDenied, StatusRequ
 from saml2.samlp import Extensions
 from saml2.xmldsig import SIG_RSA_SHA256
 
-from idp.consent.services import consents_of
+from idp.consent.records import consents_of
 from idp.db import db
 from tests.conftest import Browser, activate, log_in, register
 from tests.flows.conftest import FORM_FIELD, Portal, b64, decide, field_value, logged_in

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from idp.accounts.models import Citizen
 from idp.clock import utcnow
-from idp.consent import services
+from idp.consent import records
 from idp.db import db
 from idp.samlkit.bundid import GIVEN_NAME, MAIL, SURNAME
 
@@ -31,5 +31,5 @@ def agree(app: Flask, citizen: int, portal: str = DUEREN, names: Iterable[str] =
           at: datetime | None = None) -> int:
     """The citizen presses ZUSTIMMEN for ``portal``; the new consent's id."""
     with app.app_context():
-        return services.give_consent(db.session, citizen, portal, names, at or utcnow(),
+        return records.give_consent(db.session, citizen, portal, names, at or utcnow(),
                                      PRIVACY_VERSION).id

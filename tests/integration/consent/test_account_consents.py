@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from idp.clock import utcnow
-from idp.consent import services
+from idp.consent import records
 from idp.db import db
 from tests.conftest import Browser, activate, csrf_from, log_in, register
 from tests.integration.consent.conftest import DUEREN, MAGS, agree, citizen_id
@@ -22,7 +22,7 @@ def revoke_path(consent_id: int) -> str:
 
 def covers(app: Flask, citizen: int, portal: str = DUEREN) -> bool:
     with app.app_context():
-        return services.consent_covers(db.session, citizen, portal, (), utcnow())
+        return records.consent_covers(db.session, citizen, portal, (), utcnow())
 
 
 def test_my_consents_need_a_login(app: Flask, citizen: Browser) -> None:

@@ -11,18 +11,18 @@ from sqlalchemy import func, select
 from idp.accounts import admin
 from idp.accounts.models import Citizen
 from idp.clock import utcnow
-from idp.consent import services
+from idp.consent import records
 from idp.consent.models import Consent
+from idp.container import Services
 from idp.db import db
 from idp.samlkit.bundid import BIRTH_NAME, GENDER, GIVEN_NAME, MAIL, SURNAME
-from idp.services import Services
 from tests.conftest import REGISTRATION, Browser, activate, register
 from tests.integration.consent.conftest import DUEREN, MAGS, NAMES, agree, citizen_id
 
 
 def covers(app: Flask, citizen: int, names: tuple[str, ...], portal: str = DUEREN) -> bool:
     with app.app_context():
-        return services.consent_covers(db.session, citizen, portal, names, utcnow())
+        return records.consent_covers(db.session, citizen, portal, names, utcnow())
 
 
 def consent_rows(app: Flask, citizen: int | None = None) -> list[Consent]:
@@ -87,7 +87,7 @@ def test_agreeing_twice_keeps_both_rows_as_history(app: Flask, citizen: Browser)
 def test_the_online_service_id_of_a_bundid_request_is_kept(app: Flask, citizen: Browser) -> None:
     erika = citizen_id(app)
     with app.app_context():
-        services.give_consent(db.session, erika, DUEREN, NAMES, utcnow(), "2026-11",
+        records.give_consent(db.session, erika, DUEREN, NAMES, utcnow(), "2026-11",
                               online_service_id="99123456760000")
     assert consent_rows(app, erika)[0].online_service_id == "99123456760000"
 
@@ -95,7 +95,7 @@ def test_the_online_service_id_of_a_bundid_request_is_kept(app: Flask, citizen: 
 def test_proof_is_never_stored_cut_short(app: Flask, citizen: Browser) -> None:
     erika = citizen_id(app)
     with app.app_context(), pytest.raises(ValueError, match="online_service_id"):
-        services.give_consent(db.session, erika, DUEREN, NAMES, utcnow(), "2026-11",
+        records.give_consent(db.session, erika, DUEREN, NAMES, utcnow(), "2026-11",
                               online_service_id="x" * 201)
     assert consent_rows(app) == []
 
@@ -106,7 +106,7 @@ def test_a_revoked_consent_covers_nothing_and_older_ones_do_not_return(
     agree(app, erika, names=(*NAMES, GENDER), at=utcnow() - timedelta(days=1))
     newest = agree(app, erika)
     with app.app_context():
-        revoked = services.revoke_consent(db.session, erika, newest, utcnow())
+        revoked = records.revoke_consent(db.session, erika, newest, utcnow())
         assert revoked is not None and revoked.portal_entity_id == DUEREN
     assert not covers(app, erika, (GIVEN_NAME,))
     # Both rows stay as history, both marked revoked.
@@ -121,7 +121,7 @@ def test_revoking_one_portal_leaves_the_others(app: Flask, citizen: Browser) -> 
     dueren = agree(app, erika, portal=DUEREN)
     agree(app, erika, portal=MAGS)
     with app.app_context():
-        services.revoke_consent(db.session, erika, dueren, utcnow())
+        records.revoke_consent(db.session, erika, dueren, utcnow())
     assert covers(app, erika, NAMES, portal=MAGS)
     assert not covers(app, erika, NAMES, portal=DUEREN)
 
@@ -131,8 +131,8 @@ def test_another_citizen_cannot_revoke_my_consent(app: Flask, citizen: Browser) 
     mine = agree(app, erika)
     max_ = second_citizen(app)
     with app.app_context():
-        assert services.revoke_consent(db.session, max_, mine, utcnow()) is None
-        assert services.revoke_consent(db.session, max_, mine + 1000, utcnow()) is None
+        assert records.revoke_consent(db.session, max_, mine, utcnow()) is None
+        assert records.revoke_consent(db.session, max_, mine + 1000, utcnow()) is None
     assert covers(app, erika, NAMES)
     assert consent_rows(app, erika)[0].revoked_at is None
 
@@ -145,13 +145,13 @@ def test_the_list_shows_one_current_consent_per_portal(app: Flask, citizen: Brow
     mags = agree(app, erika, portal=MAGS, at=utcnow() - timedelta(hours=1))
     agree(app, second_citizen(app), portal=DUEREN)
     with app.app_context():
-        listed = services.consents_of(db.session, erika)
+        listed = records.consents_of(db.session, erika)
         assert [(item.portal_entity_id, item.consent_id) for item in listed] == [
             (MAGS, mags), (DUEREN, newest_dueren)]
         assert listed[1].attribute_labels == ("Anrede", "Vorname", "E-Mail-Adresse")
         assert listed[1].privacy_version == "2026-11"
-        services.revoke_consent(db.session, erika, mags, utcnow())
-        assert [item.portal_entity_id for item in services.consents_of(db.session, erika)] == [
+        records.revoke_consent(db.session, erika, mags, utcnow())
+        assert [item.portal_entity_id for item in records.consents_of(db.session, erika)] == [
             DUEREN]
 
 
