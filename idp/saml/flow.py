@@ -285,7 +285,7 @@ class SsoFlow:
 
     def _answer(self, transaction: Transaction, *, citizen: Citizen | None = None,
                 released: list[ReleasedAttribute] | None = None,
-                error: sso.Refusal | None = None) -> Outcome:
+                error: sso.ErrorStatus | None = None) -> Outcome:
         """The one answer to the portal: a Response posted to the ACS from its metadata."""
         pending, portal, reference = transaction.pending, transaction.portal, transaction.reference
         if reference is not None:
@@ -388,7 +388,8 @@ class SsoFlow:
                        self._pairwise(transaction, citizen))
 
 
-def _unsolicited_refusal(portal: PortalPolicy, error: sso.Refusal | None) -> BackHere | ErrorPage:
+def _unsolicited_refusal(portal: PortalPolicy,
+                         error: sso.ErrorStatus | None) -> BackHere | ErrorPage:
     detail = error.detail if error is not None else None
     if detail is StatusDetail.AUTHN_CANCELLED:
         return BackHere("start")

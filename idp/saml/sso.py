@@ -133,7 +133,7 @@ class Pending:
 
 
 @dataclass(frozen=True)
-class Refusal:
+class ErrorStatus:
     """An error status for the portal (the request was fine, but cannot be granted)."""
 
     status: str
@@ -189,14 +189,14 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
 
 
 def version_mismatch(idp: SamlIdp, portal: PortalPolicy, problem: WrongVersion,
-                     relay_state: str | None, now: datetime) -> tuple[Pending, Refusal]:
+                     relay_state: str | None, now: datetime) -> tuple[Pending, ErrorStatus]:
     """The answer to a request of another SAML version: VersionMismatch, to the portal's
     default ACS from metadata (raises RequestRejected when it has none)."""
     request = replace(idp.unsolicited_request(portal.entity_id, now), unsolicited=False,
                       request_id=problem.request_id if problem.request_id
                       and _XS_ID.fullmatch(problem.request_id) else "")
     return (Pending(request=request, relay_state=relay_state, received_at=now),
-            Refusal(VERSION_MISMATCH, "", "Only SAML 2.0 is supported"))
+            ErrorStatus(VERSION_MISMATCH, "", "Only SAML 2.0 is supported"))
 
 
 def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None:
@@ -213,39 +213,40 @@ def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None
     return state.citizen_of_portal_name_id(session, request.issuer, subject.name_id)
 
 
-def refusal_before_login(pending: Pending, portal: PortalPolicy) -> Refusal | None:
+def refusal_before_login(pending: Pending, portal: PortalPolicy) -> ErrorStatus | None:
     """Errors the portal can be told at once, before anyone logs in."""
     request = pending.request
     if request.akdb_problem is not None:
-        return Refusal(STATUS_REQUESTER, REQUEST_UNSUPPORTED,
-                       "akdb:AuthenticationRequest not understood: " + request.akdb_problem,
-                       StatusDetail.INVALID_EXTENSION)
+        return ErrorStatus(STATUS_REQUESTER, REQUEST_UNSUPPORTED,
+                           "akdb:AuthenticationRequest not understood: " + request.akdb_problem,
+                           StatusDetail.INVALID_EXTENSION)
     if request.name_id_format and request.name_id_format != policy_name_id_format(portal):
         # The portal's registration decides: a portal registered for transient NameIDs cannot
         # ask its way to the stable pairwise identifier (docs/security.md, "NameIDs").
-        return Refusal(STATUS_REQUESTER, INVALID_NAME_ID_POLICY,
-                       "NameID format not allowed for this portal",
-                       StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
+        return ErrorStatus(STATUS_REQUESTER, INVALID_NAME_ID_POLICY,
+                           "NameID format not allowed for this portal",
+                           StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
     if request.subject is not None and pending.principal_id is None:
-        return Refusal(STATUS_RESPONDER, UNKNOWN_PRINCIPAL,
-                       "The Subject of the request names nobody known to this portal")
+        return ErrorStatus(STATUS_RESPONDER, UNKNOWN_PRINCIPAL,
+                           "The Subject of the request names nobody known to this portal")
     # Username and password reach level 1 only; never a silent downgrade.
     reachable = TrustLevel.LEVEL_1
     if portal.minimum_trust_level > reachable or not satisfiable(
             request.requested_contexts, request.comparison, reachable):
-        return Refusal(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
-                       "The requested level of assurance cannot be reached",
-                       StatusDetail.TRUST_LEVEL_NOT_REACHABLE)
+        return ErrorStatus(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
+                           "The requested level of assurance cannot be reached",
+                           StatusDetail.TRUST_LEVEL_NOT_REACHABLE)
     if request.akdb is not None:
         if not request.akdb.allows(OUR_METHOD):
             # None of the methods the portal enabled exists here: nobody could log in.
-            return Refusal(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
-                           "None of the enabled AuthnMethods is available",
-                           StatusDetail.AUTHN_METHOD_NOT_AVAILABLE)
+            return ErrorStatus(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
+                               "None of the enabled AuthnMethods is available",
+                               StatusDetail.AUTHN_METHOD_NOT_AVAILABLE)
         if not_allowed := attributes_for(portal, request).not_allowed:
-            return Refusal(STATUS_REQUESTER, REQUEST_DENIED,
-                           "Required attributes not released to this portal: "
-                           + " ".join(not_allowed), StatusDetail.REQUIRED_ATTRIBUTES_NOT_ALLOWED)
+            return ErrorStatus(STATUS_REQUESTER, REQUEST_DENIED,
+                               "Required attributes not released to this portal: "
+                               + " ".join(not_allowed),
+                               StatusDetail.REQUIRED_ATTRIBUTES_NOT_ALLOWED)
     return None
 
 
@@ -279,7 +280,7 @@ def attributes_for(portal: PortalPolicy, request: ParsedAuthnRequest) -> Attribu
         not_allowed=tuple(sorted(required - set(allowed))))
 
 
-def status_detail_for(pending: Pending, refusal: Refusal) -> str | None:
+def status_detail_for(pending: Pending, refusal: ErrorStatus) -> str | None:
     """The akdb:StatusDetail code to send with ``refusal``, if the request asked for one."""
     akdb = pending.request.akdb
     if akdb is None or not akdb.enable_status_detail or refusal.detail is None:
@@ -315,32 +316,32 @@ def next_step(pending: Pending, citizen_id: int | None, logged_in_at: datetime |
     return Next.ANSWER
 
 
-def passive_refusal() -> Refusal:
-    return Refusal(STATUS_RESPONDER, NO_PASSIVE, "Passive login not possible",
-                   StatusDetail.PASSIVE_NOT_POSSIBLE)
+def passive_refusal() -> ErrorStatus:
+    return ErrorStatus(STATUS_RESPONDER, NO_PASSIVE, "Passive login not possible",
+                       StatusDetail.PASSIVE_NOT_POSSIBLE)
 
 
-def cancelled() -> Refusal:
-    return Refusal(STATUS_RESPONDER, AUTHN_FAILED, "The citizen cancelled the login",
-                   StatusDetail.AUTHN_CANCELLED)
+def cancelled() -> ErrorStatus:
+    return ErrorStatus(STATUS_RESPONDER, AUTHN_FAILED, "The citizen cancelled the login",
+                       StatusDetail.AUTHN_CANCELLED)
 
 
-def declined() -> Refusal:
-    return Refusal(STATUS_REQUESTER, REQUEST_DENIED,
-                   "Der Bürger hat der Weitergabe seiner Daten nicht zugestimmt.",
-                   StatusDetail.CONSENT_DECLINED)
+def declined() -> ErrorStatus:
+    return ErrorStatus(STATUS_REQUESTER, REQUEST_DENIED,
+                       "Der Bürger hat der Weitergabe seiner Daten nicht zugestimmt.",
+                       StatusDetail.CONSENT_DECLINED)
 
 
-def required_missing(missing: list[str]) -> Refusal:
+def required_missing(missing: list[str]) -> ErrorStatus:
     """The account cannot give attributes the request requires (docs/architecture.md, pysaml2
     trap 6: no partial data)."""
-    return Refusal(STATUS_REQUESTER, REQUEST_DENIED,
-                   "Required attributes missing: " + " ".join(missing),
-                   StatusDetail.REQUIRED_ATTRIBUTES_MISSING)
+    return ErrorStatus(STATUS_REQUESTER, REQUEST_DENIED,
+                       "Required attributes missing: " + " ".join(missing),
+                       StatusDetail.REQUIRED_ATTRIBUTES_MISSING)
 
 
-def denied(message: str) -> Refusal:
-    return Refusal(STATUS_REQUESTER, REQUEST_DENIED, message)
+def denied(message: str) -> ErrorStatus:
+    return ErrorStatus(STATUS_REQUESTER, REQUEST_DENIED, message)
 
 
 def policy_name_id_format(portal: PortalPolicy) -> str:
@@ -363,17 +364,17 @@ def pairwise_for(session: Session, portal: PortalPolicy, request: ParsedAuthnReq
     return existing_persistent_name_id(session, citizen_id, portal.entity_id)
 
 
-def no_identifier_to_create() -> Refusal:
+def no_identifier_to_create() -> ErrorStatus:
     """AllowCreate="false" asked for a persistent NameID the citizen does not have there yet."""
-    return Refusal(STATUS_REQUESTER, INVALID_NAME_ID_POLICY,
-                   "No persistent identifier exists and AllowCreate is false",
-                   StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
+    return ErrorStatus(STATUS_REQUESTER, INVALID_NAME_ID_POLICY,
+                       "No persistent identifier exists and AllowCreate is false",
+                       StatusDetail.NAME_ID_FORMAT_NOT_SUPPORTED)
 
 
-def wrong_principal() -> Refusal:
+def wrong_principal() -> ErrorStatus:
     """The citizen who logged in is not the one the request's <Subject> names."""
-    return Refusal(STATUS_RESPONDER, AUTHN_FAILED,
-                   "The citizen who logged in is not the Subject of the request")
+    return ErrorStatus(STATUS_RESPONDER, AUTHN_FAILED,
+                       "The citizen who logged in is not the Subject of the request")
 
 
 def name_id_for(portal: PortalPolicy, pairwise: str | None) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from flask import request
 from idp.clock import utcnow
 from idp.db import db
 from idp.german import duration
-from idp.security.rate_limits import LimitName, Refusal
+from idp.security.rate_limits import LimitName, LimitReached
 from idp.web.context import client_address, services
 from idp.web.errors import error_page
 
@@ -51,7 +51,7 @@ def rate_limited(name: LimitName) -> Callable[[F], F]:
     return decorate
 
 
-def refusal_page(name: LimitName, refusal: Refusal) -> tuple[str, int, dict[str, str]]:
+def refusal_page(name: LimitName, refusal: LimitReached) -> tuple[str, int, dict[str, str]]:
     """The German 429 page: who sent too many, and how long to wait (rounded up)."""
     seconds = max(1, math.ceil(refusal.retry_after.total_seconds()))
     wait = duration(timedelta(minutes=math.ceil(seconds / 60)))

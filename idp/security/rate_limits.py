@@ -47,7 +47,7 @@ class Count:
 
 
 @dataclass(frozen=True)
-class Refusal:
+class LimitReached:
     """A request over a limit: how long until that limit's window ends, and whose limit it
     was (``overall``: all clients' together, else this client address's)."""
 
@@ -152,18 +152,18 @@ class FormLimiter:
         self._counters = counters
         self._limits = limits
 
-    def admit(self, name: LimitName, address: str, now: datetime) -> Refusal | None:
+    def admit(self, name: LimitName, address: str, now: datetime) -> LimitReached | None:
         """Count a request of form ``name`` from ``address`` (see :func:`client_key`): None
-        if it may go on, else the :class:`Refusal` to answer with. The client's own limit is
+        if it may go on, else the :class:`LimitReached` to answer with. The client's own limit is
         asked first, so a client over it no longer eats into what everyone else may send."""
         limit: RequestLimit = getattr(self._limits, name)
         own = self._counters.count(name, client_key(address), limit.window, now)
         if own.requests > limit.per_address:
-            return Refusal(own.window_ends - now, overall=False)
+            return LimitReached(own.window_ends - now, overall=False)
         everyone = self._counters.count(name, OVERALL_KEY, limit.window, now)
         if everyone.requests > limit.overall:
             if everyone.requests == limit.overall + 1:  # once per window, not per refusal
                 log.warning("overall limit of %s reached: %d requests until %s", name,
                             limit.overall, everyone.window_ends.isoformat())
-            return Refusal(everyone.window_ends - now, overall=True)
+            return LimitReached(everyone.window_ends - now, overall=True)
         return None

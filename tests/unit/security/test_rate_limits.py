@@ -12,8 +12,8 @@ from idp.config import FormLimits, RequestLimit
 from idp.security.rate_limits import (
     Count,
     FormLimiter,
+    LimitReached,
     RedisOrDatabaseCounters,
-    Refusal,
     client_key,
 )
 
@@ -51,7 +51,7 @@ def test_one_registration_over_the_limit_of_an_address_is_refused_until_its_hour
                 for i in range(10)]
     assert admitted == [None] * 10
     refusal = limits.admit("register", "192.0.2.1", NOW + timedelta(minutes=15))
-    assert refusal == Refusal(retry_after=timedelta(minutes=45), overall=False)
+    assert refusal == LimitReached(retry_after=timedelta(minutes=45), overall=False)
 
 
 def test_registration_works_again_when_the_hour_is_over() -> None:
@@ -73,7 +73,7 @@ def test_all_addresses_together_are_refused_over_the_overall_limit() -> None:
     for number in range(3):
         assert limits.admit("register", f"192.0.2.{number}", NOW) is None
     refusal = limits.admit("register", "198.51.100.7", NOW + timedelta(minutes=50))
-    assert refusal == Refusal(retry_after=timedelta(minutes=10), overall=True)
+    assert refusal == LimitReached(retry_after=timedelta(minutes=10), overall=True)
 
 
 def test_a_client_over_its_own_limit_does_not_use_up_everyone_elses() -> None:
