@@ -18,13 +18,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from cryptography.x509 import Certificate
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
 from sqlalchemy.orm import Session
 
+from idp.portals.registry import Portal
 from idp.saml import state
 from idp.saml.envelope import read_envelope
 from idp.saml.server import (
@@ -47,24 +47,8 @@ UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
 BINDINGS = {"redirect": BINDING_HTTP_REDIRECT, "post": BINDING_HTTP_POST}
 
 
-class SigningPolicy(Protocol):
-    """The part of a portal's policy single logout reads."""
-
-    @property
-    def want_authn_requests_signed(self) -> bool: ...
-
-
-class LogoutPortal(Protocol):
-    """What single logout needs of a portal (:class:`idp.portals.registry.Portal`)."""
-
-    @property
-    def policy(self) -> SigningPolicy: ...
-    def slo_endpoints(self) -> list[Endpoint]: ...
-    def signing_certificates(self) -> list[Certificate]: ...
-
-
 # The available portal with this entity id (``PortalRegistry.portal``), None if unknown.
-PortalLookup = Callable[[str], LogoutPortal | None]
+PortalLookup = Callable[[str], Portal | None]
 
 
 class ChainUnknown(LookupError):

@@ -65,8 +65,9 @@ _XS_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
 OUR_METHOD = AuthnMethod.BENUTZERNAME
 
 
-class PortalPolicy(Protocol):
-    """What SSO needs to know of a relying portal (from ``policies/portals/*.yaml``)."""
+class SsoPortal(Protocol):
+    """What SSO needs to know of a relying portal: the part of its policy file
+    (:class:`idp.portals.policy.PortalPolicy`) the decisions read, so they can be tested alone."""
 
     @property
     def entity_id(self) -> str: ...
@@ -88,7 +89,7 @@ class PortalPolicy(Protocol):
     def idp_initiated_allowed(self) -> bool: ...
 
 
-P = TypeVar("P", bound=PortalPolicy)
+P = TypeVar("P", bound=SsoPortal)
 
 
 class Next(Enum):
@@ -188,7 +189,7 @@ def receive(session: Session, idp: SamlIdp, message: IncomingMessage,
                    principal_id=principal_named(session, parsed)), portal
 
 
-def version_mismatch(idp: SamlIdp, portal: PortalPolicy, problem: WrongVersion,
+def version_mismatch(idp: SamlIdp, portal: SsoPortal, problem: WrongVersion,
                      relay_state: str | None, now: datetime) -> tuple[Pending, ErrorStatus]:
     """The answer to a request of another SAML version: VersionMismatch, to the portal's
     default ACS from metadata (raises RequestRejected when it has none)."""
@@ -213,7 +214,7 @@ def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None
     return state.citizen_of_portal_name_id(session, request.issuer, subject.name_id)
 
 
-def refusal_before_login(pending: Pending, portal: PortalPolicy) -> ErrorStatus | None:
+def refusal_before_login(pending: Pending, portal: SsoPortal) -> ErrorStatus | None:
     """Errors the portal can be told at once, before anyone logs in."""
     request = pending.request
     if request.akdb_problem is not None:
@@ -260,7 +261,7 @@ class AttributeSelection:
     not_allowed: tuple[str, ...] = ()
 
 
-def attributes_for(portal: PortalPolicy, request: ParsedAuthnRequest) -> AttributeSelection:
+def attributes_for(portal: SsoPortal, request: ParsedAuthnRequest) -> AttributeSelection:
     """What the policy allows; with akdb:RequestedAttributes only those of them it lists.
 
     Never more than the policy: a listed attribute the policy does not allow is left out (or,
@@ -288,7 +289,7 @@ def status_detail_for(pending: Pending, refusal: ErrorStatus) -> str | None:
     return refusal.detail.value
 
 
-def unsolicited(idp: SamlIdp, portal: PortalPolicy, relay_state: str | None,
+def unsolicited(idp: SamlIdp, portal: SsoPortal, relay_state: str | None,
                 now: datetime) -> Pending:
     """IdP-initiated SSO to ``portal``, as a pending request that nobody sent.
 
@@ -344,18 +345,18 @@ def denied(message: str) -> ErrorStatus:
     return ErrorStatus(STATUS_REQUESTER, REQUEST_DENIED, message)
 
 
-def policy_name_id_format(portal: PortalPolicy) -> str:
+def policy_name_id_format(portal: SsoPortal) -> str:
     """The NameID format the portal is registered for (the only one it gets)."""
     return str(NAMEID_FORMAT_PERSISTENT if portal.name_id_format == "persistent"
                else NAMEID_FORMAT_TRANSIENT)
 
 
-def needs_pairwise(portal: PortalPolicy, selection: AttributeSelection) -> bool:
+def needs_pairwise(portal: SsoPortal, selection: AttributeSelection) -> bool:
     """Whether the answer carries the citizen's pairwise identifier (NameID or bPK2)."""
     return policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT or BPK2 in selection.names
 
 
-def pairwise_for(session: Session, portal: PortalPolicy, request: ParsedAuthnRequest,
+def pairwise_for(session: Session, portal: SsoPortal, request: ParsedAuthnRequest,
                  citizen_id: int, now: datetime) -> str | None:
     """The citizen's pairwise identifier at the portal, made on first use; None when the
     request forbids making one (AllowCreate="false") and none exists yet."""
@@ -377,7 +378,7 @@ def wrong_principal() -> ErrorStatus:
                        "The citizen who logged in is not the Subject of the request")
 
 
-def name_id_for(portal: PortalPolicy, pairwise: str | None) -> tuple[str, str]:
+def name_id_for(portal: SsoPortal, pairwise: str | None) -> tuple[str, str]:
     """(value, format) in the portal's registered format; ``pairwise`` is the persistent
     identifier (required for a persistent portal, see :func:`pairwise_for`)."""
     if policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT:
