@@ -34,12 +34,12 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     observability.start_logging(config)
 
     from idp import schema
-    from idp.container import Services
+    from idp.container import AppParts, Services
     from idp.web import errors, security
 
     database.init_app(app, config.database_url)
     schema.check_current(database.bound(app).engine)
-    app.extensions["servicekonto"] = Services.build(config, database)
+    services = Services.build(config, database)
     csrf.init_app(app)
     mailer.init_app(app)
     security.init_app(app, config)
@@ -57,10 +57,9 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     from idp.saml.views import saml
 
     saml_runtime = SamlRuntime.build(config)
-    app.extensions["saml"] = saml_runtime
-    # Display names for "Meine Zustimmungen".
-    app.extensions["portal_names"] = {
-        portal.entity_id: portal.policy.display_name for portal in saml_runtime.registry.portals()}
+    AppParts(services=services, saml=saml_runtime, portal_names={
+        portal.entity_id: portal.policy.display_name for portal in saml_runtime.registry.portals()},
+    ).install(app)
     app.register_blueprint(saml)
     app.register_blueprint(slo)
     from idp.saml.state import move_portal_sessions

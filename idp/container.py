@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
+from flask import Flask, current_app
 from redis import Redis
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,7 @@ from idp.config import Config
 from idp.db import Database
 from idp.links import Links
 from idp.mail.outbox import MailTemplates
+from idp.saml.runtime import SamlRuntime
 from idp.security.rate_limits import (
     FormLimiter,
     RedisOrDatabaseCounters,
@@ -81,3 +83,27 @@ class Services:
             return FormLimiter(RedisOrDatabaseCounters(RedisRequestCounters(self.redis),
                                                        database), self.config.form_limits)
         return FormLimiter(database, self.config.form_limits)
+
+
+# The one key of app.extensions the IdP keeps its parts under (Flask-Mail keeps "mail", the
+# database extension "database").
+_APP_PARTS = "servicekonto"
+
+
+@dataclass(frozen=True)
+class AppParts:
+    """What :func:`idp.create_app` builds once per process, reached through :func:`app_parts`."""
+
+    services: Services
+    saml: SamlRuntime
+    # Registered portals' display names by entity id ("Meine Zustimmungen", the logout page).
+    portal_names: dict[str, str]
+
+    def install(self, app: Flask) -> None:
+        app.extensions[_APP_PARTS] = self
+
+
+def app_parts(app: Flask | None = None) -> AppParts:
+    """The parts of ``app`` (default: the current app)."""
+    parts: AppParts = (app or current_app).extensions[_APP_PARTS]
+    return parts

@@ -8,7 +8,7 @@ GET and act only on its POST.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import forgotten
@@ -17,6 +17,7 @@ from idp.accounts.context import FormErrors
 from idp.accounts.models import Citizen, Salutation
 from idp.accounts.tokens import LinkState
 from idp.clock import utcnow
+from idp.container import app_parts
 from idp.db import db
 from idp.links import (
     EMAIL_CHANGE_PATH,
@@ -124,7 +125,7 @@ def account() -> Page:
 def _portals_to_visit() -> list[tuple[str, str]]:
     """(display name, entity id) of the portals the citizen may open from here: available ones
     whose policy allows IdP-initiated SSO (idp_initiated_allowed)."""
-    registry = current_app.extensions["saml"].registry
+    registry = app_parts().saml.registry
     return [(portal.policy.display_name, portal.entity_id) for portal in registry.portals()
             if portal.available and portal.policy.idp_initiated_allowed]
 

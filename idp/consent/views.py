@@ -5,13 +5,12 @@ Thin: read the form, call one function of :mod:`idp.consent.records`, pick a pag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from idp.clock import utcnow
 from idp.consent import records
+from idp.container import app_parts
 from idp.db import db
 from idp.german import local_time
 from idp.web.context import current_citizen, login_required
@@ -24,8 +23,7 @@ NOT_FOUND = "Diese Zustimmung gibt es in Ihrem Servicekonto nicht (mehr)."
 
 def display_name_for(entity_id: str) -> str:
     """The portal's display name from the portal registry, else its entity id."""
-    names: Mapping[str, str] | None = current_app.extensions.get("portal_names")
-    return (names or {}).get(entity_id) or entity_id
+    return app_parts().portal_names.get(entity_id) or entity_id
 
 
 def _citizen_id() -> int:

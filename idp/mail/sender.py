@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from idp.accounts.forgotten import answer_waiting_requests
 from idp.clock import utcnow
 from idp.config import Config
-from idp.container import Services
+from idp.container import app_parts
 from idp.db import Database
 from idp.mail.models import OutboxMail
 from idp.mail.transport import (
@@ -312,7 +312,7 @@ def send_due(app: Flask, now: datetime | None = None, *, transport: Transport | 
         config: Config = app.config["SERVICEKONTO"]
         bound = Database.bound(app)
         start, started = now or utcnow(), time.monotonic()
-        services: Services = app.extensions["servicekonto"]
+        services = app_parts(app).services
         answer_waiting_requests(bound.sessionmaker,
                                 lambda session: services.accounts(session, start))
         sender = OutboxSender(

@@ -17,11 +17,12 @@ How each hop to another site travels (docs/portal-integration.md, "Single logout
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from saml2 import BINDING_HTTP_REDIRECT
 
 from idp.clock import utcnow
+from idp.container import app_parts
 from idp.db import db
 from idp.extensions import csrf
 from idp.saml.flow import ErrorPage
@@ -102,5 +103,4 @@ def _send(hop: Hop) -> ResponseReturnValue:
 
 def _name(entity_id: str) -> str:
     """The portal's German display name (its entity id if it left the registry meanwhile)."""
-    names: dict[str, str] = current_app.extensions["portal_names"]
-    return names.get(entity_id, entity_id)
+    return app_parts().portal_names.get(entity_id, entity_id)

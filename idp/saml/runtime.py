@@ -1,6 +1,6 @@
 """The SAML side of one IdP process: keys, crypto backend, portal registry, pysaml2 Server.
 
-Built once per process in :func:`idp.create_app` (``app.extensions["saml"]``); a missing or
+Built once per process in :func:`idp.create_app` (``idp.container.app_parts().saml``); a missing or
 broken key, a broken portal file or unreadable file metadata stops the start with a clear
 message. URL metadata is refreshed from requests, at most once a minute.
 """

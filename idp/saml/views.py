@@ -11,7 +11,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -21,6 +20,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from idp.clock import utcnow
+from idp.container import app_parts
 from idp.db import db
 from idp.extensions import csrf
 from idp.saml.flow import (
@@ -48,8 +48,7 @@ UNSOLICITED_PATH = "/saml/sso/unsolicited"
 
 
 def runtime() -> SamlRuntime:
-    saml_runtime: SamlRuntime = current_app.extensions["saml"]
-    return saml_runtime
+    return app_parts().saml
 
 
 def flow() -> SsoFlow:

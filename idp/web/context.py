@@ -6,12 +6,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, redirect, request, session
+from flask import redirect, request, session
 from sqlalchemy import bindparam, select
 
 from idp.accounts.context import AccountContext
 from idp.accounts.models import AccountStatus, Citizen
-from idp.container import Services
+from idp.container import Services, app_parts
 from idp.db import db
 from idp.security.sessions import ServerSession
 from idp.web import continuation
@@ -23,7 +23,7 @@ _ACTIVE_CITIZEN = select(Citizen).where(Citizen.id == bindparam("citizen_id"),
 
 
 def services() -> Services:
-    return cast(Services, current_app.extensions["servicekonto"])
+    return app_parts().services
 
 
 def accounts() -> AccountContext:

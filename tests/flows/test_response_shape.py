@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 
+from idp.container import app_parts
 from idp.saml.server import ASSERTION_LIFETIME
 from tests.conftest import Browser
 from tests.flows.conftest import SP_ACS, SP_ENTITY, Portal, consent_page, decide, logged_in
@@ -43,7 +44,7 @@ def test_the_response_signature_covers_the_already_signed_assertion(
     assert assertion_reference.get("URI") == f"#{assertion.get('ID')}"
     assert root.get("ID") != assertion.get("ID")
     # Verifies only if the assertion's signature was in place when the Response was signed.
-    key = forgery.xmlsec.Key.from_file(str(sso_app.extensions["saml"].keys.cert_file),
+    key = forgery.xmlsec.Key.from_file(str(app_parts(sso_app).saml.keys.cert_file),
                                        forgery.T.KeyDataFormatCertPem)
     for element in (assertion, root):
         context = forgery.xmlsec.SignatureContext()

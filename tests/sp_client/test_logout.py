@@ -16,6 +16,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.samlp import logout_request_from_string
 from sqlalchemy import select
 
+from idp.container import app_parts
 from idp.samlkit.bindings import decode_post, decode_redirect, verify_redirect_signature
 from idp.samlkit.keys import load_certificate
 from sp_client.extensions import portal_db
@@ -32,7 +33,7 @@ SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 def idp_server(journey: Journey) -> Any:
     """The IdP's own pysaml2 Server (with its key and the portal's metadata)."""
-    return journey.federation.idp_app().extensions["saml"].idp.server
+    return app_parts(journey.federation.idp_app()).saml.idp.server
 
 
 def portal_login(journey: Journey) -> tuple[str, str | None]:

@@ -6,13 +6,13 @@ import base64
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import BINDING_HTTP_POST
 from sqlalchemy import select
 
+from idp.container import app_parts
 from idp.saml.server import ParsedAuthnRequest
 from idp.samlkit.bindings import decode_redirect, verify_redirect_signature
 from idp.samlkit.keys import load_certificate
@@ -154,7 +154,7 @@ def _pending_request_id(federation: Federation) -> str:
 def _idp_refusal(federation: Federation, status: str, sub_status: str | None,
                  detail: str | None = None, sign: bool = True) -> str:
     """The real IdP's error Response to the portal's open request, base64 as POSTed."""
-    runtime: Any = federation.idp_app().extensions["saml"]
+    runtime = app_parts(federation.idp_app()).saml
     request = ParsedAuthnRequest(
         request_id=_pending_request_id(federation),
         issuer=federation.portal.config["PORTAL"].entity_id,

@@ -9,6 +9,7 @@ from flask import Flask
 
 from idp.clock import utcnow
 from idp.consent import records
+from idp.container import app_parts
 from idp.db import db
 from tests.conftest import Browser, activate, csrf_from, log_in, register
 from tests.integration.consent.conftest import DUEREN, MAGS, agree, citizen_id
@@ -102,7 +103,9 @@ def test_revoking_without_the_csrf_token_changes_nothing(app: Flask, citizen: Br
 
 def test_portals_appear_under_their_registered_display_name(
         app: Flask, citizen: Browser) -> None:
-    app.extensions["portal_names"] = {DUEREN: "Bürgerportal Düren"}
+    names = app_parts(app).portal_names
+    names.clear()
+    names[DUEREN] = "Bürgerportal Düren"
     agree(app, citizen_id(app), portal=DUEREN)
     agree(app, citizen_id(app), portal=MAGS)
     log_in(citizen)

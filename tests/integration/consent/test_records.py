@@ -13,7 +13,7 @@ from idp.accounts.models import Citizen
 from idp.clock import utcnow
 from idp.consent import records
 from idp.consent.models import Consent
-from idp.container import Services
+from idp.container import app_parts
 from idp.db import db
 from idp.samlkit.bundid import BIRTH_NAME, GENDER, GIVEN_NAME, MAIL, SURNAME
 from tests.conftest import REGISTRATION, Browser, activate, register
@@ -162,8 +162,7 @@ def test_deleting_an_account_removes_its_consents(app: Flask, citizen: Browser) 
     max_ = second_citizen(app)
     agree(app, max_)
     with app.app_context():
-        context = app.extensions["servicekonto"]
-        assert isinstance(context, Services)
+        context = app_parts(app).services
         account = db.session.get(Citizen, erika)
         assert account is not None and account.email == REGISTRATION["email"]
         admin.delete_citizen(context.accounts(db.session), account)

@@ -16,6 +16,7 @@ from werkzeug.test import TestResponse
 from idp.accounts.models import ForgottenRequest
 from idp.accounts.registration import USERNAME_TAKEN
 from idp.config import FormLimits, RequestLimit
+from idp.container import app_parts
 from idp.db import db
 from idp.security.models import LoginThrottle
 from tests.conftest import REDIS_URL, REGISTRATION, Browser, Clock, app_with, log_in, register
@@ -254,7 +255,7 @@ def test_registration_while_every_hashing_slot_is_taken_gets_503_and_keeps_nothi
     with app_with(settings, argon2_concurrency=1, argon2_wait_seconds=0.05) as app:
         browser = browser_at(app)
         browser.get("/registrieren/benutzername")
-        slots = app.extensions["servicekonto"].hasher.slots
+        slots = app_parts(app).services.hasher.slots
         with all_slots_taken(slots):
             response = browser.submit("/registrieren/benutzername", REGISTRATION)
         assert_german_error(response, 503, OVERLOADED)
@@ -267,7 +268,7 @@ def test_login_while_every_hashing_slot_is_taken_gets_503_not_a_failed_login(
         settings: dict[str, Any]) -> None:
     with app_with(settings, argon2_concurrency=1, argon2_wait_seconds=0.05) as app:
         browser = browser_at(app)
-        slots = app.extensions["servicekonto"].hasher.slots
+        slots = app_parts(app).services.hasher.slots
         with all_slots_taken(slots):
             response = log_in(browser)
         assert_german_error(response, 503, OVERLOADED)
