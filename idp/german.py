@@ -1,5 +1,5 @@
 """How our German pages and mails say times and durations: in Germany's local time, and with
-the unit a reader expects ("24 Stunden", "60 Minuten", "1. Dezember 2026, 11:03 Uhr")."""
+the unit a reader expects ("01.12.2026, 11:03:12 Uhr", "24 Stunden", "60 Minuten")."""
 
 from __future__ import annotations
 
@@ -7,19 +7,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
-MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
-          "Oktober", "November", "Dezember")
 
 
 def local_time(moment: datetime | None) -> str:
     """"01.12.2026, 11:03:12 Uhr" (lists and records); "" for none."""
     return "" if moment is None else f"{moment.astimezone(LOCAL_TIME):%d.%m.%Y, %H:%M:%S} Uhr"
-
-
-def long_local_time(moment: datetime) -> str:
-    """"1. Dezember 2026, 11:03 Uhr" (what a citizen reads in a sentence)."""
-    local = moment.astimezone(LOCAL_TIME)
-    return f"{local.day}. {MONTHS[local.month - 1]} {local.year}, {local:%H:%M} Uhr"
 
 
 def duration(span: timedelta) -> str:

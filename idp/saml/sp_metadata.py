@@ -11,7 +11,6 @@ never the ``xmlsec1`` program).
 from __future__ import annotations
 
 import base64
-import importlib
 import re
 import tempfile
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from cryptography import x509
 from saml2 import BINDING_HTTP_POST
 from saml2.mdstore import InMemoryMetaData
 
+from idp.samlkit.crypto import InProcessCryptoBackend
 from idp.samlkit.instants import parse_instant
 from idp.samlkit.metadata import MAX_METADATA_BYTES, MetadataError
 
@@ -44,7 +44,6 @@ class Endpoint:
     binding: str
     location: str
     index: int | None = None
-    is_default: bool = False
     response_location: str | None = None
 
 
@@ -121,7 +120,6 @@ def _endpoint(item: dict[str, Any]) -> Endpoint:
     index = item.get("index")
     return Endpoint(binding=item["binding"], location=item["location"],
                     index=int(index) if index is not None and str(index).isdigit() else None,
-                    is_default=str(item.get("is_default", "")).lower() in ("true", "1"),
                     response_location=item.get("response_location"))
 
 
@@ -195,23 +193,7 @@ def verifier_from_backend(backend: Any) -> SignatureVerifier:
     return verify
 
 
-def default_verifier() -> SignatureVerifier | None:
-    """A verifier on the project's in-process backend (``idp.samlkit.crypto``); None without it.
-
-    Takes the first ``saml2.sigver.CryptoBackend`` subclass defined there that can be made
-    without arguments. The IdP's start should rather pass the backend its Server uses.
-    """
-    from saml2.sigver import CryptoBackend
-
-    try:
-        crypto = importlib.import_module("idp.samlkit.crypto")
-    except ImportError:
-        return None
-    for value in vars(crypto).values():
-        if isinstance(value, type) and issubclass(value, CryptoBackend) and \
-                value is not CryptoBackend and value.__module__ == crypto.__name__:
-            try:
-                return verifier_from_backend(value())
-            except TypeError:
-                continue
-    return None
+def default_verifier() -> SignatureVerifier:
+    """A verifier on the project's in-process crypto backend, for callers outside a running IdP
+    (the ``servicekonto portal`` commands); the IdP's start passes the backend its Server uses."""
+    return verifier_from_backend(InProcessCryptoBackend())

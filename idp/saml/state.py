@@ -104,11 +104,6 @@ def forget_expired_pending(session: Session, now: datetime) -> int:
         PendingRequest.expires_at <= now))
 
 
-def pending_references(session: Session) -> list[str]:
-    """Hashed references (for tests and the operator)."""
-    return list(session.scalars(select(PendingRequest.id_hash)))
-
-
 # Read at every SSO (a write is rare): built once (see idp.db.first_row).
 _PORTAL_SESSION = select(PortalSession.id, PortalSession.name_id,
                          PortalSession.session_index).where(

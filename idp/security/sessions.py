@@ -162,9 +162,3 @@ def purge_expired_sessions(db_session: Session, now: datetime, idle: timedelta) 
     result = db_session.execute(delete(BrowserSession).where(
         (BrowserSession.expires_at <= now) | (BrowserSession.last_seen_at <= now - idle)))
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def session_ids_of(db_session: Session, citizen_id: int) -> list[str]:
-    """Hashed ids of a citizen's sessions (for tests and the operator)."""
-    return list(db_session.scalars(select(BrowserSession.id_hash).where(
-        BrowserSession.citizen_id == citizen_id)))
