@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import re
 import secrets
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,10 +90,12 @@ def connections_by_worker(idp: RunningIdp, per_worker: int,
                           workers: int = 2) -> dict[int, list[http.client.HTTPConnection]]:
     """Keep-alive connections, ``per_worker`` to each of the ``workers`` workers: opened until
     the kernel has handed enough of them to each (a kept-alive connection stays with its
-    worker)."""
+    worker). Tried for up to 30 s: right after the start a worker may still be loading the app
+    while the other takes every connection."""
     by_worker: dict[int, list[http.client.HTTPConnection]] = defaultdict(list)
     spare: list[http.client.HTTPConnection] = []
-    for _ in range(per_worker * workers * 20):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         held = [connection_to(idp) for _ in range(workers)]  # opened together: spread out
         markers = [new_marker("probe") for _ in held]
         for connection, marker in zip(held, markers, strict=True):
@@ -106,6 +109,8 @@ def connections_by_worker(idp: RunningIdp, per_worker: int,
         if len(by_worker) >= workers and all(len(pool) >= per_worker
                                              for pool in by_worker.values()):
             break
+        if len(by_worker) < workers:
+            time.sleep(0.1)
     for connection in spare:
         connection.close()
     assert len(by_worker) >= workers, f"only workers {list(by_worker)} took connections"
