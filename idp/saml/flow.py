@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Protocol
@@ -146,7 +146,10 @@ class Transaction:
     portal: PortalPolicy
     # Under which the request waits in the database (None: answered before it had to wait).
     reference: str | None = None
-    _pairwise: dict[int, str | None] = field(default_factory=dict)
+    # The visitor's pairwise id at the portal, once read or made (SsoFlow._pairwise); the flow
+    # serves one visitor, so one value is enough.
+    pairwise: str | None = None
+    pairwise_known: bool = False
 
     @cached_property
     def selection(self) -> sso.AttributeSelection:
@@ -374,12 +377,13 @@ class SsoFlow:
     def _pairwise(self, transaction: Transaction, citizen: Citizen) -> str | None:
         """The citizen's pairwise id at the portal, only if the answer carries it (read or made
         once per request)."""
-        if citizen.id not in transaction._pairwise:
-            transaction._pairwise[citizen.id] = sso.pairwise_for(
-                self.session, transaction.portal, transaction.pending.request, citizen.id,
-                self.now) if sso.needs_pairwise(transaction.portal, transaction.selection) \
-                else None
-        return transaction._pairwise[citizen.id]
+        if not transaction.pairwise_known:
+            if sso.needs_pairwise(transaction.portal, transaction.selection):
+                transaction.pairwise = sso.pairwise_for(
+                    self.session, transaction.portal, transaction.pending.request, citizen.id,
+                    self.now)
+            transaction.pairwise_known = True
+        return transaction.pairwise
 
     def _released(self, transaction: Transaction, citizen: Citizen) -> list[ReleasedAttribute]:
         """Exactly the attributes the request gets: those its policy allows, narrowed by
