@@ -10,6 +10,7 @@ from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
+from idp.samlkit.headers import add_security_headers
 from sp_client.saml.provider import Outgoing, ServiceProvider
 from sp_client.settings import PortalSettings
 
@@ -100,17 +101,4 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        # No framing, no sniffing, no referrer (SAML messages in URLs), nothing cached.
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if response.mimetype == "text/html":
-            headers.setdefault("Cache-Control", "no-cache, no-store")
-            headers.setdefault("Pragma", "no-cache")
-        if uses_https:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+        return add_security_headers(response, CONTENT_SECURITY_POLICY, uses_https)

@@ -8,6 +8,7 @@ from flask import Flask, Response
 
 from idp.config import Config
 from idp.db import db
+from idp.samlkit.headers import add_security_headers
 from idp.security.sessions import DatabaseSessionInterface
 from idp.web.forms import FormRequest
 
@@ -33,25 +34,3 @@ def init_app(app: Flask, config: Config) -> None:
     @app.after_request
     def _security_headers(response: Response) -> Response:
         return add_security_headers(response, CONTENT_SECURITY_POLICY, config.uses_https)
-
-
-def add_security_headers(response: Response, content_security_policy: str,
-                         uses_https: bool) -> Response:
-    """The headers every page gets (a view may have set its own CSP first); the demo portals
-    use this too."""
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", content_security_policy)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        # Pages with personal data, tokens or SAML messages must not stay in any cache or the
-        # history; SAML bindings §3.5.5.1 asks for exactly these two headers (Pragma for
-        # HTTP/1.0 caches).
-        headers.setdefault("Cache-Control", "no-cache, no-store")
-        headers.setdefault("Pragma", "no-cache")
-    if uses_https:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    return response
