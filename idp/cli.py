@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from idp.config import ConfigError, load_config
@@ -321,4 +321,3 @@ def register_commands(app: Flask) -> None:
         app.cli.add_command(command, name)
 
 
-__all__ = ["ScriptInfo", "main", "register_commands"]

@@ -8,4 +8,5 @@ def import_all_models() -> None:
     import idp.consent.models
     import idp.mail.models
     import idp.saml.models
-    import idp.security.models  # noqa: F401
+    import idp.security.models
+    import idp.testing.models  # noqa: F401

@@ -16,9 +16,7 @@ from flask import Flask
 from idp.samlkit.bindings import MAX_ENCODED_BYTES
 from sp_client.database import utcnow
 from sp_client.files import templates_folder
-from sp_client.settings import PortalConfigError, PortalSettings, build_settings
-
-__all__ = ["PortalConfigError", "create_app"]
+from sp_client.settings import PortalSettings, build_settings
 
 HOUSEKEEPING_EVERY = timedelta(minutes=10)
 # A SAML message is at most MAX_ENCODED_BYTES of base64; in a form, "+" and "/" (together one
@@ -30,7 +28,8 @@ def create_app(profile: str, *, idp_metadata: str = "", **options: Any) -> Flask
     """Build one portal. ``idp_metadata`` is the IdP's metadata URL or file; ``options`` are
     those of :func:`sp_client.settings.build_settings` (base_url, instance_path, …).
 
-    Raises :class:`PortalConfigError` with a German message when a setting is wrong.
+    Raises :class:`sp_client.settings.PortalConfigError` with a German message when a setting is
+    wrong.
     """
     settings = build_settings(profile, idp_metadata=idp_metadata, **options)
     app = Flask(__name__, template_folder=str(templates_folder()),

@@ -51,7 +51,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
-    from sp_client import PortalConfigError, create_app
+    from sp_client import create_app
+    from sp_client.settings import PortalConfigError
 
     profile = PROFILES[arguments.profile]
     port = arguments.port or profile.default_port

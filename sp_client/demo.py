@@ -216,8 +216,8 @@ def build_portals(instance: Path, idp_port: int, ports: dict[str, int],
 
 def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
          stop: threading.Event, host: str) -> None:
-    from sp_client import PortalConfigError
     from sp_client.profiles import PROFILES
+    from sp_client.settings import PortalConfigError
 
     click.echo("Demo startet (beim ersten Start werden Schlüssel erzeugt) …")
     policy_dir = write_policies(instance, ports)

@@ -1,6 +1,7 @@
 """The parts stay apart (docs/architecture.md, "The parts"): the SAML kit stands alone, the demo
-portals use only the kit of the IdP, the IdP never imports the portals, and no idp modules
-import each other in a circle.
+portals use only the kit of the IdP, the IdP never imports the portals, no idp modules import
+each other in a circle, and every name is imported from the module that defines it (no module
+passes on names it imported itself).
 
 Read from the source with ``ast``, so a violation fails here even in a module no test imports.
 """
@@ -58,6 +59,44 @@ def _nodes(tree: ast.AST, import_time_only: bool) -> Iterator[ast.AST]:
             continue
         yield node
         yield from _nodes(node, import_time_only)
+
+
+def defined_names(path: Path) -> set[str]:
+    """The names a module defines at its top level (functions, classes, assignments, also
+    inside ``if``/``try`` there); not the names it imports."""
+    names: set[str] = set()
+    for node in ast.iter_child_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        for inner in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
+            if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(inner.name)
+            elif isinstance(inner, ast.Assign):
+                names.update(name.id for target in inner.targets for name in ast.walk(target)
+                             if isinstance(name, ast.Name))
+            elif isinstance(inner, (ast.AnnAssign, ast.AugAssign)) and \
+                    isinstance(inner.target, ast.Name):
+                names.add(inner.target.id)
+    return names
+
+
+def passed_on_names(root: Path, packages: tuple[str, ...], importers: tuple[str, ...]) -> list[str]:
+    """"file: from module import name" for each name imported from one of ``packages``' modules
+    that does not define it (it imported it from elsewhere), in every file under ``importers``."""
+    known: dict[str, Path] = {}
+    for package in packages:
+        known.update(modules(root, package))
+    defined: dict[str, set[str]] = {}
+    found = []
+    for folder in importers:
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.ImportFrom) or node.level or node.module not in known:
+                    continue
+                module = node.module
+                names = defined.setdefault(module, defined_names(known[module]))
+                found.extend(f"{path.relative_to(root)}: from {module} import {alias.name}"
+                             for alias in node.names
+                             if alias.name not in names and f"{module}.{alias.name}" not in known)
+    return found
 
 
 def within(name: str, package: str) -> bool:
@@ -125,16 +164,23 @@ def test_no_idp_modules_import_each_other_in_a_circle() -> None:
     assert import_cycles(PROJECT_ROOT, "idp") == []
 
 
+def test_every_name_is_imported_from_the_module_that_defines_it() -> None:
+    assert passed_on_names(PROJECT_ROOT, ("idp", "sp_client"),
+                           ("idp", "sp_client", "tests", "benchmarks")) == []
+
+
 def test_the_checks_see_a_violation(tmp_path: Path) -> None:
     """The checks above can fail: a kit module importing the IdP, a portal importing idp.db,
-    the IdP importing the portals and two modules importing each other are all found."""
+    the IdP importing the portals, two modules importing each other and a name imported from a
+    module that only imported it are all found."""
     for name, text in {
         "idp/__init__.py": "",
         "idp/samlkit/__init__.py": "",
         "idp/samlkit/bindings.py": "from idp.db import utcnow\n",
-        "idp/db.py": "import sp_client\n",
+        "idp/db.py": "import sp_client\n\n\ndef utcnow():\n    pass\n",
         "idp/a.py": "from idp import b\n",
-        "idp/b.py": "from . import a\n",
+        "idp/b.py": "from . import a\nfrom idp.db import utcnow\nLIMIT = 3\n",
+        "idp/c.py": "from idp.b import LIMIT, utcnow\n",
         "sp_client/__init__.py": "from idp.samlkit import bindings\nfrom idp.db import utcnow\n",
     }.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -145,3 +191,4 @@ def test_the_checks_see_a_violation(tmp_path: Path) -> None:
         "sp_client -> idp.db", "sp_client -> idp.db.utcnow"]
     assert offending_imports(tmp_path, "idp", "", "sp_client") == ["idp.db -> sp_client"]
     assert import_cycles(tmp_path, "idp") == [["idp.a", "idp.b"]]
+    assert passed_on_names(tmp_path, ("idp",), ("idp",)) == ["idp/c.py: from idp.b import utcnow"]

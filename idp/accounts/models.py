@@ -60,6 +60,10 @@ class Citizen(Base):
     # Proof of the privacy notice accepted at registration (which version, when).
     privacy_accepted_at: Mapped[datetime] = mapped_column(UtcDateTime)
     privacy_version: Mapped[str] = mapped_column(String(32))
+    # How well the account's identity is verified, 1 … 4 (STORK-QAA-Level-n): 1 for a
+    # registration with username and password; higher for an identity read from an eID card
+    # (test personas say theirs, docs/qa-workbench.md). A login reaches at most this level.
+    trust_level: Mapped[int] = mapped_column(default=1, server_default="1")
 
     tokens: Mapped[list[AccountToken]] = relationship(
         back_populates="citizen", cascade="all, delete-orphan", passive_deletes=True)

@@ -144,15 +144,35 @@ class SmtpTransport:
         return message
 
 
+# Development without SMTP: every address at this domain bounces (a test persona's, or one typed
+# into the registration form), so that QA sees what an undeliverable address does. The domain is
+# reserved (RFC 2606): no real mail could go there anyway. docs/qa-workbench.md, "Bounces".
+BOUNCING_DOMAIN = "unzustellbar.example"
+BOUNCE_ANSWER = (550, b"5.1.1 Postfach existiert nicht (Testadresse, Entwicklungsmodus)")
+
+
+def bounces(address: str) -> bool:
+    """Whether the development mailbox refuses mail to ``address``."""
+    return address.rpartition("@")[2].lower() == BOUNCING_DOMAIN
+
+
+def _into_mailbox(mail: OutboxMail) -> None:
+    if bounces(mail.recipient):
+        # As an SMTP server refuses an unknown mailbox: the sender records a permanent failure,
+        # which the mailbox page and GET /testing/api/mails show.
+        raise smtplib.SMTPRecipientsRefused({mail.recipient: BOUNCE_ANSWER})
+
+
 @dataclass(frozen=True)
 class DevMailboxTransport:
-    """Development without SMTP: the mail "arrives" in the development mailbox page."""
+    """Development without SMTP: the mail "arrives" in the development mailbox page (or
+    bounces, see :data:`BOUNCING_DOMAIN`)."""
 
     timeout_seconds: float = 1.0
 
     @contextmanager
     def open(self) -> Iterator[Deliver]:
-        yield lambda _mail: None
+        yield _into_mailbox
 
 
 def transport_for(config: Config) -> Transport:

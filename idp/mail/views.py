@@ -11,37 +11,18 @@ clickable), the HTML body is shown only inside a sandboxed frame without scripts
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from flask import Blueprint, abort, current_app, render_template, request
 from markupsafe import Markup, escape
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from idp.db import db
 from idp.german import local_time
 from idp.mail.models import OutboxMail
+from idp.mail.reading import LINK, newest_mails, status_of
 
 mailbox = Blueprint("mailbox", __name__, url_prefix="/entwicklung/postfach")
 
 SHOWN_MAILS = 200
-# Links end before whitespace and before characters that close a sentence or a bracket.
-LINK = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
-
-
-def newest_mails(session: Session, limit: int = SHOWN_MAILS) -> list[OutboxMail]:
-    """The outbox, newest mail first."""
-    return list(session.scalars(select(OutboxMail).order_by(OutboxMail.created_at.desc(),
-                                                            OutboxMail.id.desc()).limit(limit)))
-
-
-def status_of(mail: OutboxMail) -> str:
-    """The mail's state as the mailbox names it."""
-    if mail.sent_at is not None:
-        return "versendet"
-    if mail.failed_at is not None:
-        return "fehlgeschlagen"
-    return "wartet"
 
 
 def linkified(text: str) -> Markup:
@@ -79,7 +60,7 @@ def loopback_only() -> None:
 
 @mailbox.get("/")
 def inbox() -> str:
-    mails = newest_mails(db.session)
+    mails = newest_mails(db.session, SHOWN_MAILS)
     return render_template("idp/mailbox.html", mails=mails, status_of=status_of,
                            local_time=local_time, limit=SHOWN_MAILS)
 

@@ -15,14 +15,13 @@ import click
 import yaml
 from flask.cli import AppGroup
 
-from idp.config import Config, ConfigError, load_config
+from idp.config import Config, ConfigError, PolicyError, load_config
 from idp.portals.cache import MetadataCache
 from idp.portals.policy import (
     BUNDID_ATTRIBUTES,
     DEFAULT_REFRESH_MINUTES,
     NAME_PATTERN,
     TRUST_LEVELS,
-    PolicyError,
     PortalPolicy,
     is_url,
     load_portal_policies,

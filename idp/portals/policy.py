@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,16 +20,6 @@ import yaml
 
 from idp.config import PolicyError
 from idp.consent.attributes import CATALOGUE
-
-__all__ = [
-    "BUNDID_ATTRIBUTES",
-    "PolicyError",
-    "PortalPolicy",
-    "load_portal_policies",
-    "load_portal_policy",
-    "parse_portal_policy",
-    "portal_folder",
-]
 
 # docs/architecture.md, "Attributes": policies name attributes by FriendlyName; on the wire they
 # are released by Name (NameFormat uri). One table for both: the consent catalogue.
@@ -79,7 +70,7 @@ class PortalPolicy:
     def metadata_is_url(self) -> bool:
         return is_url(self.metadata)
 
-    @property
+    @cached_property  # read on every SSO request
     def attribute_names(self) -> dict[str, str]:
         """FriendlyName → Name (urn:oid) of every attribute the portal may receive."""
         return {friendly: BUNDID_ATTRIBUTES[friendly] for friendly in self.attributes}

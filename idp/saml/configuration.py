@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
@@ -27,7 +28,8 @@ class IdpEndpoints:
 
     base_url: str
 
-    @property
+    # Computed once: every request reads them.
+    @cached_property
     def entity_id(self) -> str:
         return self.base_url + METADATA_PATH
 
@@ -41,9 +43,9 @@ class IdpEndpoints:
         return [(self.base_url + SLO_REDIRECT_PATH, BINDING_HTTP_REDIRECT),
                 (self.base_url + SLO_POST_PATH, BINDING_HTTP_POST)]
 
-    @property
-    def all_urls(self) -> set[str]:
-        return {url for url, _ in self.sso + self.slo}
+    @cached_property
+    def all_urls(self) -> frozenset[str]:
+        return frozenset(url for url, _ in self.sso + self.slo)
 
 
 def idp_config(endpoints: IdpEndpoints, key_file: str, cert_file: str,

@@ -27,15 +27,15 @@ from sqlalchemy.orm import Session
 from idp.portals.registry import Portal
 from idp.saml import state
 from idp.saml.envelope import read_envelope
-from idp.saml.server import (
+from idp.saml.messages import (
     STATUS_REQUESTER,
     STATUS_SUCCESS,
     LogoutSubject,
     OutgoingMessage,
     ParsedLogoutRequest,
     RequestRejected,
-    SamlIdp,
 )
+from idp.saml.server import SamlIdp
 from idp.saml.sp_metadata import Endpoint
 from idp.samlkit.bindings import IncomingMessage, verify_redirect_signature
 

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from idp.observability import events
 from idp.saml import logout
 from idp.saml.flow import ErrorPage
+from idp.saml.messages import OutgoingMessage, RequestRejected
 from idp.saml.runtime import SamlRuntime
-from idp.saml.server import OutgoingMessage, RequestRejected
 from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 
 log = logging.getLogger(__name__)

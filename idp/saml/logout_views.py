@@ -25,9 +25,9 @@ from idp.clock import utcnow
 from idp.container import app_parts
 from idp.db import db
 from idp.extensions import csrf
+from idp.saml.configuration import SLO_POST_PATH, SLO_REDIRECT_PATH
 from idp.saml.flow import ErrorPage
 from idp.saml.logout_flow import Browser, Hop, LoggedOut, LogoutFlow, LogoutOutcome
-from idp.saml.server import SLO_POST_PATH, SLO_REDIRECT_PATH
 from idp.saml.views import runtime
 from idp.web.context import server_session
 from idp.web.errors import error_page

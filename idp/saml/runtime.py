@@ -15,15 +15,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from saml2.md import KeyDescriptor
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.xmldsig import KeyInfo, X509Certificate, X509Data
 
 from idp.config import Config, ConfigError
-from idp.portals.policy import PortalPolicy
 from idp.portals.registry import MetadataRefresher, PortalRegistry, load_registry
-from idp.saml.server import IdpEndpoints, SamlIdp, idp_config
+from idp.saml.configuration import IdpEndpoints, idp_config
+from idp.saml.server import SamlIdp
 from idp.saml.sp_metadata import verifier_from_backend
 from idp.samlkit.crypto import InProcessCryptoBackend, security_context
 from idp.samlkit.keys import (
@@ -90,12 +89,6 @@ class SamlRuntime:
         idp = SamlIdp(pysaml2_config, endpoints, crypto)
         return cls(idp=idp, registry=registry, keys=keys, crypto=crypto,
                    key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry))
-
-    def portal_for(self, entity_id: str) -> PortalPolicy | None:
-        return self.registry.portal_for(entity_id)
-
-    def certificates_for(self, entity_id: str) -> list[x509.Certificate]:
-        return self.registry.certificates_for(entity_id)
 
     def refresh(self, now: datetime) -> None:
         """Fetch due URL metadata (at most once a minute) and hand changes to pysaml2."""

@@ -30,20 +30,11 @@ from saml2.validate import valid_instance
 from idp.saml.akdb import AuthenticationRequest, ExtensionError, read_extension
 from idp.saml.configuration import (
     ISSUE_INSTANT_WINDOW,
-    METADATA_PATH,
-    SLO_POST_PATH,
-    SLO_REDIRECT_PATH,
-    SSO_POST_PATH,
-    SSO_REDIRECT_PATH,
     IdpEndpoints,
-    idp_config,
 )
 from idp.saml.envelope import DSIG, SAMLP, issuer_of
 from idp.saml.messages import (
     LOGOUT_REASON_USER,
-    STATUS_REQUESTER,
-    STATUS_RESPONDER,
-    STATUS_SUCCESS,
     LogoutSubject,
     OutgoingMessage,
     ParsedAuthnRequest,
@@ -54,7 +45,6 @@ from idp.saml.messages import (
     new_id,
 )
 from idp.saml.response import (
-    ASSERTION_LIFETIME,
     AttributeRelease,
     Authentication,
     EncryptionKey,
@@ -71,16 +61,6 @@ from idp.samlkit.signature_profile import DIGEST_ALGORITHM, SIGN_ALGORITHM
 from idp.samlkit.untrusted_xml import parse_xml
 
 log = logging.getLogger(__name__)
-
-# What the views and flows import from the adapter (defined beside it, in the modules above).
-__all__ = [
-    "ASSERTION_LIFETIME", "ISSUE_INSTANT_WINDOW", "METADATA_PATH", "SLO_POST_PATH",
-    "SLO_REDIRECT_PATH", "SSO_POST_PATH", "SSO_REDIRECT_PATH", "STATUS_REQUESTER",
-    "STATUS_RESPONDER", "STATUS_SUCCESS", "AttributeRelease", "Authentication", "IdpEndpoints",
-    "LogoutSubject", "OutgoingMessage", "ParsedAuthnRequest", "ParsedLogoutRequest",
-    "ParsedLogoutResponse", "RequestRejected", "SamlIdp", "Signing", "idp_config",
-]
-
 
 _AUTHN_REQUEST = f"{{{SAMLP}}}AuthnRequest"
 _SIGNATURE = f"{{{DSIG}}}Signature"

@@ -23,6 +23,7 @@ from idp.clock import utcnow
 from idp.container import app_parts
 from idp.db import db
 from idp.extensions import csrf
+from idp.saml.configuration import METADATA_PATH, SSO_POST_PATH, SSO_REDIRECT_PATH
 from idp.saml.flow import (
     BAD_LINK,
     AskConsent,
@@ -35,7 +36,6 @@ from idp.saml.flow import (
     Visitor,
 )
 from idp.saml.runtime import SamlRuntime
-from idp.saml.server import METADATA_PATH, SSO_POST_PATH, SSO_REDIRECT_PATH
 from idp.web import continuation
 from idp.web.context import current_citizen, server_session, services
 from idp.web.errors import error_page

@@ -24,7 +24,7 @@ import pytest
 from saml2.config import SPConfig
 
 from idp.config import PROJECT_ROOT
-from idp.saml.server import METADATA_PATH
+from idp.saml.configuration import METADATA_PATH
 from tests.saml_support import key_pair, sp_config, sp_metadata
 
 BIN = Path(sys.executable).parent

@@ -25,7 +25,7 @@ from saml2.xmldsig import SIG_RSA_SHA256
 
 from idp.config import PROJECT_ROOT, ConfigError
 from idp.gunicorn_conf import RouteAccessLog, check_argon2_budget, default_size
-from idp.saml.server import METADATA_PATH, SSO_REDIRECT_PATH
+from idp.saml.configuration import METADATA_PATH, SSO_REDIRECT_PATH
 from idp.samlkit.bindings import MAX_ENCODED_BYTES
 from tests.deployment.gunicorn_process import (
     BASE_URL,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from idp.gunicorn_conf import log_format
-from idp.saml.server import METADATA_PATH
+from idp.saml.configuration import METADATA_PATH
 from tests.deployment.gunicorn_process import (
     CLIENT_ADDRESS,
     RunningIdp,

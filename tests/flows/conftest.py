@@ -19,7 +19,7 @@ from saml2.client import Saml2Client
 
 from idp import create_app
 from idp.db import db
-from idp.saml.server import SLO_POST_PATH, SLO_REDIRECT_PATH
+from idp.saml.configuration import SLO_POST_PATH, SLO_REDIRECT_PATH
 from idp.samlkit.crypto import install_backend
 from tests.conftest import BASE_URL, Browser
 from tests.saml_support import key_pair, metadata_of, sp_config

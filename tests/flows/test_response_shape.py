@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from flask import Flask
 
 from idp.container import app_parts
-from idp.saml.server import ASSERTION_LIFETIME
+from idp.saml.response import ASSERTION_LIFETIME
 from tests.conftest import Browser
 from tests.flows.conftest import SP_ACS, SP_ENTITY, Portal, consent_page, decide, logged_in
 from tests.unit.saml import forgery

@@ -14,7 +14,7 @@ from flask import Flask
 from saml2.response import StatusError
 from saml2.server import Server
 
-from idp.saml import sso
+from idp.saml import flow
 from idp.saml.server import SamlIdp
 from tests.conftest import Browser
 from tests.flows.conftest import SP_ENTITY, Portal, consent_page, decide, logged_in
@@ -45,7 +45,7 @@ def expensive_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records whenever a request is parsed in full (ours, or pysaml2's) or a Redirect signature
     is verified."""
     calls: list[str] = []
-    parse, verify = Server.parse_authn_request, sso.verify_redirect_signature
+    parse, verify = Server.parse_authn_request, flow.verify_redirect_signature
     full_check = SamlIdp.parse_authn_request
 
     def parse_spy(self: Server, *args: Any, **kwargs: Any) -> Any:
@@ -62,7 +62,7 @@ def expensive_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(Server, "parse_authn_request", parse_spy)
     monkeypatch.setattr(SamlIdp, "parse_authn_request", full_check_spy)
-    monkeypatch.setattr(sso, "verify_redirect_signature", verify_spy)
+    monkeypatch.setattr(flow, "verify_redirect_signature", verify_spy)
     return calls
 
 

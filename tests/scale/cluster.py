@@ -24,7 +24,7 @@ from saml2.xmldsig import SIG_RSA_SHA256
 from sqlalchemy import create_engine, select
 
 from idp.mail.models import OutboxMail
-from idp.saml.server import METADATA_PATH
+from idp.saml.configuration import METADATA_PATH
 from idp.samlkit.crypto import install_backend
 from tests.conftest import CSRF, LINK, REGISTRATION
 from tests.deployment.gunicorn_process import (

@@ -13,7 +13,7 @@ from saml2 import BINDING_HTTP_POST
 from sqlalchemy import select
 
 from idp.container import app_parts
-from idp.saml.server import ParsedAuthnRequest
+from idp.saml.messages import ParsedAuthnRequest
 from idp.samlkit.bindings import decode_redirect, verify_redirect_signature
 from idp.samlkit.keys import load_certificate
 from sp_client import create_app as create_portal

@@ -16,7 +16,9 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 
 from idp.clock import utcnow
-from idp.saml.server import IdpEndpoints, RequestRejected, SamlIdp, idp_config
+from idp.saml.configuration import IdpEndpoints, idp_config
+from idp.saml.messages import RequestRejected
+from idp.saml.server import SamlIdp
 from idp.samlkit.bindings import decode_redirect
 from tests.saml_support import key_pair, metadata_of, sp_client, sp_config, sp_metadata
 
@@ -141,7 +143,7 @@ def test_the_redirect_encoding_round_trips_with_pysaml2(federation: Federation) 
 def test_an_unsigned_response_carries_exactly_the_released_attributes(
         federation: Federation) -> None:
     from idp.consent.attributes import AttributeTrust, ReleasedAttribute
-    from idp.saml.server import Authentication, Signing
+    from idp.saml.response import Authentication, Signing
 
     parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
     now = utcnow()
@@ -160,7 +162,7 @@ def test_an_unsigned_response_carries_exactly_the_released_attributes(
 
 def test_a_portal_without_an_encryption_key_never_gets_a_clear_text_assertion_by_mistake(
         federation: Federation) -> None:
-    from idp.saml.server import Authentication, Signing
+    from idp.saml.response import Authentication, Signing
 
     parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
     now = utcnow()

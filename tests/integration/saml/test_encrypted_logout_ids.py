@@ -19,15 +19,9 @@ from saml2.client import Saml2Client
 from saml2.saml import NameID
 
 from idp.clock import utcnow
-from idp.saml.server import (
-    SLO_REDIRECT_PATH,
-    IdpEndpoints,
-    LogoutSubject,
-    ParsedLogoutRequest,
-    RequestRejected,
-    SamlIdp,
-    idp_config,
-)
+from idp.saml.configuration import SLO_REDIRECT_PATH, IdpEndpoints, idp_config
+from idp.saml.messages import LogoutSubject, ParsedLogoutRequest, RequestRejected
+from idp.saml.server import SamlIdp
 from idp.samlkit import keys
 from tests.encrypted_id_support import (
     AES128_CBC,

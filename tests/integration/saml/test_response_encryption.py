@@ -14,14 +14,10 @@ from saml2 import BINDING_HTTP_REDIRECT
 
 from idp.clock import utcnow
 from idp.consent.attributes import AttributeTrust, ReleasedAttribute
-from idp.saml.server import (
-    Authentication,
-    IdpEndpoints,
-    ParsedAuthnRequest,
-    SamlIdp,
-    Signing,
-    idp_config,
-)
+from idp.saml.configuration import IdpEndpoints, idp_config
+from idp.saml.messages import ParsedAuthnRequest
+from idp.saml.response import Authentication, Signing
+from idp.saml.server import SamlIdp
 from idp.samlkit.bindings import decode_redirect
 from idp.samlkit.crypto import InProcessCryptoBackend
 from idp.samlkit.untrusted_xml import parse_xml

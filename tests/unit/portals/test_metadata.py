@@ -82,7 +82,7 @@ def test_pysaml2s_idp_server_takes_the_registrys_metadata(tmp_path: Path,
                                                           metadata_xml: str) -> None:
     from saml2.server import Server
 
-    from idp.saml.server import IdpEndpoints, idp_config
+    from idp.saml.configuration import IdpEndpoints, idp_config
 
     registry = _registry(tmp_path, metadata_xml)
     key, cert = key_pair(tmp_path / "idp-keys", "idp")

@@ -9,13 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from idp.config import PROJECT_ROOT, ConfigError
-from idp.portals.policy import (
-    BUNDID_ATTRIBUTES,
-    PolicyError,
-    load_portal_policies,
-    load_portal_policy,
-)
+from idp.config import PROJECT_ROOT, ConfigError, PolicyError
+from idp.portals.policy import BUNDID_ATTRIBUTES, load_portal_policies, load_portal_policy
 from tests.unit.portals.support import write_policy
 
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from idp.saml.akdb import AuthenticationRequest, DisplayInformation, RequestedAttribute
-from idp.saml.server import ParsedAuthnRequest
-from idp.saml.sso import (
+from idp.saml.flow import (
     NO_AUTHN_CONTEXT,
     REQUEST_DENIED,
     REQUEST_UNSUPPORTED,
@@ -18,6 +17,7 @@ from idp.saml.sso import (
     refusal_before_login,
     status_detail_for,
 )
+from idp.saml.messages import ParsedAuthnRequest
 from tests.unit.saml import test_sso_decisions as decisions
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

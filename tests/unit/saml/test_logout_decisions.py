@@ -22,7 +22,7 @@ from idp.saml.logout import (
     outcome,
     slo_endpoint,
 )
-from idp.saml.server import LogoutSubject, ParsedLogoutRequest
+from idp.saml.messages import LogoutSubject, ParsedLogoutRequest
 from idp.saml.sp_metadata import Endpoint
 from idp.samlkit.bindings import BindingError, decode_post, decode_redirect
 from tests.unit.saml.test_bindings import deflate

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from idp.saml.messages import RequestedSubject
-from idp.saml.server import ParsedAuthnRequest
-from idp.saml.sso import (
+from idp.saml.flow import (
     INVALID_NAME_ID_POLICY,
     NO_AUTHN_CONTEXT,
     UNKNOWN_PRINCIPAL,
@@ -16,6 +14,7 @@ from idp.saml.sso import (
     next_step,
     refusal_before_login,
 )
+from idp.saml.messages import ParsedAuthnRequest, RequestedSubject
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
