@@ -72,6 +72,10 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     app.register_blueprint(consent)
     if config.is_development and config.uses_dev_mailbox:
         app.register_blueprint(mailbox)
+    if config.is_development:
+        from idp.testing import workbench
+
+        workbench.init_app(app)  # personas, the test-control API, the movable clock
 
     from idp.cli import register_commands
 

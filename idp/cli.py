@@ -21,6 +21,7 @@ from sqlalchemy import select
 from idp.config import ConfigError, load_config
 from idp.portals.cli import portal
 from idp.saml.cli import keys
+from idp.testing.cli import persona, testing
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ def main() -> None:
 
 main.add_command(keys)
 main.add_command(portal)
+main.add_command(persona)
+main.add_command(testing)
 
 
 # --- database ------------------------------------------------------------------------------

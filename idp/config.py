@@ -150,6 +150,10 @@ class Config:
     # Development only, for QA of expiry (activation links, sessions, pending logins): the
     # IdP's clock runs this many hours ahead of the machine's.
     clock_offset_hours: float = 0.0
+    # Development only: the bearer token of the test-control API (/testing/api/, see
+    # docs/qa-workbench.md). Without it the API refuses every call; it opens accounts, mails
+    # and the clock to whoever holds it, hence at least 32 characters.
+    testing_api_token: str = ""
 
     @property
     def is_development(self) -> bool:
@@ -328,6 +332,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         values["form_limits"] = replace(FormLimits(), **limits)
     if raw := env.get("IDP_CLOCK_OFFSET_HOURS"):
         values["clock_offset_hours"] = _as_float("IDP_CLOCK_OFFSET_HOURS", raw)
+    if token := _read_secret(env, "IDP_TESTING_API_TOKEN"):
+        values["testing_api_token"] = token
     if secret := _read_secret(env, "IDP_SECRET_KEY"):
         values["secret_key"] = secret
     values.update(overrides)
@@ -369,12 +375,17 @@ def _validated(config: Config) -> Config:
             raise ConfigError("IDP_CLOCK_OFFSET_HOURS is for development only")
         if config.development_remote:
             raise ConfigError("IDP_DEVELOPMENT_REMOTE is for development only")
+        if config.testing_api_token:
+            raise ConfigError("IDP_TESTING_API_TOKEN is for development only: production has "
+                              "no test-control API")
         # The password would cross the network in the clear (SMTP AUTH PLAIN/LOGIN).
         if (config.mail_username or config.mail_password) and not (
                 config.mail_use_tls or config.mail_use_ssl):
             raise ConfigError("IDP_MAIL_USERNAME/IDP_MAIL_PASSWORD need IDP_MAIL_USE_TLS=true "
                               "or IDP_MAIL_USE_SSL=true in production: the mail password must "
                               "not travel unencrypted")
+    if config.testing_api_token and len(config.testing_api_token) < 32:
+        raise ConfigError("IDP_TESTING_API_TOKEN: must be at least 32 characters long")
     if config.mail_use_tls and config.mail_use_ssl:
         raise ConfigError("IDP_MAIL_USE_TLS and IDP_MAIL_USE_SSL exclude each other")
     if not config.policy_dir.is_dir():

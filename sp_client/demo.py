@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 import yaml
@@ -34,31 +33,16 @@ from idp.shipped import default_instance_folder, shipped_folder
 # The address in every URL of the demo, and where it listens by default: loopback only, since
 # the demo has well-known passwords, no TLS and a mailbox full of links.
 HOST = "127.0.0.1"
-# The only IdP settings taken from the environment: how mails leave, the password hash cost and
-# the development clock (for QA and the end-to-end tests). Where the data lives, the secret and
-# the URLs are the demo's own, so that a shell's production settings cannot leak into it.
-PASSED_ON = ("IDP_MAIL_", "IDP_ARGON2_", "IDP_CLOCK_OFFSET_HOURS")
+# The only IdP settings taken from the environment: how mails leave, the password hash cost, the
+# development clock and the test-control API's token (for QA and the end-to-end tests). Where
+# the data lives, the secret and the URLs are the demo's own, so that a shell's production
+# settings cannot leak into it.
+PASSED_ON = ("IDP_MAIL_", "IDP_ARGON2_", "IDP_CLOCK_OFFSET_HOURS", "IDP_TESTING_API_TOKEN")
 
 
-@dataclass(frozen=True)
-class DemoCitizen:
-    """An activated account ``--seed`` creates (the first owns three Kassenzeichen at mags)."""
-
-    username: str
-    salutation: str
-    given_name: str
-    surname: str
-    birth_name: str
-    email: str
-
-
-# Not a secret: the demo's documented password for its demo accounts (printed at start).
+# Not a secret: the password of the shipped personas (policies/personas/), which `--seed` loads
+# as accounts and prints.
 DEMO_PASSWORD = "Servicekonto-Demo 2026!"
-DEMO_CITIZENS = (
-    DemoCitizen("ErikaM", "frau", "Erika", "Mustermann", "Gabler", "erika.mustermann@example.org"),
-    DemoCitizen("MaxM", "herr", "Max", "Mustermann", "", "max.mustermann@example.org"),
-    DemoCitizen("JSchmitz", "herr", "Jürgen", "Schmitz", "", "juergen.schmitz@example.org"),
-)
 
 
 def _url(port: int) -> str:
@@ -71,6 +55,7 @@ def write_policies(instance: Path, ports: dict[str, int]) -> Path:
     (folder / "portals").mkdir(parents=True, exist_ok=True)
     shipped_policies = shipped_folder("policies")
     shutil.copy(shipped_policies / "password.yaml", folder / "password.yaml")
+    shutil.copytree(shipped_policies / "personas", folder / "personas", dirs_exist_ok=True)
     for name, port in ports.items():
         shipped = shipped_policies / "portals" / f"{name}.yaml"
         policy = yaml.safe_load(shipped.read_text(encoding="utf-8"))
@@ -113,29 +98,19 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def seed_citizens(app: Flask) -> list[str]:
-    """Create the demo accounts that do not exist yet; their usernames."""
-    from idp.accounts.admin import create_active_citizen
-    from idp.accounts.context import FormErrors
+def seed_personas(app: Flask) -> list[str]:
+    """Load the shipped personas as accounts (those there already stay as they are); a line
+    per persona: username, password, what it is, what loading did."""
     from idp.db import db
+    from idp.testing.loading import load_personas
+    from idp.testing.personas import load_personas as read_personas
     from idp.web.context import services
 
-    created = []
     with app.app_context():
-        for citizen in DEMO_CITIZENS:
-            form: dict[str, Any] = {
-                "username": citizen.username, "email": citizen.email,
-                "given_name": citizen.given_name, "surname": citizen.surname,
-                "birth_name": citizen.birth_name, "salutation": citizen.salutation,
-                "password": DEMO_PASSWORD, "password_confirm": DEMO_PASSWORD,
-                "privacy_accepted": "yes"}
-            try:
-                create_active_citizen(services().accounts(db.session), form)
-            except FormErrors:
-                db.session.rollback()  # there from an earlier run
-                continue
-            created.append(citizen.username)
-    return created
+        parts = services()
+        personas = read_personas(parts.config.policy_dir, parts.policy)
+        loaded = load_personas(parts.accounts(db.session), parts.throttle(db.session), personas)
+        return [result.line() for result in loaded]
 
 
 @contextmanager
@@ -186,7 +161,8 @@ def stop_signal() -> Iterator[threading.Event]:
 @click.option("--idp-port", default=5000, show_default=True, type=int)
 @click.option("--dueren-port", default=5001, show_default=True, type=int)
 @click.option("--mags-port", default=5002, show_default=True, type=int)
-@click.option("--seed", is_flag=True, help="Aktivierte Demo-Konten anlegen (Erika, Max, Jürgen).")
+@click.option("--seed", is_flag=True,
+              help="Die Personas (policies/personas/) als Konten anlegen (Erika, Max, …).")
 @click.option("--host", default=HOST, show_default=True,
               help="Adresse, auf der die Demo lauscht, z. B. 0.0.0.0 in einem Container (die "
                    "URLs bleiben http://127.0.0.1:PORT; das Entwicklungs-Postfach antwortet "
@@ -230,8 +206,11 @@ def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
     except PortalConfigError as error:
         raise click.ClickException(f"Demo-Portal kann nicht starten: {error}") from None
     with serving(portals, host):
+        # The test-control API's token: the caller's, or one for this run (printed below).
+        token = os.environ.get("IDP_TESTING_API_TOKEN") or secrets.token_urlsafe(32)
         try:
-            idp = build_idp(instance, idp_port, policy_dir, remote=remote)
+            idp = build_idp(instance, idp_port, policy_dir,
+                            {**os.environ, "IDP_TESTING_API_TOKEN": token}, remote=remote)
         except ConfigError as error:
             raise click.ClickException(f"Servicekonto kann nicht starten: {error}") from None
         config = idp.config["SERVICEKONTO"]
@@ -247,12 +226,15 @@ def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
                      *(f"{PROFILES[name].display_name + ':':<31}{_url(port)}/"
                        for name, port in ports.items()),
                      mails,
-                     f"Postausgang (mags, Briefe):    {_url(ports['mags'])}/post"]
+                     f"Postausgang (mags, Briefe):    {_url(ports['mags'])}/post",
+                     f"Test-Schnittstelle:            {_url(idp_port)}/testing/api/ "
+                     f"(Authorization: Bearer {token})"]
             if seed:
-                created = seed_citizens(idp)
-                lines.append("Demo-Konten (Passwort „" + DEMO_PASSWORD + "“): "
-                             + ", ".join(c.username for c in DEMO_CITIZENS)
-                             + ("" if created else " (schon vorhanden)"))
+                lines.append("Personas (Benutzername / Passwort):")
+                try:
+                    lines += [f"  {line}" for line in seed_personas(idp)]
+                except ConfigError as error:  # a broken persona file: every problem named
+                    raise click.ClickException(f"Personas nicht geladen: {error}") from None
             if remote:
                 lines.append(f"Achtung: Die Demo lauscht auf {host}; Entwicklungs-Postfach, "
                              "Postausgang und Demo-Konten sind von anderen Rechnern erreichbar.")

@@ -1,0 +1,21 @@
+"""The workbench in a development IdP: the clock that moves at run time and the test-control
+API. :func:`idp.create_app` calls :func:`init_app` in development only; in production none of
+it is registered, so its paths answer 404 like any page that does not exist."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from idp.extensions import csrf
+from idp.testing import clock_hook
+
+
+def init_app(app: Flask) -> None:
+    from idp.testing import views  # noqa: F401  (the endpoints attach to the blueprint)
+    from idp.testing.api import api, unrouted
+
+    clock_hook.install(app)
+    # A bearer token, not a cookie, authorises each call: no CSRF token to check.
+    csrf.exempt(api)
+    app.register_blueprint(api)
+    app.before_request(unrouted)
