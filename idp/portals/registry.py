@@ -222,14 +222,9 @@ class PortalRegistry:
         return None
 
     def portal_for(self, entity_id: str) -> PortalPolicy | None:
-        """The policy SSO works with (``idp.saml.sso.receive``'s ``portal_for``)."""
+        """The policy of the available portal with this entity id (None as :meth:`portal`)."""
         portal = self.portal(entity_id)
         return portal.policy if portal else None
-
-    def certificates_for(self, entity_id: str) -> list[x509.Certificate]:
-        """The portal's signing certificates from metadata (``receive``'s ``certificates_for``)."""
-        portal = self.portal(entity_id)
-        return portal.signing_certificates() if portal else []
 
     def metadata_xml(self) -> list[str]:
         """The metadata documents of all available portals, for pysaml2's "inline" metadata."""

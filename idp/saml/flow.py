@@ -26,14 +26,13 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import cached_property
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from cryptography.x509 import Certificate
 from saml2.saml import (
     NAMEID_FORMAT_PERSISTENT,
     NAMEID_FORMAT_TRANSIENT,
@@ -46,9 +45,9 @@ from idp.consent import records as consents
 from idp.consent.attributes import ReleasedAttribute, missing_required, release
 from idp.observability import events
 from idp.portals.policy import PortalPolicy
+from idp.portals.registry import Portal
 from idp.saml import state
 from idp.saml.akdb import AuthenticationRequest, AuthnMethod, StatusDetail
-from idp.saml.envelope import read_envelope
 from idp.saml.identifiers import (
     TrustLevel,
     citizen_of_persistent_name_id,
@@ -56,6 +55,7 @@ from idp.saml.identifiers import (
     persistent_name_id,
     satisfiable,
 )
+from idp.saml.incoming import read_authn_request, read_envelope
 from idp.saml.messages import (
     STATUS_REQUESTER,
     STATUS_RESPONDER,
@@ -63,9 +63,8 @@ from idp.saml.messages import (
     RequestedSubject,
     RequestRejected,
     WrongVersion,
-    new_id,
 )
-from idp.saml.response import Authentication, Signing
+from idp.saml.response import Authentication, Recipient, Signing
 from idp.saml.runtime import SamlRuntime
 from idp.saml.server import SamlIdp
 from idp.samlkit.bindings import (
@@ -77,6 +76,8 @@ from idp.samlkit.bindings import (
     verify_redirect_signature,
 )
 from idp.samlkit.bundid import BPK2
+from idp.samlkit.crypto import InProcessCryptoBackend
+from idp.samlkit.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +214,6 @@ class SsoPortal(Protocol):
     def idp_initiated_allowed(self) -> bool: ...
 
 
-P = TypeVar("P", bound=SsoPortal)
-
 
 class Next(Enum):
     """What the browser must do before the portal can be answered."""
@@ -320,10 +319,9 @@ class SsoFlow:
 
     def receive(self, message: IncomingMessage) -> Outcome:
         try:
-            registry = self.saml.registry
-            pending, portal = check_request(self.session, self.saml.idp, message,
-                                            registry.portal_for, registry.certificates_for,
-                                            self.now)
+            pending, portal = check_request(
+                self.session, message, self.saml.registry.portal,
+                self.saml.idp.endpoints.all_urls, self.saml.crypto, self.now)
         except WrongVersion as problem:
             return self._version_mismatch(problem, message.relay_state)
         except RequestRejected as error:
@@ -396,7 +394,7 @@ class SsoFlow:
                 self.session, citizen.id, portal.entity_id, {item.name for item in released},
                 self.now)
         step = next_step(pending, citizen.id if citizen else None, logged_in_at,
-                             consent_needed)
+                         consent_needed)
         if step is Next.WRONG_PRINCIPAL:
             return self._answer(transaction, error=wrong_principal())
         if step is not Next.ANSWER and pending.request.is_passive:
@@ -456,6 +454,14 @@ class SsoFlow:
                             released: list[ReleasedAttribute]) -> str:
         pending, portal = transaction.pending, transaction.portal
         visitor = self.visitor
+        request = pending.request
+        # Never the assertion in clear for a portal that wants it encrypted (RequestRejected
+        # when its metadata has no encryption key).
+        encryption = self.saml.idp.encryption_key(request.issuer) \
+            if portal.encrypt_assertion else None
+        # IdP-initiated: no InResponseTo anywhere (SAML profiles §4.1.5).
+        recipient = Recipient(request.issuer, request.acs_url,
+                              None if request.unsolicited else request.request_id)
         name_id, name_id_format = name_id_for(portal, self._pairwise(transaction, citizen))
         # Each portal gets a SessionIndex of its own (kept per browser session for single logout).
         session_index = state.remember_portal_session(
@@ -467,9 +473,9 @@ class SsoFlow:
                                                        pending.request.requested_contexts),
             instant=authenticated_at, session_index=session_index,
             session_not_on_or_after=authenticated_at + session_lifetime(TrustLevel.LEVEL_1))
-        xml = self.saml.idp.create_response(
-            pending.request, name_id, name_id_format, released, authentication,
-            Signing(portal.sign_response, portal.sign_assertion, portal.encrypt_assertion))
+        xml = self.saml.responses.build(
+            recipient, name_id, name_id_format, released, authentication,
+            Signing(portal.sign_response, portal.sign_assertion), self.now, encryption)
         events.assertion_issued(citizen.id, portal.entity_id, name_id_format, released)
         return xml
 
@@ -479,7 +485,7 @@ class SsoFlow:
         assert portal is not None  # receive() names only known portals
         try:
             pending, refusal = version_mismatch(self.saml.idp, portal, problem, relay_state,
-                                                    self.now)
+                                                self.now)
         except RequestRejected as error:
             log.info("SSO request refused: %s (%s)", problem, error)
             return ErrorPage(400, REJECTED)
@@ -538,34 +544,36 @@ def _unsolicited_refusal(portal: PortalPolicy,
 
 # --- the decisions ----------------------------------------------------------------------------
 
-def check_request(session: Session, idp: SamlIdp, message: IncomingMessage,
-            portal_for: Callable[[str], P | None], certificates_for: Any,
-            now: datetime) -> tuple[Pending, P]:
+def check_request(session: Session, message: IncomingMessage,
+                  registered: Callable[[str], Portal | None], our_urls: Collection[str],
+                  crypto: InProcessCryptoBackend, now: datetime) -> tuple[Pending, PortalPolicy]:
     """Check an incoming AuthnRequest and remember it: the request and its portal's policy;
     raise RequestRejected if unanswerable.
 
-    ``portal_for(entity_id)`` gives the portal's policy (None if unknown or disabled);
-    ``certificates_for(entity_id)`` its signing certificates from metadata.
+    ``registered(entity_id)`` gives the portal with its policy and metadata (None if unknown,
+    disabled or without metadata); ``our_urls`` are the endpoints a Destination may name.
     """
     # Cheapest first (docs/security.md, "Order of checks"): structure and Issuer, then the
     # portal, then the signature on the query, and only then the full check of the request
     # (which verifies an embedded signature).
     envelope = read_envelope(message.xml, ("AuthnRequest",))
-    portal = portal_for(envelope.issuer)
-    if portal is None:
+    found = registered(envelope.issuer)
+    if found is None:
         raise RequestRejected(f"no portal policy for {envelope.issuer!r}")
+    portal = found.policy
     if envelope.version != "2.0":
         raise WrongVersion(envelope.issuer, envelope.message_id, envelope.version)
     if portal.want_authn_requests_signed and not (message.has_redirect_signature
                                                   or envelope.has_signature):
         raise RequestRejected("unsigned request where the portal must sign")
-    if message.has_redirect_signature:
-        # A present signature must be valid, whether or not the portal must sign.
-        certificates: list[Certificate] = certificates_for(envelope.issuer)
-        if not verify_redirect_signature(message, certificates):
-            raise RequestRejected("invalid Redirect-binding signature")
+    # A present signature must be valid, whether or not the portal must sign.
+    if message.has_redirect_signature and not verify_redirect_signature(
+            message, found.signing_certificates()):
+        raise RequestRejected("invalid Redirect-binding signature")
     # The tree read_envelope parsed, checked in full: no second parse, no pysaml2 objects.
-    parsed = idp.parse_authn_request(message.xml, now, root=envelope.root)
+    assert envelope.root is not None
+    parsed = read_authn_request(envelope.root, now, metadata=found.metadata, our_urls=our_urls,
+                                crypto=crypto)
     signed = message.has_redirect_signature or parsed.signed
     if portal.want_authn_requests_signed and not signed:
         raise RequestRejected("unsigned request where the portal must sign")
@@ -684,7 +692,7 @@ def status_detail_for(pending: Pending, refusal: ErrorStatus) -> str | None:
 
 
 def unsolicited_pending(idp: SamlIdp, portal: SsoPortal, relay_state: str | None,
-                now: datetime) -> Pending:
+                        now: datetime) -> Pending:
     """IdP-initiated SSO to ``portal``, as a pending request that nobody sent.
 
     Raises :class:`RequestRejected` when its policy does not allow this (idp_initiated_allowed)

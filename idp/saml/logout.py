@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from idp.portals.registry import Portal
 from idp.saml import state
-from idp.saml.envelope import read_envelope
+from idp.saml.incoming import read_envelope
 from idp.saml.messages import (
     STATUS_REQUESTER,
     STATUS_SUCCESS,

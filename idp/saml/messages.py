@@ -1,12 +1,11 @@
 """What the SAML adapter (:mod:`idp.saml.server`) hands out and takes: checked, typed messages.
 
-pysaml2's objects never leave the adapter; the flows (:mod:`idp.saml.sso`, :mod:`idp.saml.logout`)
+pysaml2's objects never leave the adapter; the flows (:mod:`idp.saml.flow`, :mod:`idp.saml.logout`)
 and the views see only these.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,16 +15,6 @@ STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 LOGOUT_REASON_USER = "urn:oasis:names:tc:SAML:2.0:logout:user"
-
-
-def new_id() -> str:
-    """A fresh identifier with 160 random bits: every ID we make (Response, Assertion,
-    LogoutRequest, LogoutResponse, transient NameID, SessionIndex).
-
-    SAML core §1.3.4: two of them collide with probability ≤ 2⁻¹²⁸ (SHOULD ≤ 2⁻¹⁶⁰); pysaml2's
-    own ``sid()`` has about 101 bits. The leading "_" makes it an NCName, as xs:ID requires.
-    """
-    return "_" + secrets.token_hex(20)
 
 
 class RequestRejected(ValueError):

@@ -17,9 +17,10 @@ from typing import Protocol
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_ENTITY
 
-from idp.saml.messages import STATUS_SUCCESS, new_id
+from idp.saml.messages import STATUS_SUCCESS
 from idp.samlkit.bundid import AKDB_NAMESPACE
 from idp.samlkit.crypto import InProcessCryptoBackend
+from idp.samlkit.ids import new_id
 
 # How long an assertion may be presented at the ACS (Conditions, SubjectConfirmationData).
 ASSERTION_LIFETIME = timedelta(minutes=5)
@@ -61,11 +62,10 @@ class Authentication:
 
 @dataclass(frozen=True)
 class Signing:
-    """Per-portal choices of what to sign and whether to encrypt the assertion."""
+    """Per-portal choices of what to sign (whether to encrypt: an :class:`EncryptionKey`)."""
 
     sign_response: bool = True
     sign_assertion: bool = True
-    encrypt_assertion: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,12 @@ class ResponseBuilder:
 
     def build(self, recipient: Recipient, name_id: str, name_id_format: str,
               release: Sequence[AttributeRelease], authentication: Authentication,
-              signing: Signing, encryption: EncryptionKey | None = None) -> str:
-        """A Response with one assertion carrying exactly ``release``, signed as ``signing``
-        says; with ``encryption`` the assertion travels as saml:EncryptedAssertion for it."""
-        now = datetime.now(UTC)
+              signing: Signing, now: datetime, encryption: EncryptionKey | None = None) -> str:
+        """A Response with one assertion carrying exactly ``release`` and the NameID we chose
+        (docs/architecture.md, pysaml2 traps 6 and 7), with Conditions, Audience and
+        SubjectConfirmation with Recipient and InResponseTo, issued at ``now`` (the IdP's
+        clock), signed as ``signing`` says; with ``encryption`` the assertion travels as
+        saml:EncryptedAssertion for it."""
         response = _element(SAMLP_NS, "Response", ID=new_id(), Version="2.0",
                             IssueInstant=_xs_datetime(now), Destination=recipient.acs_url)
         if recipient.in_response_to:

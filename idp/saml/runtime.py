@@ -22,6 +22,7 @@ from saml2.xmldsig import KeyInfo, X509Certificate, X509Data
 from idp.config import Config, ConfigError
 from idp.portals.registry import MetadataRefresher, PortalRegistry, load_registry
 from idp.saml.configuration import IdpEndpoints, idp_config
+from idp.saml.response import ResponseBuilder
 from idp.saml.server import SamlIdp
 from idp.saml.sp_metadata import verifier_from_backend
 from idp.samlkit.crypto import InProcessCryptoBackend, security_context
@@ -70,6 +71,8 @@ class SamlRuntime:
 
     idp: SamlIdp
     registry: PortalRegistry
+    # Our successful SSO Responses (lxml, no pysaml2 on the way).
+    responses: ResponseBuilder
     keys: KeyPair
     crypto: InProcessCryptoBackend
     key_folder: Path
@@ -87,7 +90,9 @@ class SamlRuntime:
         pysaml2_config = idp_config(endpoints, str(keys.key_file), str(keys.cert_file),
                                     registry.metadata_xml())
         idp = SamlIdp(pysaml2_config, endpoints, crypto)
-        return cls(idp=idp, registry=registry, keys=keys, crypto=crypto,
+        responses = ResponseBuilder(endpoints.entity_id, crypto, str(keys.key_file),
+                                    idp.server.sec.my_cert)
+        return cls(idp=idp, registry=registry, responses=responses, keys=keys, crypto=crypto,
                    key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry))
 
     def refresh(self, now: datetime) -> None:

@@ -12,27 +12,22 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, samlp
 from saml2.config import IdPConfig
-from saml2.mdstore import all_locations
 from saml2.pack import http_redirect_message
-from saml2.saml import NAMEID_FORMAT_UNSPECIFIED, NameID
+from saml2.saml import NameID
 from saml2.server import Server
 from saml2.sigver import DecryptError, SignatureError, SigverError
 from saml2.validate import valid_instance
 
-from idp.saml.akdb import AuthenticationRequest, ExtensionError, read_extension
 from idp.saml.configuration import (
     ISSUE_INSTANT_WINDOW,
     IdpEndpoints,
 )
-from idp.saml.envelope import DSIG, SAMLP, issuer_of
 from idp.saml.messages import (
     LOGOUT_REASON_USER,
     LogoutSubject,
@@ -40,67 +35,21 @@ from idp.saml.messages import (
     ParsedAuthnRequest,
     ParsedLogoutRequest,
     ParsedLogoutResponse,
-    RequestedSubject,
     RequestRejected,
-    new_id,
 )
 from idp.saml.response import (
-    AttributeRelease,
-    Authentication,
     EncryptionKey,
-    Recipient,
-    ResponseBuilder,
-    Signing,
 )
 from idp.samlkit.bundid import AKDB_NAMESPACE
 from idp.samlkit.crypto import InProcessCryptoBackend, install_backend
 from idp.samlkit.encryption import SAML, AlgorithmRefused
+from idp.samlkit.ids import new_id
 from idp.samlkit.instants import parse_instant
 from idp.samlkit.keys import NEXT_KEY_NAME, PREVIOUS_KEY_NAME
 from idp.samlkit.signature_profile import DIGEST_ALGORITHM, SIGN_ALGORITHM
 from idp.samlkit.untrusted_xml import parse_xml
 
 log = logging.getLogger(__name__)
-
-_AUTHN_REQUEST = f"{{{SAMLP}}}AuthnRequest"
-_SIGNATURE = f"{{{DSIG}}}Signature"
-_CLASS_REF = f"{{{SAML}}}AuthnContextClassRef"
-_NAME_ID = f"{{{SAML}}}NameID"
-# Children an AuthnRequest has at most once (SAML core §3.4.1) that the answer depends on: two
-# are refused rather than one picked (pysaml2 took the last). Two samlp:Extensions are the akdb
-# reader's to refuse (RequestUnsupported to a signed request).
-_SINGLE_CHILDREN = {"Subject": SAML, "NameIDPolicy": SAMLP, "RequestedAuthnContext": SAMLP}
-_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _at_most_one(root: etree._Element, name: str) -> etree._Element | None:
-    found = root.findall(f"{{{_SINGLE_CHILDREN[name]}}}{name}")
-    if len(found) > 1:
-        raise RequestRejected(f"unparsable AuthnRequest: more than one {name}")
-    return found[0] if found else None
-
-
-def _boolean(element: etree._Element, name: str, default: bool = False) -> bool:
-    """An xs:boolean attribute; anything else is refused (as pysaml2's schema check did)."""
-    value = element.get(name)
-    if value is None:
-        return default
-    # xs:boolean: exactly these four literals (case matters), whitespace collapsed.
-    if value.strip() not in _BOOLEANS:
-        raise RequestRejected(f"unparsable AuthnRequest: {name}={value!r} is not a boolean")
-    return _BOOLEANS[value.strip()]
-
-
-def _requested_subject(subject: etree._Element | None) -> RequestedSubject | None:
-    """The principal an AuthnRequest names; a Subject without a plain NameID names nobody we
-    could find (encrypted or base identifiers are not issued by us)."""
-    if subject is None:
-        return None
-    name_id = subject.find(_NAME_ID)
-    if name_id is None or not (name_id.text or "").strip():
-        return RequestedSubject(name_id="")
-    return RequestedSubject(name_id=name_id.text.strip(), name_id_format=name_id.get("Format"))
-
 
 class SamlIdp:
     """pysaml2's Server, built once per process, with our in-process crypto backend installed."""
@@ -118,129 +67,7 @@ class SamlIdp:
     def entity_id(self) -> str:
         return self.endpoints.entity_id
 
-    def parse_authn_request(self, xml: bytes, now: datetime, require_signature: bool = False,
-                            root: etree._Element | None = None) -> ParsedAuthnRequest:
-        """Parse and check an AuthnRequest (already decoded by :mod:`idp.samlkit.bindings`).
-
-        Read with lxml, not pysaml2's object model: ``root`` is the request as
-        :func:`idp.saml.envelope.read_envelope` parsed it (the hardened parser); without it,
-        ``xml`` is parsed here the same way. An embedded signature is verified with the
-        issuer's signing keys from metadata, never with KeyInfo, and must sign the root itself
-        (:func:`idp.samlkit.signatures.verify_root_signature`).
-        """
-        if root is None:
-            root = parse_xml(xml, RequestRejected)
-        if root.tag != _AUTHN_REQUEST:
-            raise RequestRejected("not an AuthnRequest")
-        try:
-            issuer = issuer_of(root)
-        except RequestRejected:
-            raise RequestRejected("message without an exact Issuer") from None
-        try:
-            self.server.metadata[issuer]  # each metadata source's dictionary lookup
-        except KeyError:
-            raise RequestRejected(f"unknown issuer {issuer!r}") from None
-        request_id = root.get("ID")
-        if not request_id:
-            raise RequestRejected("unparsable AuthnRequest: no ID")
-        if root.get("Version") != "2.0":
-            raise RequestRejected(f"SAML version {root.get('Version')!r}")
-        singles = {name: _at_most_one(root, name) for name in _SINGLE_CHILDREN}
-        signed = root.find(_SIGNATURE) is not None
-        if signed:
-            self._verify_signature(root, issuer)
-        # A portal that must sign is refused without one.
-        if require_signature and not signed:
-            raise RequestRejected("unsigned request where a signature is required")
-        destination = root.get("Destination")
-        # docs/architecture.md, pysaml2 trap 4: Destination must be ours when given, and must be
-        # given when signed.
-        if destination is not None and destination not in self.endpoints.all_urls:
-            raise RequestRejected(f"Destination {destination!r} is not ours")
-        if signed and destination is None:
-            raise RequestRejected("signed request without Destination")
-        issue_instant = parse_instant(root.get("IssueInstant"))
-        if issue_instant is None or abs(now - issue_instant) > ISSUE_INSTANT_WINDOW:
-            raise RequestRejected("IssueInstant outside the accepted window")
-        # docs/architecture.md, pysaml2 trap 2: the ACS only from metadata (URL or index must
-        # match exactly).
-        acs_url = self._acs_from_metadata(issuer, root.get("AssertionConsumerServiceURL"),
-                                          root.get("AssertionConsumerServiceIndex"))
-        policy = singles["NameIDPolicy"]
-        context = singles["RequestedAuthnContext"]
-        name_id_format = policy.get("Format") if policy is not None else None
-        akdb: AuthenticationRequest | None = None
-        akdb_problem: str | None = None
-        try:
-            akdb = read_extension(root)
-        except ExtensionError as error:  # told to the portal if the request is signed
-            akdb_problem = str(error)
-        return ParsedAuthnRequest(
-            request_id=request_id, issuer=issuer, issue_instant=issue_instant,
-            destination=destination, acs_url=acs_url, acs_binding=BINDING_HTTP_POST,
-            force_authn=_boolean(root, "ForceAuthn"), is_passive=_boolean(root, "IsPassive"),
-            name_id_format=(name_id_format if name_id_format
-                            and name_id_format != NAMEID_FORMAT_UNSPECIFIED else None),
-            allow_create=policy is None or _boolean(policy, "AllowCreate", default=True),
-            requested_contexts=tuple(ref.text.strip() for ref in (
-                context.iterfind(_CLASS_REF) if context is not None else ()) if ref.text),
-            comparison=(context.get("Comparison") or "exact") if context is not None
-            else "exact",
-            signed=signed, akdb=akdb, akdb_problem=akdb_problem,
-            subject=_requested_subject(singles["Subject"]))
-
-    def _verify_signature(self, root: etree._Element, issuer: str) -> None:
-        """The root's embedded signature, by one of the issuer's signing keys in metadata."""
-        try:
-            found = self.server.metadata.certs(issuer, "any", "signing")
-        except KeyError:  # not (or no longer) in metadata
-            found = []
-        certificates = [base64.b64decode("".join(str(text).split())) for _, text in found]
-        try:
-            self.crypto.verify_root_signature(root, certificates)
-        except (SignatureError, SigverError) as error:
-            raise RequestRejected(f"bad signature: {error}") from None
-
-    def _acs_from_metadata(self, issuer: str, url: str | None, index: str | None) -> str:
-        """The HTTP-POST AssertionConsumerService a request names (by URL or index), or the
-        first in metadata if it names none: pysaml2's ``response_args`` choice."""
-        try:
-            services = self.server.metadata.assertion_consumer_service(
-                issuer, BINDING_HTTP_POST) or []
-        except Exception as error:  # pysaml2 raises KeyError and others for unknown entities
-            raise RequestRejected(f"ACS not in metadata: {type(error).__name__}") from None
-        if url:
-            found = next((url for service in services if service["location"] == url), None)
-        elif index:
-            found = next((service["location"] for service in services
-                          if service["index"] == index), None)
-        else:
-            found = next(all_locations(services), None) if services else None
-        if not found:
-            raise RequestRejected("ACS not in metadata: no matching HTTP-POST service")
-        return str(found)
-
-    def create_response(self, request: ParsedAuthnRequest, name_id: str, name_id_format: str,
-                        release: Sequence[AttributeRelease], authentication: Authentication,
-                        signing: Signing) -> str:
-        """A Response with one Assertion for ``request``, signed (and encrypted) as the portal's
-        policy says.
-
-        The assertion carries exactly ``release`` (already filtered by policy and consent) and
-        the NameID we chose (docs/architecture.md, pysaml2 traps 6 and 7), with Conditions,
-        Audience and SubjectConfirmation with Recipient and InResponseTo.
-        """
-        encryption = self._encryption_key(request.issuer) if signing.encrypt_assertion \
-            else None
-        builder = ResponseBuilder(self.entity_id, self.crypto, self.server.sec.key_file,
-                                  self.server.sec.my_cert)
-        # IdP-initiated: no InResponseTo anywhere (SAML profiles §4.1.5).
-        recipient = Recipient(request.issuer, request.acs_url,
-                              None if request.unsolicited else request.request_id)
-        return builder.build(recipient, name_id, name_id_format, release, authentication,
-                             signing, encryption)
-
-    def _encryption_key(self, portal: str) -> EncryptionKey:
+    def encryption_key(self, portal: str) -> EncryptionKey:
         """The portal's first encryption certificate in metadata, as pysaml2 picks it (a
         KeyDescriptor with use="encryption" or without use)."""
         try:
@@ -460,7 +287,7 @@ class SamlIdp:
         return message
 
     def _known_issuer(self, message: Any) -> str:
-        # Exactly the entity ID, as idp.saml.envelope checked it before: never trimmed.
+        # Exactly the entity ID, as idp.saml.incoming checked it before: never trimmed.
         issuer = message.issuer.text if message.issuer is not None and message.issuer.text \
             else ""
         if not issuer or issuer != issuer.strip():

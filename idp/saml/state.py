@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 from idp.db import first_row
-from idp.saml.messages import new_id
 from idp.saml.models import LogoutChain, PendingRequest, PortalSession, SeenRequest
+from idp.samlkit.ids import new_id
 
 # A request ID is remembered at least as long as its IssueInstant would still be accepted.
 REPLAY_MEMORY = timedelta(minutes=10)

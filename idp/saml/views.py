@@ -40,9 +40,13 @@ from idp.web import continuation
 from idp.web.context import current_citizen, server_session, services
 from idp.web.errors import error_page
 from idp.web.forms import single_values
-from idp.web.saml_pages import allow_form_to, resubmit_same_site
+from idp.web.saml_pages import auto_post, resubmit_same_site
 
 saml = Blueprint("saml", __name__)
+
+AUTHENTICATED = ("Sie haben sich erfolgreich mit Ihrem Servicekonto authentifiziert und werden "
+                 "gleich zurückgeleitet.")
+PORTAL_CANCELLED = "Die Anmeldung beim Portal „{portal}“ wird abgebrochen."
 
 UNSOLICITED_PATH = "/saml/sso/unsolicited"
 
@@ -133,10 +137,12 @@ def show(outcome: Outcome) -> ResponseReturnValue:
             transaction=outcome.reference, action_url=url_for("saml.consent"))
     if isinstance(outcome, PostToPortal):
         # The form goes to the portal's ACS (from its metadata): exactly that origin may receive.
-        return allow_form_to(Response(render_template(
-            "idp/saml_post.html", action=outcome.acs_url, portal_name=outcome.portal_name,
-            saml_response=outcome.saml_response, relay_state=outcome.relay_state,
-            error=outcome.error)), outcome.acs_url)
+        fields = [("SAMLResponse", outcome.saml_response)]
+        if outcome.relay_state is not None:
+            fields.append(("RelayState", outcome.relay_state))
+        return auto_post(outcome.acs_url, fields, "Sie werden zum Portal weitergeleitet",
+                         PORTAL_CANCELLED.format(portal=outcome.portal_name) if outcome.error
+                         else AUTHENTICATED, button="Weiter zum Portal")
     assert isinstance(outcome, BackHere)
     if outcome.where == "start":
         return redirect(url_for("accounts.start"))

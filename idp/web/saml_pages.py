@@ -34,10 +34,11 @@ def allow_form_to(response: Response, url: str) -> Response:
 
 
 def auto_post(action: str, fields: Sequence[tuple[str, str]], heading: str,
-              text: str | None = None) -> Response:
+              text: str | None = None, button: str = "Weiter") -> Response:
     """A page that posts ``fields`` to ``action`` at once."""
     return allow_form_to(Response(render_template(
-        "idp/auto_post.html", action=action, fields=fields, heading=heading, text=text)), action)
+        "idp/auto_post.html", action=action, fields=fields, heading=heading, text=text,
+        button=button)), action)
 
 
 def resubmit_same_site(message: str, heading: str) -> Response | None:

@@ -6,7 +6,7 @@ import base64
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,9 +17,12 @@ from saml2.client import Saml2Client
 
 from idp.clock import utcnow
 from idp.saml.configuration import IdpEndpoints, idp_config
+from idp.saml.incoming import read_authn_request
 from idp.saml.messages import RequestRejected
 from idp.saml.server import SamlIdp
+from idp.saml.sp_metadata import SpMetadata, parse_sp_metadata
 from idp.samlkit.bindings import decode_redirect
+from idp.samlkit.untrusted_xml import parse_xml
 from tests.saml_support import key_pair, metadata_of, sp_client, sp_config, sp_metadata
 
 BASE = "https://konto.example.org"
@@ -31,6 +34,14 @@ ACS = "https://portal.example.org/saml/acs"
 class Federation:
     idp: SamlIdp
     sp: Saml2Client
+    # The portal's metadata as the registry checks it.
+    metadata: SpMetadata
+
+    def parse(self, xml: bytes, now: datetime, require_signature: bool = False) -> Any:
+        """The SSO flow's reading of an AuthnRequest from this portal (raises RequestRejected)."""
+        return read_authn_request(parse_xml(xml, RequestRejected), now, metadata=self.metadata,
+                                  our_urls=self.idp.endpoints.all_urls, crypto=self.idp.crypto,
+                                  require_signature=require_signature)
 
 
 @pytest.fixture
@@ -39,12 +50,14 @@ def federation(tmp_path: Path) -> Federation:
     idp_key, idp_cert = key_pair(tmp_path / "idp", "idp")
     sp_key, sp_cert = key_pair(tmp_path / "sp", "sp")
     bare_sp = sp_config(SP_ID, ACS, sp_key, sp_cert, encryption=False)
-    idp = SamlIdp(idp_config(endpoints, str(idp_key), str(idp_cert), [sp_metadata(bare_sp)]),
+    portal_metadata = sp_metadata(bare_sp)
+    idp = SamlIdp(idp_config(endpoints, str(idp_key), str(idp_cert), [portal_metadata]),
                   endpoints)
     idp_metadata = metadata_of(idp.server.config)
     # Unsigned requests: the parser is tested here, the signature policy in tests/flows.
     return Federation(idp, sp_client(sp_config(SP_ID, ACS, sp_key, sp_cert, idp_metadata,
-                                               sign_requests=False)))
+                                               sign_requests=False)),
+                      parse_sp_metadata(portal_metadata.encode(), SP_ID, utcnow()))
 
 
 def redirect_request(sp: Saml2Client, **kwargs: object) -> bytes:
@@ -61,7 +74,7 @@ def test_pysaml2_signs_with_rsa_sha256_and_sha256_digests(federation: Federation
 
 
 def test_a_redirect_request_of_a_known_portal_is_parsed(federation: Federation) -> None:
-    parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
+    parsed = federation.parse(redirect_request(federation.sp), utcnow())
     assert parsed.issuer == SP_ID
     assert parsed.acs_url == ACS and parsed.acs_binding == BINDING_HTTP_POST
     assert parsed.destination == f"{BASE}/saml/sso/redirect"
@@ -70,7 +83,7 @@ def test_a_redirect_request_of_a_known_portal_is_parsed(federation: Federation) 
 
 def test_force_authn_and_is_passive_are_read(federation: Federation) -> None:
     xml = redirect_request(federation.sp, force_authn="true", is_passive="true")
-    parsed = federation.idp.parse_authn_request(xml, utcnow())
+    parsed = federation.parse(xml, utcnow())
     assert parsed.force_authn and parsed.is_passive
 
 
@@ -83,7 +96,7 @@ def test_an_acs_url_not_in_metadata_is_refused(federation: Federation) -> None:
     xml = _rewrite(redirect_request(federation.sp), ACS.encode(),
                    b"https://evil.example/steal")
     with pytest.raises(RequestRejected, match="ACS not in metadata"):
-        federation.idp.parse_authn_request(xml, utcnow())
+        federation.parse(xml, utcnow())
 
 
 def test_an_acs_index_not_in_metadata_is_refused(federation: Federation) -> None:
@@ -91,21 +104,21 @@ def test_an_acs_index_not_in_metadata_is_refused(federation: Federation) -> None
     xml = _rewrite(xml, f'AssertionConsumerServiceURL="{ACS}"'.encode(),
                    b'AssertionConsumerServiceIndex="7"')
     with pytest.raises(RequestRejected, match="ACS not in metadata"):
-        federation.idp.parse_authn_request(xml, utcnow())
+        federation.parse(xml, utcnow())
 
 
 def test_an_unknown_issuer_is_refused(federation: Federation) -> None:
     xml = _rewrite(redirect_request(federation.sp), SP_ID.encode(),
                    b"https://stranger.example/sp")
     with pytest.raises(RequestRejected, match="unknown issuer"):
-        federation.idp.parse_authn_request(xml, utcnow())
+        federation.parse(xml, utcnow())
 
 
 def test_a_request_for_another_destination_is_refused(federation: Federation) -> None:
     xml = _rewrite(redirect_request(federation.sp), f"{BASE}/saml/sso/redirect".encode(),
                    b"https://other-idp.example/sso")
     with pytest.raises(RequestRejected):
-        federation.idp.parse_authn_request(xml, utcnow())
+        federation.parse(xml, utcnow())
 
 
 @pytest.mark.parametrize("offset", [timedelta(minutes=-10), timedelta(minutes=10)])
@@ -113,20 +126,19 @@ def test_an_issue_instant_outside_a_few_minutes_is_refused(federation: Federatio
                                                             offset: timedelta) -> None:
     xml = redirect_request(federation.sp)
     with pytest.raises(RequestRejected, match="IssueInstant"):
-        federation.idp.parse_authn_request(xml, utcnow() + offset)
+        federation.parse(xml, utcnow() + offset)
 
 
 def test_an_unsigned_request_is_refused_where_a_signature_is_required(
         federation: Federation) -> None:
     with pytest.raises(RequestRejected, match="signature is required"):
-        federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow(),
-                                           require_signature=True)
+        federation.parse(redirect_request(federation.sp), utcnow(), require_signature=True)
 
 
 def test_garbage_xml_is_refused_not_crashed_on(federation: Federation) -> None:
     for xml in (b"<not-saml/>", b"<samlp:AuthnRequest", "<x>\u00e4</x>".encode("latin-1")):
         with pytest.raises(RequestRejected):
-            federation.idp.parse_authn_request(xml, utcnow())
+            federation.parse(xml, utcnow())
 
 
 def test_the_redirect_encoding_round_trips_with_pysaml2(federation: Federation) -> None:
@@ -143,16 +155,19 @@ def test_the_redirect_encoding_round_trips_with_pysaml2(federation: Federation) 
 def test_an_unsigned_response_carries_exactly_the_released_attributes(
         federation: Federation) -> None:
     from idp.consent.attributes import AttributeTrust, ReleasedAttribute
-    from idp.saml.response import Authentication, Signing
+    from idp.saml.response import Authentication, Recipient, ResponseBuilder, Signing
 
-    parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
-    now = utcnow()
-    xml = federation.idp.create_response(
-        parsed, "bpk2-value", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    parsed = federation.parse(redirect_request(federation.sp), utcnow())
+    now, server = utcnow(), federation.idp.server
+    builder = ResponseBuilder(federation.idp.entity_id, federation.idp.crypto,
+                              server.sec.key_file, server.sec.my_cert)
+    xml = builder.build(
+        Recipient(parsed.issuer, parsed.acs_url, parsed.request_id), "bpk2-value",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
         [ReleasedAttribute("urn:oid:2.5.4.42", "givenName", "Vorname", ("Erika",),
                            AttributeTrust.UNTERGEORDNET, ("Erika",))],
         Authentication("STORK-QAA-Level-1", now, "session-1", now + timedelta(hours=12)),
-        Signing(sign_response=False, sign_assertion=False))
+        Signing(sign_response=False, sign_assertion=False), now)
     assert 'Name="urn:oid:2.5.4.42"' in xml
     assert "TrustLevel=\"UNTERGEORDNET\"" in xml
     assert "bpk2-value" in xml and 'SessionIndex="session-1"' in xml
@@ -162,15 +177,9 @@ def test_an_unsigned_response_carries_exactly_the_released_attributes(
 
 def test_a_portal_without_an_encryption_key_never_gets_a_clear_text_assertion_by_mistake(
         federation: Federation) -> None:
-    from idp.saml.response import Authentication, Signing
-
-    parsed = federation.idp.parse_authn_request(redirect_request(federation.sp), utcnow())
-    now = utcnow()
+    parsed = federation.parse(redirect_request(federation.sp), utcnow())
     with pytest.raises(RequestRejected, match="encryption required"):
-        federation.idp.create_response(
-            parsed, "_t", "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", [],
-            Authentication("STORK-QAA-Level-1", now, "s", now + timedelta(hours=1)),
-            Signing(encrypt_assertion=True))
+        federation.idp.encryption_key(parsed.issuer)
 
 
 # --- read with lxml from the one parsed tree (issue 12): what pysaml2's schema check refused,
@@ -186,7 +195,7 @@ def _signed(xml: bytes, key: Path) -> bytes:
 def test_an_embedded_signature_by_the_portal_is_verified_with_its_metadata_key(
         federation: Federation, tmp_path: Path) -> None:
     xml = _signed(redirect_request(federation.sp), tmp_path / "sp" / "sp.key")
-    parsed = federation.idp.parse_authn_request(xml, utcnow(), require_signature=True)
+    parsed = federation.parse(xml, utcnow(), require_signature=True)
     assert parsed.signed and parsed.issuer == SP_ID
 
 
@@ -195,7 +204,7 @@ def test_an_embedded_signature_by_another_key_is_refused(federation: Federation,
     stranger_key, _ = key_pair(tmp_path / "stranger", "stranger")
     xml = _signed(redirect_request(federation.sp), stranger_key)
     with pytest.raises(RequestRejected, match="bad signature"):
-        federation.idp.parse_authn_request(xml, utcnow())
+        federation.parse(xml, utcnow())
 
 
 def _changed(xml: bytes, change: Callable[[Any], None]) -> bytes:
@@ -210,7 +219,7 @@ def test_a_request_changed_after_signing_is_refused(federation: Federation,
                                                     tmp_path: Path) -> None:
     xml = _signed(redirect_request(federation.sp), tmp_path / "sp" / "sp.key")
     with pytest.raises(RequestRejected, match="bad signature"):
-        federation.idp.parse_authn_request(
+        federation.parse(
             _changed(xml, lambda root: root.set("IsPassive", "true")), utcnow())
 
 
@@ -221,7 +230,7 @@ def test_a_boolean_that_is_not_xs_boolean_is_refused(federation: Federation,
     """xs:boolean has four literals, case included: "TRUE" must not pass as false."""
     xml = _changed(redirect_request(federation.sp), lambda root: root.set(attribute, value))
     with pytest.raises(RequestRejected, match="not a boolean"):
-        federation.idp.parse_authn_request(xml, utcnow())
+        federation.parse(xml, utcnow())
 
 
 def test_two_name_id_policies_are_refused(federation: Federation) -> None:
@@ -233,8 +242,7 @@ def test_two_name_id_policies_are_refused(federation: Federation) -> None:
                              AllowCreate="true")
 
     with pytest.raises(RequestRejected, match="more than one NameIDPolicy"):
-        federation.idp.parse_authn_request(_changed(redirect_request(federation.sp), twice),
-                                           utcnow())
+        federation.parse(_changed(redirect_request(federation.sp), twice), utcnow())
 
 
 def test_a_request_without_id_is_refused(federation: Federation) -> None:
@@ -242,23 +250,25 @@ def test_a_request_without_id_is_refused(federation: Federation) -> None:
     start = xml.index(b' ID="')
     end = xml.index(b'"', start + 5)
     with pytest.raises(RequestRejected, match="no ID"):
-        federation.idp.parse_authn_request(xml[:start] + xml[end + 1:], utcnow())
+        federation.parse(xml[:start] + xml[end + 1:], utcnow())
 
 
 def test_the_acs_index_and_the_default_acs_come_from_metadata(federation: Federation) -> None:
     xml = redirect_request(federation.sp)
     by_index = _rewrite(xml, f'AssertionConsumerServiceURL="{ACS}"'.encode(),
                         b'AssertionConsumerServiceIndex="1"')
-    assert federation.idp.parse_authn_request(by_index, utcnow()).acs_url == ACS
+    assert federation.parse(by_index, utcnow()).acs_url == ACS
     default = _rewrite(xml, f'AssertionConsumerServiceURL="{ACS}"'.encode(), b"")
-    assert federation.idp.parse_authn_request(default, utcnow()).acs_url == ACS
+    assert federation.parse(default, utcnow()).acs_url == ACS
 
 
 def test_the_request_is_read_from_the_tree_it_is_given(federation: Federation) -> None:
-    from idp.saml.envelope import read_envelope
+    from idp.saml.incoming import read_envelope
 
     xml = redirect_request(federation.sp)
     envelope = read_envelope(xml, ("AuthnRequest",))
-    parsed = federation.idp.parse_authn_request(b"not parsed again", utcnow(),
-                                                root=envelope.root)
+    assert envelope.root is not None
+    parsed = read_authn_request(envelope.root, utcnow(), metadata=federation.metadata,
+                                our_urls=federation.idp.endpoints.all_urls,
+                                crypto=federation.idp.crypto)
     assert parsed.issuer == SP_ID and parsed.request_id == envelope.message_id

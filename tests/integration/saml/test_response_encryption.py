@@ -15,9 +15,11 @@ from saml2 import BINDING_HTTP_REDIRECT
 from idp.clock import utcnow
 from idp.consent.attributes import AttributeTrust, ReleasedAttribute
 from idp.saml.configuration import IdpEndpoints, idp_config
-from idp.saml.messages import ParsedAuthnRequest
-from idp.saml.response import Authentication, Signing
+from idp.saml.incoming import read_authn_request
+from idp.saml.messages import ParsedAuthnRequest, RequestRejected
+from idp.saml.response import Authentication, Recipient, ResponseBuilder, Signing
 from idp.saml.server import SamlIdp
+from idp.saml.sp_metadata import parse_sp_metadata
 from idp.samlkit.bindings import decode_redirect
 from idp.samlkit.crypto import InProcessCryptoBackend
 from idp.samlkit.untrusted_xml import parse_xml
@@ -50,12 +52,17 @@ class Federation:
     sp_key: Path
     sp_cert: Path
 
-    def respond(self, signing: Signing) -> str:
-        now = utcnow()
-        return self.idp.create_response(
-            self.request, "bpk2-value", PERSISTENT, RELEASE,
+    def respond(self, signing: Signing, encrypt: bool = False) -> str:
+        """The Response the IdP's SSO flow builds for the request (the assertion encrypted for
+        the portal's key from metadata with ``encrypt``)."""
+        now, request, server = utcnow(), self.request, self.idp.server
+        builder = ResponseBuilder(self.idp.entity_id, self.idp.crypto, server.sec.key_file,
+                                  server.sec.my_cert)
+        return builder.build(
+            Recipient(request.issuer, request.acs_url, request.request_id), "bpk2-value",
+            PERSISTENT, RELEASE,
             Authentication("STORK-QAA-Level-1", now, "session-1", now + timedelta(hours=12)),
-            signing)
+            signing, now, self.idp.encryption_key(request.issuer) if encrypt else None)
 
 
 @pytest.fixture
@@ -63,14 +70,18 @@ def federation(tmp_path: Path) -> Federation:
     endpoints = IdpEndpoints(BASE)
     idp_key, idp_cert = key_pair(tmp_path / "idp", "idp")
     sp_key, sp_cert = key_pair(tmp_path / "sp", "sp")
-    idp = SamlIdp(idp_config(endpoints, str(idp_key), str(idp_cert),
-                             [metadata_of(sp_config(SP_ID, ACS, sp_key, sp_cert))]), endpoints)
+    portal_metadata = metadata_of(sp_config(SP_ID, ACS, sp_key, sp_cert))
+    idp = SamlIdp(idp_config(endpoints, str(idp_key), str(idp_cert), [portal_metadata]),
+                  endpoints)
     sp = sp_client(sp_config(SP_ID, ACS, sp_key, sp_cert, metadata_of(idp.server.config),
                              sign_requests=False))
     _, info = sp.prepare_for_authenticate(entityid=f"{BASE}/saml/metadata",
                                           binding=BINDING_HTTP_REDIRECT)
     xml = decode_redirect(urlsplit(dict(info["headers"])["Location"]).query.encode()).xml
-    request = idp.parse_authn_request(xml, utcnow())
+    request = read_authn_request(parse_xml(xml, RequestRejected), utcnow(),
+                                 metadata=parse_sp_metadata(portal_metadata.encode(), SP_ID,
+                                                            utcnow()),
+                                 our_urls=endpoints.all_urls, crypto=idp.crypto)
     return Federation(idp, request, idp_cert, sp_key, sp_cert)
 
 
@@ -99,7 +110,7 @@ def shape(element: etree._Element) -> list[tuple[str, dict[str, str], str]]:
 def test_the_decrypted_assertion_is_the_one_the_same_request_gets_in_clear(
         federation: Federation) -> None:
     clear = parse_xml(federation.respond(Signing())).find(f"{{{SAML}}}Assertion")
-    decrypted = standalone_assertion(federation.respond(Signing(encrypt_assertion=True)),
+    decrypted = standalone_assertion(federation.respond(Signing(), encrypt=True),
                                      federation.sp_key)
     assert decrypted.tag == f"{{{SAML}}}Assertion"
     assert shape(decrypted) == shape(clear)
@@ -117,7 +128,7 @@ def test_the_decrypted_assertion_is_the_one_the_same_request_gets_in_clear(
 
 def test_a_portal_that_wants_signed_and_encrypted_assertions_can_verify_the_decrypted_one(
         federation: Federation) -> None:
-    response = federation.respond(Signing(sign_assertion=True, encrypt_assertion=True))
+    response = federation.respond(Signing(sign_assertion=True), encrypt=True)
     backend = InProcessCryptoBackend()
     # The Response signature covers the EncryptedAssertion …
     assert backend.validate_signature(response, str(federation.idp_cert), "pem",
@@ -130,7 +141,7 @@ def test_a_portal_that_wants_signed_and_encrypted_assertions_can_verify_the_decr
 
 def test_an_unsigned_encrypted_assertion_has_no_signature_inside(
         federation: Federation) -> None:
-    response = federation.respond(Signing(sign_assertion=False, encrypt_assertion=True))
+    response = federation.respond(Signing(sign_assertion=False), encrypt=True)
     assertion = standalone_assertion(response, federation.sp_key)
     assert assertion.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is None
     assert parse_xml(response).find("{http://www.w3.org/2000/09/xmldsig#}Signature") is not None
@@ -138,7 +149,7 @@ def test_an_unsigned_encrypted_assertion_has_no_signature_inside(
 
 def test_the_assertion_is_encrypted_for_the_portals_certificate_from_metadata(
         federation: Federation) -> None:
-    response = parse_xml(federation.respond(Signing(encrypt_assertion=True)))
+    response = parse_xml(federation.respond(Signing(), encrypt=True))
     methods = [m.get("Algorithm") for m in response.iter(f"{{{XENC}}}EncryptionMethod")]
     assert methods == ["http://www.w3.org/2009/xmlenc11#aes256-gcm",
                        "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"]
@@ -153,7 +164,7 @@ def test_the_assertion_is_encrypted_for_the_portals_certificate_from_metadata(
 
 def test_every_response_for_a_portal_gets_its_own_session_key(federation: Federation) -> None:
     """The receiver's key is set up once per process; each assertion still has a fresh key."""
-    first, second = (federation.respond(Signing(encrypt_assertion=True)) for _ in range(2))
+    first, second = (federation.respond(Signing(), encrypt=True) for _ in range(2))
     for response in (first, second):
         assert standalone_assertion(response, federation.sp_key).tag == f"{{{SAML}}}Assertion"
     keys = [parse_xml(r).find(f".//{{{XENC}}}EncryptedKey/{{{XENC}}}CipherData/"

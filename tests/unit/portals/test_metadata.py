@@ -65,9 +65,10 @@ def test_sso_finds_an_available_portal_by_entity_id(tmp_path: Path, metadata_xml
     registry = _registry(tmp_path, metadata_xml)
     policy = registry.portal_for(ENTITY_ID)
     assert policy is not None and policy.display_name == "Bürgerportal Musterstadt"
-    assert len(registry.certificates_for(ENTITY_ID)) == 1
+    found = registry.portal(ENTITY_ID)
+    assert found is not None and len(found.signing_certificates()) == 1
     assert registry.portal_for("https://unknown.example/md") is None
-    assert registry.certificates_for("https://unknown.example/md") == []
+    assert registry.portal("https://unknown.example/md") is None
     assert registry.metadata_xml() == [metadata_xml]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from idp.saml.identifiers import TrustLevel, satisfiable
-from idp.saml.messages import new_id
+from idp.samlkit.ids import new_id
 
 L1, L2, L3, L4 = (f"STORK-QAA-Level-{n}" for n in range(1, 5))
 

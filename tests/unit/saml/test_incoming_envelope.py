@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.saml.envelope import MAX_DEPTH, MAX_ELEMENTS, read_envelope
+from idp.saml.incoming import MAX_DEPTH, MAX_ELEMENTS, read_envelope
 from idp.saml.messages import RequestRejected
 
 PORTAL = "https://portal.example.org/saml/metadata"
