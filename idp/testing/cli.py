@@ -188,7 +188,7 @@ def _show(state: clock_store.ClockState) -> None:
 @clock_group.command("get", help="Verschiebung und Zeit des IdP anzeigen.")
 @development_only
 def clock_get() -> None:
-    _show(clock_store.state(clock_store.stored_offset(db.session)))
+    _show(clock_store.current(db.session))
 
 
 # Negative offsets ("-3600") are arguments, not options.

@@ -40,8 +40,14 @@ def stored_offset(connection: Connection | Session) -> timedelta:
     return timedelta(seconds=seconds or 0)
 
 
+def current(connection: Connection | Session) -> ClockState:
+    """The stored offset, and the time as the current request (or command) sees it: moved by
+    the offset read when its context began (idp/testing/clock_hook.py)."""
+    return ClockState(int(stored_offset(connection).total_seconds()), clock.utcnow())
+
+
 def state(offset: timedelta) -> ClockState:
-    """What ``GET /testing/api/clock`` says with the run-time ``offset`` in force."""
+    """The clock with the run-time ``offset`` in force, as the next request will see it."""
     now = datetime.now(UTC) + clock.clock_offset + offset
     return ClockState(int(offset.total_seconds()), now)
 

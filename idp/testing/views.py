@@ -84,7 +84,7 @@ def mails() -> Response:
 
 @api.get("/clock")
 def clock() -> Response:
-    return answer(records.clock_record(clock_store.state(clock_store.stored_offset(db.session))))
+    return answer(records.clock_record(clock_store.current(db.session)))
 
 
 @api.put("/clock")
