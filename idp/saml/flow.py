@@ -27,7 +27,7 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import cached_property
@@ -67,6 +67,7 @@ from idp.saml.messages import (
 from idp.saml.response import Authentication, Recipient, Signing
 from idp.saml.runtime import SamlRuntime
 from idp.saml.server import SamlIdp
+from idp.saml.workbench_hooks import IN, OUT, POST, REDIRECT, PlannedAnswer, TracedMessage
 from idp.samlkit.bindings import (
     BindingError,
     IncomingMessage,
@@ -307,6 +308,7 @@ class SsoFlow:
             return self.receive(decode_redirect(query_string))
         except BindingError as error:
             log.info("SSO redirect refused: %s", error)
+            self._trace_undecodable(REDIRECT, error)
             return ErrorPage(400, REJECTED)
 
     def receive_post(self, form: Mapping[str, list[str]]) -> Outcome:
@@ -315,18 +317,23 @@ class SsoFlow:
             return self.receive(decode_post(dict(form)))
         except BindingError as error:
             log.info("SSO post refused: %s", error)
+            self._trace_undecodable(POST, error)
             return ErrorPage(400, REJECTED)
 
     def receive(self, message: IncomingMessage) -> Outcome:
+        seen = Inspection()
         try:
             pending, portal = check_request(
                 self.session, message, self.saml.registry.portal,
-                self.saml.idp.endpoints.all_urls, self.saml.crypto, self.now)
+                self.saml.idp.endpoints.all_urls, self.saml.crypto, self.now, seen)
         except WrongVersion as problem:
+            self._trace_in(message, seen, f"abgelehnt: {problem} (VersionMismatch)")
             return self._version_mismatch(problem, message.relay_state)
         except RequestRejected as error:
             log.info("SSO request refused: %s", error)
+            self._trace_in(message, seen, f"abgelehnt, Fehlerseite beim IdP: {error}")
             return ErrorPage(400, REJECTED)
+        self._trace_in(message, seen, "angenommen")
         transaction = Transaction(pending, portal)
         if refusal := refusal_before_login(pending, portal):
             return self._answer(transaction, error=refusal)
@@ -431,6 +438,7 @@ class SsoFlow:
         if request.unsolicited and (error is not None or citizen is None):
             # Nobody at the portal is waiting for an answer: tell the citizen here instead.
             return _unsolicited_refusal(portal, error)
+        fault = None
         if error is not None or citizen is None:
             refusal = error or denied("No citizen")
             xml = self.saml.idp.create_error_response(
@@ -439,19 +447,29 @@ class SsoFlow:
                 status_detail=status_detail_for(pending, refusal))
             events.sso_refused(portal.entity_id, refusal.sub_status or refusal.status,
                                refusal.message)
+            decision = (f"Fehlerstatus {refusal.sub_status or refusal.status}: "
+                        f"{refusal.message}")
         else:
             try:
-                xml = self._assertion_response(transaction, citizen, released or [])
+                xml, fault = self._assertion_response(transaction, citizen, released or [])
             except RequestRejected as problem:  # the portal's policy cannot be met (no key)
                 log.error("SSO answer impossible for %s: %s", portal.entity_id, problem)
                 return ErrorPage(400, REJECTED)
+            decision = "Erfolg, Attribute: " + (", ".join(
+                item.friendly_name for item in released or []) or "keine")
+        if self.saml.trace is not None:
+            self.saml.trace.record(TracedMessage(
+                OUT, "Response", POST, portal.entity_id, xml, self.visitor.session_id,
+                _signed_parts(portal), (), decision, fault), self.now)
         return PostToPortal(
             acs_url=request.acs_url, portal_name=portal.display_name,
             saml_response=base64.b64encode(xml.encode("utf-8")).decode("ascii"),
             relay_state=pending.relay_state, error=error is not None)
 
     def _assertion_response(self, transaction: Transaction, citizen: Citizen,
-                            released: list[ReleasedAttribute]) -> str:
+                            released: list[ReleasedAttribute]) -> tuple[str, str | None]:
+        """The Response with the assertion, and the name of the fault the QA workbench put into
+        it instead (development only; None: the right answer)."""
         pending, portal = transaction.pending, transaction.portal
         visitor = self.visitor
         request = pending.request
@@ -473,11 +491,36 @@ class SsoFlow:
                                                        pending.request.requested_contexts),
             instant=authenticated_at, session_index=session_index,
             session_not_on_or_after=authenticated_at + session_lifetime(TrustLevel.LEVEL_1))
-        xml = self.saml.responses.build(
-            recipient, name_id, name_id_format, released, authentication,
-            Signing(portal.sign_response, portal.sign_assertion), self.now, encryption)
+        signing = Signing(portal.sign_response, portal.sign_assertion)
+        if self.saml.faults is not None and (injected := self.saml.faults.inject(
+                portal.entity_id, PlannedAnswer(
+                    request, recipient, name_id, name_id_format, released,
+                    transaction.selection.required, authentication, signing, encryption,
+                    self.now), self.saml.responses)) is not None:
+            log.warning("QA workbench: fault %r injected into the answer to %s",
+                        injected.fault, portal.entity_id)
+            return injected.xml, injected.fault
+        xml = self.saml.responses.build(recipient, name_id, name_id_format, released,
+                                        authentication, signing, self.now, encryption)
         events.assertion_issued(citizen.id, portal.entity_id, name_id_format, released)
-        return xml
+        return xml, None
+
+    # --- what the QA workbench's tracer is told (development only) ---
+
+    def _trace_in(self, message: IncomingMessage, seen: Inspection, decision: str) -> None:
+        if self.saml.trace is not None:
+            self.saml.trace.record(TracedMessage(
+                IN, "AuthnRequest", REDIRECT if message.binding == "redirect" else POST,
+                seen.issuer,
+                message.xml.decode("utf-8", "replace"), self.visitor.session_id,
+                seen.signature, tuple(seen.checks), decision), self.now)
+
+    def _trace_undecodable(self, binding: str, error: BindingError) -> None:
+        if self.saml.trace is not None:
+            self.saml.trace.record(TracedMessage(
+                IN, "AuthnRequest", binding, None, "", self.visitor.session_id, "nicht geprüft",
+                ("Binding: Größe, Kodierung, Kompression",),
+                f"abgelehnt, nicht lesbar: {error}"), self.now)
 
     def _version_mismatch(self, problem: WrongVersion, relay_state: str | None) -> Outcome:
         """A known portal asked in another SAML version: tell it so, at its ACS from metadata."""
@@ -544,36 +587,66 @@ def _unsolicited_refusal(portal: PortalPolicy,
 
 # --- the decisions ----------------------------------------------------------------------------
 
+@dataclass
+class Inspection:
+    """What :func:`check_request` found out about a request, also when it refused it: the
+    Issuer, the signature's verdict and the checks passed, in words (for the QA workbench's
+    SAML tracer)."""
+
+    issuer: str | None = None
+    signature: str = "keine Signatur"
+    checks: list[str] = field(default_factory=list)
+
+
 def check_request(session: Session, message: IncomingMessage,
                   registered: Callable[[str], Portal | None], our_urls: Collection[str],
-                  crypto: InProcessCryptoBackend, now: datetime) -> tuple[Pending, PortalPolicy]:
+                  crypto: InProcessCryptoBackend, now: datetime,
+                  seen: Inspection | None = None) -> tuple[Pending, PortalPolicy]:
     """Check an incoming AuthnRequest and remember it: the request and its portal's policy;
     raise RequestRejected if unanswerable.
 
     ``registered(entity_id)`` gives the portal with its policy and metadata (None if unknown,
     disabled or without metadata); ``our_urls`` are the endpoints a Destination may name.
+    ``seen`` is filled in on the way.
     """
+    seen = seen if seen is not None else Inspection()
+    passed = seen.checks.append
+    passed("Binding: Größe, Kodierung, Kompression, RelayState")
     # Cheapest first (docs/security.md, "Order of checks"): structure and Issuer, then the
     # portal, then the signature on the query, and only then the full check of the request
     # (which verifies an embedded signature).
     envelope = read_envelope(message.xml, ("AuthnRequest",))
+    seen.issuer = envelope.issuer
+    passed("Struktur: samlp:AuthnRequest, höchstens 300 Elemente, Tiefe 12, ein Issuer")
     found = registered(envelope.issuer)
     if found is None:
         raise RequestRejected(f"no portal policy for {envelope.issuer!r}")
     portal = found.policy
+    passed(f"Portal bekannt: {portal.name}")
     if envelope.version != "2.0":
         raise WrongVersion(envelope.issuer, envelope.message_id, envelope.version)
     if portal.want_authn_requests_signed and not (message.has_redirect_signature
                                                   or envelope.has_signature):
         raise RequestRejected("unsigned request where the portal must sign")
     # A present signature must be valid, whether or not the portal must sign.
-    if message.has_redirect_signature and not verify_redirect_signature(
-            message, found.signing_certificates()):
-        raise RequestRejected("invalid Redirect-binding signature")
+    if message.has_redirect_signature:
+        if not verify_redirect_signature(message, found.signing_certificates()):
+            seen.signature = "ungültig (Redirect-Binding)"
+            raise RequestRejected("invalid Redirect-binding signature")
+        seen.signature = f"gültig (Redirect-Binding, {message.sig_alg})"
+        passed("Signatur über die Query mit dem Schlüssel aus den Metadaten")
     # The tree read_envelope parsed, checked in full: no second parse, no pysaml2 objects.
     assert envelope.root is not None
-    parsed = read_authn_request(envelope.root, now, metadata=found.metadata, our_urls=our_urls,
-                                crypto=crypto)
+    try:
+        parsed = read_authn_request(envelope.root, now, metadata=found.metadata,
+                                    our_urls=our_urls, crypto=crypto)
+    except RequestRejected as error:
+        if envelope.has_signature and "signature" in str(error):
+            seen.signature = "ungültig (eingebettet)"
+        raise
+    if parsed.signed:
+        seen.signature = "gültig (eingebettet, Schlüssel aus den Metadaten)"
+    passed("Destination, IssueInstant (±3 min), ACS aus den Metadaten, Kindelemente")
     signed = message.has_redirect_signature or parsed.signed
     if portal.want_authn_requests_signed and not signed:
         raise RequestRejected("unsigned request where the portal must sign")
@@ -587,6 +660,7 @@ def check_request(session: Session, message: IncomingMessage,
     # docs/architecture.md, pysaml2 trap 3 (replay cache): pysaml2 keeps none.
     if not state.first_sighting(session, parsed.issuer, parsed.request_id, now):
         raise RequestRejected("replayed request ID")
+    passed("Replay-Cache: (Issuer, ID) zum ersten Mal gesehen")
     return Pending(request=parsed, relay_state=message.relay_state, received_at=now,
                    principal_id=principal_named(session, parsed)), portal
 
@@ -795,3 +869,10 @@ def session_lifetime(level: TrustLevel) -> timedelta:
     return {TrustLevel.LEVEL_1: timedelta(hours=12), TrustLevel.LEVEL_2: timedelta(hours=12),
             TrustLevel.LEVEL_3: timedelta(hours=2),
             TrustLevel.LEVEL_4: timedelta(minutes=30)}[level]
+
+
+def _signed_parts(portal: PortalPolicy) -> str:
+    """What our answer to ``portal`` signs, in words (for the tracer)."""
+    parts = [name for name, signed in (("Response", portal.sign_response),
+                                       ("Assertion", portal.sign_assertion)) if signed]
+    return "signiert: " + " und ".join(parts) if parts else "unsigniert (Richtlinie des Portals)"

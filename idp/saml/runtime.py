@@ -25,6 +25,7 @@ from idp.saml.configuration import IdpEndpoints, idp_config
 from idp.saml.response import ResponseBuilder
 from idp.saml.server import SamlIdp
 from idp.saml.sp_metadata import verifier_from_backend
+from idp.saml.workbench_hooks import FaultInjector, Tracer
 from idp.samlkit.crypto import InProcessCryptoBackend, security_context
 from idp.samlkit.keys import (
     KeyFileError,
@@ -78,6 +79,9 @@ class SamlRuntime:
     key_folder: Path
     _refresher: MetadataRefresher
     _next_refresh: datetime | None = None
+    # The QA workbench's hooks (idp/testing, development only; None in production).
+    trace: Tracer | None = None
+    faults: FaultInjector | None = None
     _metadata: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
