@@ -9,4 +9,6 @@ def import_all_models() -> None:
     import idp.mail.models
     import idp.saml.models
     import idp.security.models
-    import idp.testing.models  # noqa: F401
+    import idp.testing.fault_models
+    import idp.testing.models
+    import idp.testing.trace_models  # noqa: F401
