@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -22,7 +22,7 @@ from idp.db import db
 from idp.security.throttle import Throttle
 from idp.testing import citizens, clock_store, loading, records
 from idp.testing.errors import WorkbenchError
-from idp.testing.personas import PersonaError, load_personas, persona_named
+from idp.testing.personas import PersonaError, load_personas, persona_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,9 +136,8 @@ def citizen_create(persona_name: str | None, activated: bool | None, **fields: s
             raise click.UsageError("Mit --persona ist nur noch --activated/--not-activated "
                                    "erlaubt.")
         services = _services()
-        spec = persona_named(services.config.policy_dir, services.policy, persona_name).spec
-        if activated is not None:
-            spec = replace(spec, activated=activated)
+        spec = persona_spec(services.config.policy_dir, services.policy, persona_name,
+                            activated)
     else:
         given = {name: value for name, value in fields.items() if value is not None}
         spec = citizens.spec_from_fields(given | ({} if activated is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,14 @@ def load_personas(policy_dir: Path, policy: PasswordPolicy,
     if problems:
         raise PersonaError("\n".join(problems))
     return [persona for persona in personas if not wanted or persona.name in wanted]
+
+
+def persona_spec(policy_dir: Path, policy: PasswordPolicy, name: str,
+                 activated: bool | None = None) -> CitizenSpec:
+    """What a citizen is made from for the persona ``name``, activated or not as ``activated``
+    says (None: as its file says)."""
+    spec = persona_named(policy_dir, policy, name).spec
+    return spec if activated is None else replace(spec, activated=activated)
 
 
 def persona_named(policy_dir: Path, policy: PasswordPolicy, name: str) -> Persona:

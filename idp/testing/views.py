@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from idp.security.throttle import Throttle
 from idp.testing import citizens, clock_store, records
 from idp.testing.api import answer, api, json_object
 from idp.testing.errors import WorkbenchError
-from idp.testing.personas import persona_named
+from idp.testing.personas import persona_spec
 from idp.web.context import accounts, services
 
 MAILS_LIMIT = 50
@@ -42,9 +42,7 @@ def _persona_spec(body: dict[str, Any]) -> citizens.CitizenSpec:
             activated is not None and not isinstance(activated, bool)):
         raise WorkbenchError("Mit „persona“ (dem Namen einer Persona) ist nur noch "
                              "„activated“ (true oder false) erlaubt.")
-    config = services().config
-    spec = persona_named(config.policy_dir, services().policy, name).spec
-    return spec if activated is None else replace(spec, activated=activated)
+    return persona_spec(services().config.policy_dir, services().policy, name, activated)
 
 
 @api.delete("/citizens/<username>")

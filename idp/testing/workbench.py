@@ -6,13 +6,19 @@ from __future__ import annotations
 
 from flask import Flask
 
+from idp.container import app_parts
+from idp.db import db
 from idp.extensions import csrf
 from idp.testing import clock_hook
 
 
 def init_app(app: Flask) -> None:
-    from idp.testing import views  # noqa: F401  (the endpoints attach to the blueprint)
+    from idp.testing import fault_views, views  # noqa: F401  (endpoints attach to the blueprint)
     from idp.testing.api import api, unrouted
+    from idp.testing.faults import WorkbenchFaults
+
+    saml = app_parts(app).saml
+    saml.faults = WorkbenchFaults(lambda: db.session, saml.idp)
 
     clock_hook.install(app)
     # A bearer token, not a cookie, authorises each call: no CSRF token to check.
