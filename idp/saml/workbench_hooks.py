@@ -91,3 +91,6 @@ class FaultInjector(Protocol):
                builder: ResponseBuilder) -> InjectedFault | None:
         """The broken answer for ``portal`` if a fault waits for it (taking one of its count),
         else None."""
+
+    def answered(self, portal: str, xml: str) -> None:
+        """The right answer (with an assertion) just went to ``portal``."""
