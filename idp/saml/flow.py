@@ -503,6 +503,8 @@ class SsoFlow:
         xml = self.saml.responses.build(recipient, name_id, name_id_format, released,
                                         authentication, signing, self.now, encryption)
         events.assertion_issued(citizen.id, portal.entity_id, name_id_format, released)
+        if self.saml.faults is not None:
+            self.saml.faults.answered(portal.entity_id, xml)
         return xml, None
 
     # --- what the QA workbench's tracer is told (development only) ---
