@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -91,7 +92,7 @@ def test_the_openapi_document_describes_exactly_the_routes_the_api_has(app: Flas
     routes = {(method.lower(), rule.rule) for rule in app.url_map.iter_rules()
               if rule.rule.startswith(PREFIX + "/")
               for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
-    documented = {(op.method, PREFIX + op.template.replace("{username}", "<username>"))
+    documented = {(op.method, PREFIX + re.sub(r"\{(\w+)\}", r"<\1>", op.template))
                   for op in operations()}
     assert routes == documented
     assert len({operation["operationId"] for item in openapi_document()["paths"].values()
