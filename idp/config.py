@@ -154,6 +154,10 @@ class Config:
     # docs/qa-workbench.md). Without it the API refuses every call; it opens accounts, mails
     # and the clock to whoever holds it, hence at least 32 characters.
     testing_api_token: str = ""
+    # Development only: the SAML tracer (/entwicklung/saml/) keeps at most this many messages,
+    # none older than this many hours by the IdP's clock; the oldest go at each new one.
+    trace_keep_messages: int = 500
+    trace_keep_hours: int = 24
 
     @property
     def is_development(self) -> bool:
@@ -334,6 +338,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         values["clock_offset_hours"] = _as_float("IDP_CLOCK_OFFSET_HOURS", raw)
     if token := _read_secret(env, "IDP_TESTING_API_TOKEN"):
         values["testing_api_token"] = token
+    if raw := env.get("IDP_TRACE_KEEP_MESSAGES"):
+        values["trace_keep_messages"] = _as_int("IDP_TRACE_KEEP_MESSAGES", raw, minimum=1)
+    if raw := env.get("IDP_TRACE_KEEP_HOURS"):
+        values["trace_keep_hours"] = _as_int("IDP_TRACE_KEEP_HOURS", raw, minimum=1)
     if secret := _read_secret(env, "IDP_SECRET_KEY"):
         values["secret_key"] = secret
     values.update(overrides)

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from idp.portals.registry import Portal
 from idp.saml import state
+from idp.saml.flow import Inspection
 from idp.saml.incoming import read_envelope
 from idp.saml.messages import (
     STATUS_REQUESTER,
@@ -33,6 +34,7 @@ from idp.saml.messages import (
     LogoutSubject,
     OutgoingMessage,
     ParsedLogoutRequest,
+    ParsedLogoutResponse,
     RequestRejected,
 )
 from idp.saml.server import SamlIdp
@@ -166,33 +168,47 @@ def slo_endpoint(endpoints: Sequence[Endpoint], preferred: str | None = None) ->
 
 
 def receive_request(session: Session, idp: SamlIdp, message: IncomingMessage,
-                    portal_of: PortalLookup, now: datetime) -> Received:
-    """Check an incoming LogoutRequest; raise RequestRejected if it cannot be answered."""
+                    portal_of: PortalLookup, now: datetime,
+                    seen: Inspection | None = None) -> Received:
+    """Check an incoming LogoutRequest; raise RequestRejected if it cannot be answered.
+    ``seen`` is filled in on the way (for the QA workbench's SAML tracer)."""
+    seen = seen if seen is not None else Inspection()
+    passed = seen.checks.append
+    passed("Binding: Größe, Kodierung, Kompression, RelayState")
     # Cheapest first (docs/security.md, "Order of checks"): structure and Issuer, the portal,
     # the query's signature, then pysaml2's parse with the embedded signature.
     envelope = read_envelope(message.xml, ("LogoutRequest",))
+    seen.issuer = envelope.issuer
+    passed("Struktur: samlp:LogoutRequest, ein Issuer")
     portal = portal_of(envelope.issuer)
     if portal is None:
         raise RequestRejected(f"no portal policy for {envelope.issuer!r}")
+    passed(f"Portal bekannt: {portal.name}")
     # SAML profiles §4.4.4.1: a LogoutRequest must be authenticated. Anyone may send one that
     # names a citizen; only the portal's signature makes it the portal's.
     if message.has_redirect_signature:
         if not verify_redirect_signature(message, portal.signing_certificates()):
+            seen.signature = "ungültig (Redirect-Binding)"
             raise RequestRejected("invalid Redirect-binding signature")
+        seen.signature = f"gültig (Redirect-Binding, {message.sig_alg})"
+        passed("Signatur über die Query mit dem Schlüssel aus den Metadaten")
     elif not envelope.has_signature:
         raise RequestRejected("unsigned LogoutRequest")
     # The query's signature held (else refused above): an EncryptedID may be decrypted.
-    request = idp.parse_logout_request(message.xml, now,
-                                       query_signed=message.has_redirect_signature)
+    request = _parsed(idp.parse_logout_request, seen, message.xml, now,
+                      query_signed=message.has_redirect_signature)
     if not (message.has_redirect_signature or request.signed):
         raise RequestRejected("unsigned LogoutRequest")
+    passed("Schema, Destination, IssueInstant, NotOnOrAfter, NameID oder EncryptedID")
     # The answer goes only to an address from metadata; without one there is no one to answer.
     endpoint = slo_endpoint(portal.slo_endpoints(), BINDINGS[message.binding])
     if endpoint is None:
         raise RequestRejected(f"{request.issuer!r} has no SingleLogoutService in its metadata")
+    passed("SingleLogoutService in den Metadaten")
     # docs/architecture.md, pysaml2 trap 3: the same replay cache as for AuthnRequests.
     if not state.first_sighting(session, request.issuer, request.request_id, now):
         raise RequestRejected("replayed request ID")
+    passed("Replay-Cache: (Issuer, ID) zum ersten Mal gesehen")
     return Received(request, Initiator(
         entity_id=request.issuer, request_id=request.request_id, relay_state=message.relay_state,
         binding=endpoint.binding, location=endpoint.response_location or endpoint.location))
@@ -237,64 +253,106 @@ def start(session: Session, idp: SamlIdp, browser_session: str, logins: Sequence
     return _go_on(session, idp, chain, portal_of, now, stored=None)
 
 
+@dataclass
+class AnswerInspection(Inspection):
+    """What :func:`receive_response` found out about a LogoutResponse (for the QA workbench's
+    SAML tracer): besides the checks, whether it confirmed the logout, or why not."""
+
+    verdict: str = ""
+
+
 def receive_response(session: Session, idp: SamlIdp, message: IncomingMessage,
-                     portal_of: PortalLookup, now: datetime) -> Step:
+                     portal_of: PortalLookup, now: datetime,
+                     seen: AnswerInspection | None = None) -> Step:
     """Take the awaited portal's LogoutResponse and move the chain on.
 
     Raises :class:`ChainUnknown` for an unknown reference or an answer that came already, and
-    RequestRejected for an answer from a portal other than the awaited one.
+    RequestRejected for an answer from a portal other than the awaited one. ``seen`` is
+    filled in on the way.
     """
+    seen = seen if seen is not None else AnswerInspection()
+    seen.checks.append("Binding: Größe, Kodierung, Kompression, RelayState")
     reference = message.relay_state or ""
     found = state.logout_chain(session, reference, now)
     if found is None:
         raise ChainUnknown("no logout waits under this RelayState")
+    seen.checks.append("RelayState: eine laufende Abmeldung wartet auf diese Antwort")
     portal, request_id, data = found
-    confirmed = _confirmed(idp, message, portal, request_id, portal_of, now)
+    seen.issuer = portal
+    confirmed = _confirmed(idp, message, portal, request_id, portal_of, now, seen)
     chain = Chain.from_dict(data).answered(portal, confirmed)
     return _go_on(session, idp, chain, portal_of, now, stored=(reference, request_id))
 
 
 def _confirmed(idp: SamlIdp, message: IncomingMessage, portal: str, request_id: str,
-               portal_of: PortalLookup, now: datetime) -> bool:
+               portal_of: PortalLookup, now: datetime, seen: AnswerInspection) -> bool:
     """Whether ``portal`` confirmed our LogoutRequest ``request_id``.
 
     An answer failing a check counts as not logged out. A well-formed answer from another
     portal (e.g. an earlier step's answer submitted twice) is refused instead: it must not
     decide about the awaited portal.
     """
+    passed = seen.checks.append
+
+    def not_confirmed(reason: str) -> bool:
+        log.info("LogoutResponse awaited from %s does not count: %s", portal, reason)
+        seen.verdict = f"gilt als nicht abgemeldet: {reason}"
+        return False
+
     try:
         envelope = read_envelope(message.xml, ("LogoutResponse",))
     except RequestRejected as error:
-        log.info("LogoutResponse awaited from %s refused: %s", portal, error)
-        return False
+        return not_confirmed(str(error))
     if envelope.issuer != portal:
         raise RequestRejected(f"LogoutResponse from {envelope.issuer!r}, awaited {portal!r}")
+    passed("Struktur: samlp:LogoutResponse, Issuer ist das erwartete Portal")
     known = portal_of(portal)
-    if message.has_redirect_signature and (known is None or not verify_redirect_signature(
-            message, known.signing_certificates())):
-        log.info("LogoutResponse from %s: invalid Redirect-binding signature", portal)
-        return False
+    if message.has_redirect_signature:
+        if known is None or not verify_redirect_signature(message,
+                                                          known.signing_certificates()):
+            seen.signature = "ungültig (Redirect-Binding)"
+            return not_confirmed("invalid Redirect-binding signature")
+        seen.signature = f"gültig (Redirect-Binding, {message.sig_alg})"
+        passed("Signatur über die Query mit dem Schlüssel aus den Metadaten")
     try:
-        response = idp.parse_logout_response(message.xml, now)
+        response = _parsed(idp.parse_logout_response, seen, message.xml, now)
     except RequestRejected as error:
-        log.info("LogoutResponse awaited from %s refused: %s", portal, error)
-        return False
+        return not_confirmed(str(error))
+    passed("Schema, Destination (falls angegeben), IssueInstant")
     signed = message.has_redirect_signature or response.signed
     # SAML bindings §3.4.5.2/§3.5.5.2: a signed message names its Destination (ours; the
     # parser checked it when present), so a signed answer cannot be replayed elsewhere.
     if signed and response.destination is None:
-        log.info("LogoutResponse from %s is signed but names no Destination", portal)
-        return False
+        return not_confirmed("signed but names no Destination")
     # The InResponseTo of a random, single-use ID binds an unsigned answer to our request; a
     # portal whose policy says it signs its messages must sign this one too.
     if not signed and (known is None or known.policy.want_authn_requests_signed):
-        log.info("LogoutResponse from %s is not signed", portal)
-        return False
+        return not_confirmed("not signed")
     if response.in_response_to != request_id:
-        log.info("LogoutResponse from %s answers %r, not %r", portal, response.in_response_to,
-                 request_id)
-        return False
-    return response.status == STATUS_SUCCESS and response.sub_status != PARTIAL_LOGOUT
+        return not_confirmed(f"answers {response.in_response_to!r}, not {request_id!r}")
+    passed("InResponseTo: unsere LogoutRequest")
+    if response.status != STATUS_SUCCESS or response.sub_status == PARTIAL_LOGOUT:
+        return not_confirmed(f"status {response.sub_status or response.status}")
+    seen.verdict = "Abmeldung bestätigt"
+    return True
+
+
+_Parsed = TypeVar("_Parsed", ParsedLogoutRequest, ParsedLogoutResponse)
+
+
+def _parsed(parse: Callable[..., _Parsed], seen: Inspection, xml: bytes, now: datetime,
+            **options: bool) -> _Parsed:
+    """``parse(xml, now)`` (pysaml2's parse with the embedded signature verified), noting in
+    ``seen`` what became of an embedded signature."""
+    try:
+        parsed = parse(xml, now, **options)
+    except RequestRejected as error:
+        if "signature" in str(error):
+            seen.signature = "ungültig (eingebettet)"
+        raise
+    if parsed.signed:
+        seen.signature = "gültig (eingebettet, Schlüssel aus den Metadaten)"
+    return parsed
 
 
 def _go_on(session: Session, idp: SamlIdp, chain: Chain, portal_of: PortalLookup,

@@ -18,11 +18,13 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from idp.container import app_parts
 from idp.db import db
 from idp.security.throttle import Throttle
 from idp.testing import citizens, clock_store, loading, records
 from idp.testing.errors import WorkbenchError
 from idp.testing.personas import PersonaError, load_personas, persona_spec
+from idp.testing.tracer import MESSAGES_MAX, traced_messages
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -172,6 +174,27 @@ def mails(address: str, limit: int, as_json: bool) -> None:
             click.echo(f"    {link}")
         if mail["error"]:
             click.echo(f"    Fehler: {mail['error']}")
+
+
+@testing.command("messages", help="Die SAML-Nachrichten des Tracers, neueste zuerst.")
+@click.option("--portal", help="Nur die Nachrichten dieses Portals (Name, z. B. dueren).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, MESSAGES_MAX))
+@click.option("--json", "as_json", is_flag=True,
+              help="Als JSON, wie GET /testing/api/saml/messages.")
+@development_only
+def messages(portal: str | None, limit: int, as_json: bool) -> None:
+    found = traced_messages(db.session, app_parts().saml.registry, portal, limit)
+    if as_json:
+        click.echo(json.dumps({"messages": found}, ensure_ascii=False, indent=2))
+        return
+    for message in found:
+        arrow = "→ IdP" if message["direction"] == "in" else "IdP →"
+        click.echo(f"{message['time']}  {arrow}  {message['kind']} ({message['binding']})  "
+                   f"{message['portal'] or message['portal_entity_id'] or '-'}")
+        click.echo(f"    Signatur: {message['signature']}")
+        click.echo(f"    Entscheidung: {message['decision']}")
+        if message["fault"]:
+            click.echo(f"    Eingebauter Fehler: {message['fault']}")
 
 
 @testing.group("clock", help="Die Uhr des IdP verstellen (für alle Worker).")
