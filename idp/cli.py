@@ -22,6 +22,7 @@ from idp.config import ConfigError, load_config
 from idp.portals.cli import portal
 from idp.saml.cli import keys
 from idp.testing.cli import persona, testing
+from idp.testing.fault_cli import check_portal_command, fault_group
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ main.add_command(keys)
 main.add_command(portal)
 main.add_command(persona)
 main.add_command(testing)
+testing.add_command(fault_group)
+testing.add_command(check_portal_command)
 
 
 # --- database ------------------------------------------------------------------------------

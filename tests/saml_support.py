@@ -6,6 +6,7 @@ import datetime
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -41,9 +42,11 @@ def key_pair(folder: Path, name: str, bits: int = 2048) -> tuple[Path, Path]:
 def sp_config(entity_id: str, acs_url: str, key: Path, cert: Path,
               idp_metadata: str | None = None, sign_requests: bool = True,
               encryption: bool = True,
-              slo_bindings: Sequence[str] = (BINDING_HTTP_REDIRECT,)) -> SPConfig:
+              slo_bindings: Sequence[str] = (BINDING_HTTP_REDIRECT,),
+              **sp_options: Any) -> SPConfig:
     """A pysaml2 SP; its SingleLogoutService (next to the ACS, at …/slo) takes ``slo_bindings``
-    (none: the portal offers no single logout)."""
+    (none: the portal offers no single logout); ``sp_options`` change its ``service.sp``
+    settings (a careless portal: ``want_response_signed=False`` …)."""
     config = SPConfig()
     config.load({
         "entityid": entity_id,
@@ -63,7 +66,7 @@ def sp_config(entity_id: str, acs_url: str, key: Path, cert: Path,
             "want_response_signed": True,
             "want_assertions_signed": True,
             "allow_unsolicited": False,
-        }},
+        } | sp_options},
     })
     return config
 

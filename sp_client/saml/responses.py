@@ -53,6 +53,8 @@ class Problem(enum.Enum):
     EXPIRED = "Die Anmeldung ist abgelaufen oder noch nicht gültig."
     REPLAYED = "Diese Anmeldung wurde bereits verwendet."
     LEVEL_TOO_LOW = "Das Vertrauensniveau der Anmeldung reicht für dieses Portal nicht aus."
+    MISSING_ATTRIBUTE = ("Das Servicekonto.NRW hat nicht alle Angaben übermittelt, die dieses "
+                         "Portal für die Anmeldung braucht.")
 
 
 class ResponseRejected(Exception):
@@ -107,7 +109,9 @@ def read_authn_response(provider: ServiceProvider, session: Session,
         raise ResponseRejected(Problem.UNSIGNED)
     parsed = _parse(provider, xml, waiting.request_id, now, session)
     expected = _Expected(provider.idp_entity_id(now), provider.entity_id, provider.acs_url,
-                         waiting.request_id, waiting.trust_level)
+                         waiting.request_id, waiting.trust_level,
+                         tuple(wish.name for wish in provider.settings.profile.attributes
+                               if wish.required))
     login, keep_until, assertion_id = _checked(parsed, expected, now)
     if not state.first_sighting(session, expected.issuer, assertion_id, keep_until):
         raise ResponseRejected(Problem.REPLAYED, f"assertion {assertion_id}")
@@ -168,6 +172,8 @@ class _Expected:
     acs_url: str
     request_id: str
     trust_level: int
+    # The attributes (Names) the portal asked for as required: a login without one is refused.
+    required: tuple[str, ...] = ()
 
 
 def _instant(value: Any) -> datetime | None:
@@ -232,6 +238,9 @@ def _checked(parsed: Any, expected: _Expected, now: datetime) -> tuple[Login, da
                 friendly_names[attribute.name] = attribute.friendly_name
             if level_text := (attribute.extension_attributes or {}).get(AKDB_TRUST_LEVEL):
                 trust[attribute.name] = str(level_text)
+    if missing := [name for name in expected.required
+                   if not any(value.strip() for value in attributes.get(name, []))]:
+        raise ResponseRejected(Problem.MISSING_ATTRIBUTE, f"required {missing}")
     login = Login(
         name_id=subject_name.text.strip(), name_id_format=subject_name.format or "",
         name_qualifier=subject_name.name_qualifier,

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from lxml import etree
 
+from idp.testing.browser import Hop, Page, WebBrowser, fetch, trace
 from tests.e2e.conftest import CHEAP_ARGON2
 from tests.e2e.processes import (
     SERVICEKONTO,
@@ -37,7 +38,6 @@ from tests.e2e.processes import (
     stop,
     upgrade_database,
 )
-from tests.interop.web import Hop, Page, WebBrowser, fetch, trace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 USERNAME = "ErikaM"

@@ -22,6 +22,7 @@ import pytest
 from flask import Flask
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 
+from idp.testing.browser import Hop, InProcessSites, Page, WebBrowser
 from tests.conftest import (
     BASE_URL,
     GOOD_PASSWORD,
@@ -44,7 +45,6 @@ from tests.interop.python3_saml_support import (
     sso_post_url,
     with_idp,
 )
-from tests.interop.web import Hop, InProcessSites, Page, WebBrowser
 from tests.saml_support import key_pair
 
 EINS = PortalSpec("musterstadt", "Bürgerportal Musterstadt",

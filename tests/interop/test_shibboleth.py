@@ -15,6 +15,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from idp.testing.browser import WebBrowser, trace
 from tests.e2e.processes import free_ports
 from tests.interop.live_support import (
     SAML_POST,
@@ -24,7 +25,6 @@ from tests.interop.live_support import (
     prepare_idp,
 )
 from tests.interop.shibboleth_support import ShibbolethPortal, shibd_version, why_not_installed
-from tests.interop.web import WebBrowser, trace
 from tests.saml_support import key_pair
 
 Federation = LiveFederation[ShibbolethPortal]

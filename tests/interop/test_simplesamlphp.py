@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 from lxml import etree
 
+from idp.testing.browser import WebBrowser, fetch, trace
 from tests.e2e.processes import free_ports
 from tests.interop.live_support import (
     NS,
@@ -34,7 +35,6 @@ from tests.interop.simplesamlphp_support import (
     simplesamlphp_version,
     why_not_installed,
 )
-from tests.interop.web import WebBrowser, fetch, trace
 from tests.saml_support import key_pair
 
 GIVEN_NAME = "urn:oid:2.5.4.42"

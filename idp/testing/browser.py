@@ -1,8 +1,9 @@
-"""The citizen's browser of the interop tests, one for all of them, with two ways to reach sites:
+"""A citizen's browser without a screen, for the portal checker (idp/testing/checker.py) and the
+interop tests, with two ways to reach sites:
 
 - :class:`InProcessSites`: each URL goes, by its origin, to the test client of the WSGI app
-  serving it (the in-process IdP and the python3-saml portals);
-- :func:`fetch`: real HTTP (the live IdP, SimpleSAMLphp, Shibboleth).
+  serving it (an in-process IdP and portals);
+- :func:`fetch`: real HTTP (a running IdP and portal, SimpleSAMLphp, Shibboleth).
 
 :class:`WebBrowser` follows what needs no person: redirects (302/303/307), ``<meta
 http-equiv="refresh">`` pages and pages that submit a form at once by script (ours, SimpleSAMLphp's,
@@ -256,6 +257,13 @@ class WebBrowser:
         return self._navigate("GET", f"{target.split('?')[0]}?{urlencode(fields)}", None,
                               chain=[page.url])
 
+    def peek(self, url: str) -> Response:
+        """One GET of ``url`` with this browser's cookies, nothing followed (a redirect stays a
+        redirect)."""
+        response = self._request("GET", url, None, [url])
+        self.history.append(Hop("GET", url, response.status, "peek", None))
+        return response
+
     def hops_since(self, start: int) -> list[Hop]:
         return self.history[start:]
 
@@ -291,7 +299,7 @@ class WebBrowser:
     def _request(self, method: str, url: str, data: dict[str, str] | None,
                  chain: list[str]) -> Response:
         same_site = all(_site(step) == _site(url) for step in chain)
-        headers = {"User-Agent": "Servicekonto-Interop/1", "Accept-Language": "de"}
+        headers = {"User-Agent": "Servicekonto-Browser/1", "Accept-Language": "de"}
         if cookies := self._cookies_for(url, method, same_site):
             headers["Cookie"] = cookies
         body = None
