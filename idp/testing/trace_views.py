@@ -74,4 +74,4 @@ def saml_messages() -> Response:
     if not limit.isdecimal():  # isdigit() lets "²" through, which int() refuses
         raise WorkbenchError("limit muss eine ganze Zahl sein.")
     return answer({"messages": traced_messages(
-        db.session, app_parts().saml.registry, request.args.get("portal"), int(limit))})
+        db.session, app_parts().saml.registry, request.args.get("portal") or None, int(limit))})
