@@ -77,9 +77,6 @@ def create_app(test_config: Mapping[str, Any] | None = None,
 
         workbench.init_app(app)  # personas, the test-control API, the movable clock
 
-    from idp.cli import register_commands
-
-    register_commands(app)
     observability.init_app(app, config, database.bound(app).engine, saml_runtime.keys)
     return app
 

@@ -321,9 +321,3 @@ def user_delete(username: str, yes: bool) -> None:
     click.echo(f"Konto {username} gelöscht.")
 
 
-def register_commands(app: Flask) -> None:
-    """The commands are on the ``servicekonto`` group; ``flask --app idp`` gets them too."""
-    for name, command in main.commands.items():
-        app.cli.add_command(command, name)
-
-

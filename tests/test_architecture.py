@@ -9,7 +9,7 @@ Read from the source with ``ast``, so a violation fails here even in a module no
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Collection
 from pathlib import Path
 
 from idp.config import PROJECT_ROOT
@@ -29,15 +29,15 @@ def modules(root: Path, package: str) -> dict[str, Path]:
     return found
 
 
-def imported(name: str, path: Path, *, import_time_only: bool = False) -> set[str]:
-    """What the module ``name`` imports (``from a import b``: ``a.b`` when that is a module).
-
-    With ``import_time_only``, imports inside functions and ``if TYPE_CHECKING:`` are left out:
-    they do not run when the module is imported, so they cannot close a circle at import.
+def imported(name: str, path: Path, *, modules_known: Collection[str] = ()) -> set[str]:
+    """What the module ``name`` imports anywhere in it, inside functions too (``from a import
+    b``: ``a.b`` when that is a module). ``from package import module`` names only the module
+    when it is one of ``modules_known`` (a module reaching a sibling through its package is no
+    dependency on the package's ``__init__``).
     """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     names: set[str] = set()
-    for node in _nodes(ast.parse(path.read_text(encoding="utf-8")), import_time_only):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -45,20 +45,11 @@ def imported(name: str, path: Path, *, import_time_only: bool = False) -> set[st
             if node.level:
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}".rstrip(".")
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
+            targets = {f"{base}.{alias.name}" for alias in node.names}
+            if not targets <= set(modules_known):
+                names.add(base)
+            names.update(targets)
     return names
-
-
-def _nodes(tree: ast.AST, import_time_only: bool) -> Iterator[ast.AST]:
-    for node in ast.iter_child_nodes(tree):
-        if import_time_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        if import_time_only and isinstance(node, ast.If) and \
-                "TYPE_CHECKING" in ast.unparse(node.test):
-            continue
-        yield node
-        yield from _nodes(node, import_time_only)
 
 
 def defined_names(path: Path) -> set[str]:
@@ -85,7 +76,7 @@ def passed_on_names(root: Path, packages: tuple[str, ...], importers: tuple[str,
     for package in packages:
         known.update(modules(root, package))
     defined: dict[str, set[str]] = {}
-    found = []
+    found: list[str] = []
     for folder in importers:
         for path in sorted((root / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -113,11 +104,11 @@ def offending_imports(root: Path, package: str, allowed: str, forbidden: str,
 
 
 def import_cycles(root: Path, package: str) -> list[list[str]]:
-    """The circles among ``package``'s modules at import time (Tarjan's strongly connected
-    components of more than one module; a package's ``__init__`` naming its own submodules is
-    no circle)."""
+    """The circles among ``package``'s modules (Tarjan's strongly connected components of more
+    than one module), counting imports inside functions too: two modules that need each other
+    are one part, however late the second import runs."""
     known = modules(root, package)
-    graph = {name: sorted(target for target in imported(name, path, import_time_only=True)
+    graph = {name: sorted(target for target in imported(name, path, modules_known=known)
                           if target in known and target != name)
              for name, path in known.items()}
     index: dict[str, int] = {}
@@ -178,7 +169,7 @@ def test_the_checks_see_a_violation(tmp_path: Path) -> None:
         "idp/samlkit/__init__.py": "",
         "idp/samlkit/bindings.py": "from idp.db import utcnow\n",
         "idp/db.py": "import sp_client\n\n\ndef utcnow():\n    pass\n",
-        "idp/a.py": "from idp import b\n",
+        "idp/a.py": "def later():\n    from idp import b\n",
         "idp/b.py": "from . import a\nfrom idp.db import utcnow\nLIMIT = 3\n",
         "idp/c.py": "from idp.b import LIMIT, utcnow\n",
         "sp_client/__init__.py": "from idp.samlkit import bindings\nfrom idp.db import utcnow\n",

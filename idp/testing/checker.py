@@ -6,8 +6,8 @@ For each fault of :mod:`idp.testing.faults`, a fresh browser starts a login at t
 logs in at the IdP as a test citizen, agrees if asked, lets
 the IdP answer with the fault and follows the portal's answer; then it opens ``logged_in_url``.
 The portal passes a fault when that page (asked for once, no redirect followed) does not show
-a session: it redirects, answers with an error status, or lacks ``logged_in_text``. A control login without a fault
-must succeed first, else nothing the checker says would mean anything.
+a session: it redirects, answers with an error status, or lacks ``logged_in_text``. A control
+login without a fault must succeed first, else nothing the checker says would mean anything.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from idp.cli import main
 from idp.clock import utcnow
 from idp.db import db
 from idp.security.models import LoginThrottle
@@ -148,7 +149,7 @@ def test_unknown_user_wrong_password_and_throttled_take_the_same_time(
         unknown.append(timed("Niemand", "192.0.2.1"))
         wrong.append(timed("ErikaM", "192.0.2.2"))
         throttled.append(timed("Gesperrt", "192.0.2.3"))
-        app.test_cli_runner().invoke(args=["user", "unlock", "ErikaM"])
+        app.test_cli_runner().invoke(main, args=["user", "unlock", "ErikaM"])
     timings = {"unknown": min(unknown), "wrong": min(wrong), "throttled": min(throttled)}
     with app.app_context():
         row = db.session.scalars(select(LoginThrottle).where(

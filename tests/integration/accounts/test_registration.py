@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from idp.accounts.models import AccountToken, Citizen
+from idp.cli import main
 from idp.db import db
 from tests.conftest import (
     REGISTRATION,
@@ -156,18 +157,18 @@ def test_the_purge_command_removes_expired_registrations_only(app: Flask, citize
                                                               clock: Clock) -> None:
     register(Browser(app.test_client()), username="Spaeter", email="spaeter@example.org")
     clock.advance(hours=25)
-    result = app.test_cli_runner().invoke(args=["purge"])
+    result = app.test_cli_runner().invoke(main, args=["purge"])
     assert "1 abgelaufene Registrierung(en)" in result.output
     assert [c.username for c in _citizens(app)] == ["ErikaM"]
 
 
 def test_the_purge_command_removes_mails_delivered_more_than_30_days_ago(
         app: Flask, citizen: Browser, clock: Clock) -> None:
-    app.test_cli_runner().invoke(args=["mail", "send"])
+    app.test_cli_runner().invoke(main, args=["mail", "send"])
     assert len(outbox(app)) == 1
     register(Browser(app.test_client()), username="Spaeter", email="spaeter@example.org")
     clock.advance(days=30, seconds=1)
-    result = app.test_cli_runner().invoke(args=["purge"])
+    result = app.test_cli_runner().invoke(main, args=["purge"])
     assert "1 alte Mail(s)" in result.output
     assert [m.recipient for m in outbox(app)] == ["spaeter@example.org"]
 

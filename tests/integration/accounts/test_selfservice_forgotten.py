@@ -19,6 +19,7 @@ from flask import Flask
 from sqlalchemy import event, func, select
 
 from idp.accounts.models import AccountToken, ForgottenRequest
+from idp.cli import main
 from idp.db import db
 from idp.mail.sender import send_due
 from tests.conftest import REGISTRATION, Browser, Clock, outbox, run_mail_sender
@@ -136,7 +137,7 @@ def test_purge_removes_requests_no_sender_answered_within_an_hour(
     clock.advance(minutes=61)
     ask(citizen, "username", "niemand@example.org")
 
-    result = app.test_cli_runner().invoke(args=["purge"])
+    result = app.test_cli_runner().invoke(main, args=["purge"])
 
     assert result.exit_code == 0, result.output
     assert "1 nie beantwortete „vergessen“-Anfrage(n)" in result.output

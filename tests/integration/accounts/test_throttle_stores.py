@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from redis import Redis
 
+from idp.cli import main
 from idp.clock import utcnow
 from idp.db import db
 from idp.security.redis_throttle import RedisThrottleStore
@@ -107,7 +108,7 @@ def test_purge_removes_counters_whose_window_ended_and_keeps_running_ones(app: F
         counter_row(db.session, "register", "198.51.100.8", timedelta(hours=1),
                     now - timedelta(minutes=10))
         db.session.commit()
-    result = app.test_cli_runner().invoke(args=["purge"])
+    result = app.test_cli_runner().invoke(main, args=["purge"])
     assert "1 abgelaufene Zähler" in result.output, result.output
     with app.app_context():
         assert db.session.scalars(select(LoginThrottle.key)).all() == ["198.51.100.8"]

@@ -14,13 +14,14 @@ from flask import Flask
 from sqlalchemy import create_engine
 
 from idp import create_app
+from idp.cli import main
 from idp.config import ConfigError
 from idp.schema import SchemaOutdated, check_current, upgrade
 from tests.conftest import GOOD_PASSWORD, Browser, log_in, register
 
 
 def _create(app: Flask, username: str = "Amtsleitung", email: str = "amt@example.org") -> Any:
-    return app.test_cli_runner().invoke(args=[
+    return app.test_cli_runner().invoke(main, args=[
         "user", "create", "--username", username, "--email", email, "--given-name", "Hanna",
         "--surname", "Amt", "--salutation", "frau", "--password", GOOD_PASSWORD])
 
@@ -33,7 +34,7 @@ def test_an_operator_creates_an_active_account_that_can_log_in(app: Flask) -> No
 
 
 def test_user_create_applies_the_password_policy(app: Flask) -> None:
-    result = app.test_cli_runner().invoke(args=[
+    result = app.test_cli_runner().invoke(main, args=[
         "user", "create", "--username", "Amtsleitung", "--email", "amt@example.org",
         "--given-name", "Hanna", "--surname", "Amt", "--password", "kurz"])
     assert result.exit_code != 0
@@ -43,14 +44,14 @@ def test_user_create_applies_the_password_policy(app: Flask) -> None:
 def test_user_list_shows_accounts_and_their_status(app: Flask, browser: Browser) -> None:
     _create(app)
     register(browser)
-    output = app.test_cli_runner().invoke(args=["user", "list"]).output
+    output = app.test_cli_runner().invoke(main, args=["user", "list"]).output
     assert "Amtsleitung\tamt@example.org\tactive" in output
     assert "ErikaM\terika.mustermann@example.org\tpending" in output
 
 
 def test_user_activate_activates_a_pending_registration(app: Flask, browser: Browser) -> None:
     register(browser)
-    result = app.test_cli_runner().invoke(args=["user", "activate", "ErikaM"])
+    result = app.test_cli_runner().invoke(main, args=["user", "activate", "ErikaM"])
     assert result.exit_code == 0
     assert log_in(browser).status_code == 302
 
@@ -59,20 +60,20 @@ def test_user_unlock_lifts_the_login_delay(app: Flask, citizen: Browser) -> None
     for _ in range(6):
         log_in(citizen, password="Falsch-123 x")
     assert log_in(citizen).status_code == 401
-    assert app.test_cli_runner().invoke(args=["user", "unlock", "ErikaM"]).exit_code == 0
+    assert app.test_cli_runner().invoke(main, args=["user", "unlock", "ErikaM"]).exit_code == 0
     assert log_in(citizen).status_code == 302
 
 
 def test_user_delete_removes_the_account(app: Flask, citizen: Browser) -> None:
-    result = app.test_cli_runner().invoke(args=["user", "delete", "ErikaM", "--yes"])
+    result = app.test_cli_runner().invoke(main, args=["user", "delete", "ErikaM", "--yes"])
     assert result.exit_code == 0
     assert log_in(citizen).status_code == 401
-    listing = app.test_cli_runner().invoke(args=["user", "list"]).output
+    listing = app.test_cli_runner().invoke(main, args=["user", "list"]).output
     assert "ErikaM" not in listing
 
 
 def test_commands_on_an_unknown_user_fail_clearly(app: Flask) -> None:
-    result = app.test_cli_runner().invoke(args=["user", "unlock", "Niemand"])
+    result = app.test_cli_runner().invoke(main, args=["user", "unlock", "Niemand"])
     assert result.exit_code != 0
     assert "Kein Konto mit dem Benutzernamen 'Niemand'" in result.output
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from flask import Flask
 
+from idp.cli import main
 from idp.clock import utcnow
 from idp.config import Config
 from idp.db import db
@@ -181,7 +182,7 @@ def test_senders_running_at_the_same_time_never_send_a_mail_twice(
 def test_mail_send_prints_how_many_mails_it_sent(
         mail_app: Flask, browser: Browser, smtp_server: SmtpServer) -> None:
     register(browser)
-    result = mail_app.test_cli_runner().invoke(args=["mail", "send"])
+    result = mail_app.test_cli_runner().invoke(main, args=["mail", "send"])
     assert result.exit_code == 0, result.output
     assert "1 Mail(s) versendet, 0 Fehlversuch(e)." in result.output
     assert smtp_server.inbox.per_recipient() == {REGISTRATION["email"]: 1}
@@ -191,7 +192,7 @@ def test_mail_send_during_an_outage_counts_the_failed_attempts_and_keeps_the_mai
         mail_app: Flask, browser: Browser, smtp_server: SmtpServer) -> None:
     register(browser)
     smtp_server.stop()
-    result = mail_app.test_cli_runner().invoke(args=["mail", "send"])
+    result = mail_app.test_cli_runner().invoke(main, args=["mail", "send"])
     assert result.exit_code == 0, result.output
     assert "0 Mail(s) versendet, 1 Fehlversuch(e)." in result.output
     [mail] = outbox(mail_app)

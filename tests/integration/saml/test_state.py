@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from flask import Flask
 
+from idp.cli import main
 from idp.clock import utcnow
 from idp.db import db
 from idp.saml import state
@@ -99,7 +100,7 @@ def test_purge_removes_stale_saml_state_and_keeps_what_is_still_needed(
         assert live is not None
         state.remember_portal_session(db.session, live.value, citizen_id,
                                       "https://a.example", "_m", "transient", now)
-    result = app.test_cli_runner().invoke(args=["purge"])
+    result = app.test_cli_runner().invoke(main, args=["purge"])
     assert "3 abgelaufene SAML-Einträge" in result.output, result.output
     with app.app_context():
         assert db.session.scalars(select(SeenRequest.request_id)).all() == ["_fresh"]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from idp.cli import main
 from sp_client.demo import DEMO_PASSWORD
 from tests.conftest import Browser, app_with, log_in
 from tests.integration.consent.conftest import DUEREN, agree, citizen_id
@@ -15,7 +16,7 @@ from tests.integration.testing.test_api_access import PRODUCTION
 
 
 def run(app: Flask, *args: str) -> Any:
-    return app.test_cli_runner().invoke(args=list(args))
+    return app.test_cli_runner().invoke(main, args=list(args))
 
 
 def test_a_citizen_is_created_and_deleted_from_the_command_line(app: Flask,

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from idp.accounts.identity import username_key
 from idp.accounts.models import AccountStatus, Citizen
 from idp.accounts.passwords import PasswordPolicy
+from idp.cli import main
 from idp.config import PROJECT_ROOT
 from idp.db import db
 from idp.mail.transport import bounces
@@ -119,9 +120,9 @@ def test_persona_load_makes_every_persona_an_account_and_loading_again_changes_n
         app: Flask) -> None:
     runner = app.test_cli_runner()
 
-    first = runner.invoke(args=["persona", "load"])
+    first = runner.invoke(main, args=["persona", "load"])
     after_first = counts(app)
-    second = runner.invoke(args=["persona", "load"])
+    second = runner.invoke(main, args=["persona", "load"])
 
     assert first.exit_code == 0, first.output
     assert "erika: ErikaM / Servicekonto-Demo 2026! (STORK-QAA-Level-4): angelegt" in first.output
@@ -134,14 +135,14 @@ def test_persona_load_makes_every_persona_an_account_and_loading_again_changes_n
 def test_persona_load_replace_makes_a_changed_account_as_its_file_says_again(
         app: Flask, browser: Browser) -> None:
     runner = app.test_cli_runner()
-    runner.invoke(args=["persona", "load", "max"])
+    runner.invoke(main, args=["persona", "load", "max"])
     with app.app_context():
         max_ = db.session.scalar(select(Citizen).where(Citizen.username_key == "maxm"))
         assert max_ is not None
         max_.surname = "Geändert"
         db.session.commit()
 
-    again = runner.invoke(args=["persona", "load", "max", "--replace"])
+    again = runner.invoke(main, args=["persona", "load", "max", "--replace"])
 
     assert "max: MaxM" in again.output and "gelöscht und neu angelegt" in again.output
     assert log_in(browser, "MaxM", DEMO_PASSWORD).status_code == 302
@@ -150,7 +151,7 @@ def test_persona_load_replace_makes_a_changed_account_as_its_file_says_again(
 
 def test_the_persona_with_umlauts_logs_in_with_its_username_as_written(
         app: Flask, browser: Browser) -> None:
-    app.test_cli_runner().invoke(args=["persona", "load", "joerg"])
+    app.test_cli_runner().invoke(main, args=["persona", "load", "joerg"])
     with app.app_context():
         joerg = db.session.scalar(select(Citizen).where(
             Citizen.username_key == username_key("Jörg.Größmann")))
@@ -162,10 +163,10 @@ def test_the_persona_with_umlauts_logs_in_with_its_username_as_written(
 
 def test_a_persona_whose_address_another_account_holds_fails_alone(app: Flask) -> None:
     runner = app.test_cli_runner()
-    runner.invoke(args=["testing", "citizen", "create", "--username", "Fremd",
+    runner.invoke(main, args=["testing", "citizen", "create", "--username", "Fremd",
                         "--email", "max.mustermann@example.org"])
 
-    result = runner.invoke(args=["persona", "load", "max", "erika"])
+    result = runner.invoke(main, args=["persona", "load", "max", "erika"])
 
     assert result.exit_code == 1
     assert "max: MaxM" in result.output and "nicht angelegt" in result.output
@@ -174,6 +175,6 @@ def test_a_persona_whose_address_another_account_holds_fails_alone(app: Flask) -
 
 
 def test_persona_list_shows_name_username_level_and_purpose(app: Flask) -> None:
-    result = app.test_cli_runner().invoke(args=["persona", "list"])
+    result = app.test_cli_runner().invoke(main, args=["persona", "list"])
     assert result.exit_code == 0
     assert "otto\tOttoN\tSTORK-QAA-Level-1\tdurch die Anmeldeverzögerung gesperrt" in result.output

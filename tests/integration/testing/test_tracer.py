@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from saml2 import BINDING_HTTP_POST
 
+from idp.cli import main
 from idp.clock import utcnow
 from idp.container import app_parts
 from idp.saml.workbench_hooks import IN, OUT, POST, TracedMessage
@@ -166,9 +167,9 @@ def test_the_command_line_lists_the_messages_as_text_and_as_json(
     logged_in_at_portal(sso_app, visitor, portal)
     runner = sso_app.test_cli_runner()
 
-    as_text = runner.invoke(args=["testing", "messages", "--portal", "musterstadt"])
-    as_json = runner.invoke(args=["testing", "messages", "--limit", "1", "--json"])
-    unknown = runner.invoke(args=["testing", "messages", "--portal", "gibtsnicht"])
+    as_text = runner.invoke(main, args=["testing", "messages", "--portal", "musterstadt"])
+    as_json = runner.invoke(main, args=["testing", "messages", "--limit", "1", "--json"])
+    unknown = runner.invoke(main, args=["testing", "messages", "--portal", "gibtsnicht"])
 
     assert as_text.exit_code == 0, as_text.output
     assert "IdP →  Response (HTTP-POST)  musterstadt" in as_text.output
@@ -249,7 +250,7 @@ def test_the_session_id_appears_nowhere_only_a_fingerprint_of_it(
 
     page = visitor.get(PAGE).get_data(as_text=True)
     answer = api.get("/saml/messages").get_data(as_text=True)
-    cli = sso_app.test_cli_runner().invoke(args=["testing", "messages", "--json"]).output
+    cli = sso_app.test_cli_runner().invoke(main, args=["testing", "messages", "--json"]).output
 
     for shown in (page, answer, cli):
         assert cookie.value not in shown
