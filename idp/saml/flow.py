@@ -27,7 +27,7 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import cached_property
@@ -67,7 +67,15 @@ from idp.saml.messages import (
 from idp.saml.response import Authentication, Recipient, Signing
 from idp.saml.runtime import SamlRuntime
 from idp.saml.server import SamlIdp
-from idp.saml.workbench_hooks import IN, OUT, POST, REDIRECT, PlannedAnswer, TracedMessage
+from idp.saml.workbench_hooks import (
+    IN,
+    OUT,
+    POST,
+    REDIRECT,
+    Inspection,
+    PlannedAnswer,
+    TracedMessage,
+)
 from idp.samlkit.bindings import (
     BindingError,
     IncomingMessage,
@@ -588,17 +596,6 @@ def _unsolicited_refusal(portal: PortalPolicy,
 
 
 # --- the decisions ----------------------------------------------------------------------------
-
-@dataclass
-class Inspection:
-    """What :func:`check_request` found out about a request, also when it refused it: the
-    Issuer, the signature's verdict and the checks passed, in words (for the QA workbench's
-    SAML tracer)."""
-
-    issuer: str | None = None
-    signature: str = "keine Signatur"
-    checks: list[str] = field(default_factory=list)
-
 
 def check_request(session: Session, message: IncomingMessage,
                   registered: Callable[[str], Portal | None], our_urls: Collection[str],

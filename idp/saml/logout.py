@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from idp.portals.registry import Portal
 from idp.saml import state
-from idp.saml.flow import Inspection
 from idp.saml.incoming import read_envelope
 from idp.saml.messages import (
     STATUS_REQUESTER,
@@ -39,6 +38,7 @@ from idp.saml.messages import (
 )
 from idp.saml.server import SamlIdp
 from idp.saml.sp_metadata import Endpoint
+from idp.saml.workbench_hooks import Inspection
 from idp.samlkit.bindings import IncomingMessage, verify_redirect_signature
 
 log = logging.getLogger(__name__)

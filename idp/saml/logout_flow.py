@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from idp.observability import events
 from idp.saml import logout
-from idp.saml.flow import ErrorPage, Inspection
+from idp.saml.flow import ErrorPage
 from idp.saml.messages import OutgoingMessage, RequestRejected
 from idp.saml.runtime import SamlRuntime
-from idp.saml.workbench_hooks import IN, OUT, POST, REDIRECT, TracedMessage
+from idp.saml.workbench_hooks import IN, OUT, POST, REDIRECT, Inspection, TracedMessage
 from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ The flows call them; what they do is :mod:`idp.testing`'s, registered only when
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -59,6 +59,17 @@ class TracedMessage:
 
 class Tracer(Protocol):
     def record(self, message: TracedMessage, now: datetime) -> None: ...
+
+
+@dataclass
+class Inspection:
+    """What the checks found out about an incoming message, also when they refused it: the
+    Issuer, the signature's verdict and the checks passed, in words (for the tracer; filled in
+    by :func:`idp.saml.flow.check_request` and the logout checks)."""
+
+    issuer: str | None = None
+    signature: str = "keine Signatur"
+    checks: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,12 @@ from idp.testing import citizens, faults
 from idp.testing.browser import WebBrowser
 from idp.testing.checker import CheckerError, Credentials, Target, check_portal, table
 from idp.testing.cli import _throttle, development_only
-from idp.testing.errors import NotFound
+from idp.testing.portal_names import registered_portal
 from idp.web.context import accounts
 
 
 def _portal(name: str) -> Portal:
-    registry = app_parts().saml.registry
-    portal = registry.by_name(name)
-    if portal is None:
-        known = ", ".join(item.name for item in registry.portals()) or "keines"
-        raise NotFound(f"Ein Portal „{name}“ gibt es nicht; registriert: {known}.")
-    return portal
+    return registered_portal(app_parts().saml.registry, name)
 
 
 @click.group("fault", help="Fehler in die nächsten Antworten an ein Portal einbauen.")

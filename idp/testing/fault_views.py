@@ -7,20 +7,10 @@ from flask import Response
 
 from idp.container import app_parts
 from idp.db import db
-from idp.portals.registry import Portal
 from idp.testing import faults
 from idp.testing.api import answer, api, json_object
-from idp.testing.errors import NotFound, WorkbenchError
-
-
-def portal_named(name: str) -> Portal:
-    """The registered portal ``name`` (its policy file's name); :class:`NotFound` otherwise."""
-    registry = app_parts().saml.registry
-    portal = registry.by_name(name)
-    if portal is None:
-        known = ", ".join(item.name for item in registry.portals())
-        raise NotFound(f"Ein Portal „{name}“ gibt es nicht; registriert: {known or 'keines'}.")
-    return portal
+from idp.testing.errors import WorkbenchError
+from idp.testing.portal_names import registered_portal
 
 
 @api.put("/portals/<name>/fault")
@@ -31,14 +21,14 @@ def set_fault(name: str) -> Response:
             not isinstance(count, int) or isinstance(count, bool):
         raise WorkbenchError("Erwartet wird {\"fault\": NAME, \"count\": ANZAHL} (count: 1, wenn "
                       "nicht angegeben).")
-    portal = portal_named(name)
+    portal = registered_portal(app_parts().saml.registry, name)
     row = faults.set_fault(db.session, portal.entity_id, fault, count)
     return answer({"portal": name, "fault": row.fault, "remaining": row.remaining})
 
 
 @api.delete("/portals/<name>/fault")
 def clear_fault(name: str) -> Response:
-    faults.clear_fault(db.session, portal_named(name).entity_id)
+    faults.clear_fault(db.session, registered_portal(app_parts().saml.registry, name).entity_id)
     return Response(status=204)
 
 

@@ -30,7 +30,8 @@ from idp.container import app_parts
 from idp.db import Database
 from idp.portals.registry import PortalRegistry
 from idp.saml.workbench_hooks import TracedMessage
-from idp.testing.errors import NotFound, WorkbenchError
+from idp.testing.errors import WorkbenchError
+from idp.testing.portal_names import registered_portal
 from idp.testing.records import instant
 from idp.testing.trace_models import TracedSamlMessage
 
@@ -142,12 +143,7 @@ def traced_messages(session: Session, registry: PortalRegistry, portal_name: str
         raise WorkbenchError(f"limit muss eine Zahl von 1 bis {MESSAGES_MAX} sein.")
     entity_id = None
     if portal_name is not None:
-        portal = registry.by_name(portal_name)
-        if portal is None:
-            known = ", ".join(item.name for item in registry.portals())
-            raise NotFound(f"Ein Portal „{portal_name}“ gibt es nicht; registriert: "
-                           f"{known or 'keines'}.")
-        entity_id = portal.entity_id
+        entity_id = registered_portal(registry, portal_name).entity_id
     return [message_record(message)
             for message in newest_messages(session, limit, entity_id)]
 

@@ -72,7 +72,7 @@ def end_sessions(username: str) -> Response:
 @api.get("/mails")
 def mails() -> Response:
     limit = request.args.get("limit", str(MAILS_LIMIT))
-    if not limit.isdigit():
+    if not limit.isdecimal() or not limit.isascii():
         raise WorkbenchError("limit muss eine ganze Zahl sein.")
     return answer({"mails": records.mails_to_address(db.session, request.args.get("to", ""),
                                                      int(limit))})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask import Flask
 
 from idp.db import db
@@ -148,3 +149,9 @@ def test_the_moved_clock_reaches_the_mail_sender_too(api: Api, app: Flask) -> No
     [mail] = api.get("/mails?to=lieschen.mueller@example.org").get_json()["mails"]
     assert mail["status"] == "sent"
     assert _at(mail["sent_at"]) - datetime.now(UTC) > timedelta(days=6)
+
+
+@pytest.mark.parametrize("limit", ["²", "-1", "x", ""])
+def test_a_limit_that_is_no_plain_number_is_refused_with_a_message(api: Api, limit: str) -> None:
+    answer = api.get(f"/mails?to=erika@example.org&limit={limit}")
+    assert answer.status_code == 400 and "limit" in answer.get_json()["error"]
