@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import threading
@@ -27,7 +28,7 @@ import yaml
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from idp.config import ConfigError
+from idp.config import Config, ConfigError
 from idp.shipped import default_instance_folder, shipped_folder
 
 # The address in every URL of the demo, and where it listens by default: loopback only, since
@@ -80,12 +81,22 @@ def build_idp(instance: Path, port: int, policy_dir: Path,
 
     folder = instance / "idp"
     folder.mkdir(parents=True, exist_ok=True)
-    database_url = f"sqlite:///{folder / 'servicekonto.sqlite3'}"
+    database_url = f"sqlite:///{folder.resolve() / 'servicekonto.sqlite3'}"
     schema.upgrade(database_url)
     return create_app(test_config={"environment": "development", "development_remote": remote,
                                    "base_url": _url(port), "instance_path": folder,
                                    "database_url": database_url, "policy_dir": policy_dir},
                       env=passed_on(os.environ if environ is None else environ))
+
+
+def cli_environment(config: Config) -> str:
+    """The ``export`` line that points ``servicekonto`` commands at this demo's IdP (its
+    database, policies, instance folder and address)."""
+    settings = {"IDP_ENV": "development", "IDP_DATABASE_URL": config.database_url,
+                "IDP_POLICY_DIR": str(config.policy_dir.resolve()),
+                "IDP_INSTANCE_PATH": str(config.instance_path.resolve()),
+                "IDP_BASE_URL": config.base_url}
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in settings.items())
 
 
 def is_loopback_host(host: str) -> bool:
@@ -228,7 +239,10 @@ def _run(instance: Path, idp_port: int, ports: dict[str, int], seed: bool,
                      mails,
                      f"Postausgang (mags, Briefe):    {_url(ports['mags'])}/post",
                      f"Test-Schnittstelle:            {_url(idp_port)}/testing/api/ "
-                     f"(Authorization: Bearer {token})"]
+                     f"(Authorization: Bearer {token})",
+                     f"SAML-Tracer:                   {_url(idp_port)}/entwicklung/saml/",
+                     "Befehle gegen diese Demo (servicekonto testing …) in einer Shell mit:",
+                     "  " + cli_environment(config)]
             if seed:
                 lines.append("Personas (Benutzername / Passwort):")
                 try:
