@@ -70,6 +70,10 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     app.register_blueprint(accounts)
     app.register_blueprint(selfservice)
     app.register_blueprint(consent)
+    if config.eid_simulation:
+        from idp.eid.views import eid
+
+        app.register_blueprint(eid)
     if config.is_development and config.uses_dev_mailbox:
         app.register_blueprint(mailbox)
     if config.is_development:

@@ -158,6 +158,11 @@ class Config:
     # none older than this many hours by the IdP's clock; the oldest go at each new one.
     trace_keep_messages: int = 500
     trace_keep_hours: int = 24
+    # "Anmelden mit der Online-Ausweisfunktion" through the simulated eID service and its test
+    # cards (docs/architecture.md, "The Online-Ausweisfunktion"). None: on in development, off
+    # in production. It logs anyone in who knows a test card's published PIN at level "hoch":
+    # an installation facing citizens leaves it off.
+    eid_simulation: bool | None = None
 
     @property
     def is_development(self) -> bool:
@@ -295,6 +300,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         values["proxy_count"] = _as_int("IDP_PROXY_COUNT", raw)
     if raw := env.get("IDP_LOG_FORMAT"):
         values["log_format"] = raw.strip().lower()
+    if "IDP_EID_SIMULATION" in env:
+        values["eid_simulation"] = _as_bool("IDP_EID_SIMULATION", env["IDP_EID_SIMULATION"])
     if "IDP_METRICS_ENABLED" in env:
         values["metrics_enabled"] = _as_bool("IDP_METRICS_ENABLED", env["IDP_METRICS_ENABLED"])
     if raw := env.get("IDP_MAIL_SERVER"):
@@ -364,6 +371,8 @@ def _validated(config: Config) -> Config:
         config = replace(config, log_format="text" if config.is_development else "json")
     if config.log_format not in ("json", "text"):
         raise ConfigError(f"IDP_LOG_FORMAT: expected json or text, got {config.log_format!r}")
+    if config.eid_simulation is None:
+        config = replace(config, eid_simulation=config.is_development)
     if not config.database_url:
         config = replace(config, database_url=f"sqlite:///{config.sqlite_database_path}")
     if not config.secret_key:

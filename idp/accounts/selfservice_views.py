@@ -19,12 +19,14 @@ from idp.accounts.tokens import LinkState
 from idp.clock import utcnow
 from idp.container import app_parts
 from idp.db import db
+from idp.eid.upgrade import LEVEL_LABELS
 from idp.links import (
     EMAIL_CHANGE_PATH,
     PASSWORD_FORGOTTEN_PATH,
     PASSWORD_RESET_PATH,
     USERNAME_FORGOTTEN_PATH,
 )
+from idp.saml.akdb import AuthnMethod
 from idp.security.rate_limit_views import rate_limited
 from idp.web.context import accounts as account_context
 from idp.web.context import (
@@ -117,9 +119,13 @@ def username_forgotten() -> Page:
 @login_required
 def account() -> Page:
     citizen = _citizen()
+    # "Konto hochstufen" with the Online-Ausweisfunktion, for a basisregistriert account.
+    upgrade_url = url_for("eid.upgrade_read") if citizen.trust_level < 3 and \
+        app_parts().saml.methods != (AuthnMethod.BENUTZERNAME,) else None
     return render_template("idp/account.html", citizen=citizen,
                            pending_email=service.pending_email_change(account_context(), citizen),
-                           portals=_portals_to_visit())
+                           portals=_portals_to_visit(), upgrade_url=upgrade_url,
+                           level_label=LEVEL_LABELS[citizen.trust_level])
 
 
 def _portals_to_visit() -> list[tuple[str, str]]:

@@ -45,8 +45,9 @@ def login() -> ResponseReturnValue:
     """The login form. Where it continues is resolved on the server (idp.web.continuation):
     a SAML login this browser parked, or the page that asked for the login."""
     transaction = continuation.transaction_in_request()
+    offer = continuation.offered(transaction)
     if request.method == "GET":
-        return render_template("idp/login.html", transaction=transaction)
+        return render_template("idp/login.html", transaction=transaction, offer=offer)
     form = single_values(request.form, ("username", "password"))
     ctx = account_context()
     result = authenticate(ctx, services().throttle(db.session), form["username"],
@@ -56,7 +57,7 @@ def login() -> ResponseReturnValue:
         return redirect(continuation.after_login(transaction))
     message = NOT_ACTIVATED if result.outcome is LoginOutcome.NOT_ACTIVATED else LOGIN_FAILED
     return render_template("idp/login.html", transaction=transaction, error=message,
-                           username=form["username"][:64]), 401
+                           username=form["username"][:64], offer=offer), 401
 
 
 @accounts.get("/abgemeldet")

@@ -8,7 +8,7 @@ account has for it and an akdb:TrustLevel saying how well that value is verified
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from idp.accounts.models import Citizen, Salutation
@@ -16,10 +16,20 @@ from idp.samlkit import bundid
 from idp.samlkit.bundid import (
     ASSERTION_PROVED_BY,
     BIRTH_NAME,
+    BIRTHDATE,
     BPK2,
+    COUNTRY,
+    DOCUMENT_TYPE,
     GENDER,
     GIVEN_NAME,
+    LOCALITY,
     MAIL,
+    NATIONALITY,
+    PERSONAL_TITLE,
+    PLACE_OF_BIRTH,
+    POSTAL_ADDRESS,
+    POSTAL_CODE,
+    PSEUDONYM,
     QAA_LEVEL,
     SURNAME,
     Gender,
@@ -49,6 +59,11 @@ class Proof:
 # "Anmelden mit Benutzername und Passwort": basisregistriert, the lowest level.
 BY_USERNAME = Proof(qaa_level="STORK-QAA-Level-1", proved_by="Benutzername",
                     qaa_label="basisregistriert")
+# "Anmelden mit der Online-Ausweisfunktion": the card's data, level "hoch" (an eAT persona of
+# level "substantiell" logs in at its own level, see idp/eid/simulation.py).
+BY_EID = Proof(qaa_level="STORK-QAA-Level-4", proved_by="eID", qaa_label="hoch")
+BY_EID_SUBSTANTIAL = Proof(qaa_level="STORK-QAA-Level-3", proved_by="eID",
+                           qaa_label="substantiell")
 
 # ISO 5218 codes. "divers" has none; it is released as 9 like "keine Angabe"
 # (docs/architecture.md, "Attributes").
@@ -65,6 +80,9 @@ class Facts:
     citizen: Citizen
     pairwise_id: str | None
     proof: Proof
+    # What an eID login read from the card, by the card's field names
+    # (idp.testing.models.EidTestCard: given_name, date_of_birth, street, …); None otherwise.
+    identity: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,8 @@ class Value:
 
     sent: str
     shown: str
+    # Read from an eID card: akdb:TrustLevel HOCH, whatever the attribute's usual level.
+    from_card: bool = False
 
 
 def _gender(facts: Facts) -> Value | None:
@@ -85,11 +105,32 @@ def _gender(facts: Facts) -> Value | None:
     return Value(code, shown)
 
 
-def _text(read: Callable[[Citizen], str | None]) -> Callable[[Facts], Value | None]:
+def _text(read: Callable[[Citizen], str | None],
+          card_field: str | None = None) -> Callable[[Facts], Value | None]:
+    """The account's value; after an eID login the card's (``card_field``) instead."""
     def value(facts: Facts) -> Value | None:
+        if card_field is not None and facts.identity is not None:
+            return _card(card_field)(facts)
         text = read(facts.citizen)
         return Value(text, text) if text else None
     return value
+
+
+def _card(field: str, shown: Callable[[str], str] = str) -> Callable[[Facts], Value | None]:
+    """A value only an eID login gives: read from the card, never from the account."""
+    def value(facts: Facts) -> Value | None:
+        text = facts.identity.get(field) if facts.identity is not None else None
+        return Value(text, shown(text), from_card=True) if text else None
+    return value
+
+
+def _date(iso: str) -> str:
+    year, month, day = iso.split("-")
+    return f"{day}.{month}.{year}"
+
+
+DOCUMENT_TYPES = {"ID": "Personalausweis", "AR": "elektronischer Aufenthaltstitel",
+                  "UB": "eID-Karte für Unionsbürger"}
 
 
 def _bpk2(facts: Facts) -> Value | None:
@@ -127,14 +168,28 @@ class CatalogueAttribute:
 
 _RELEASE: dict[str, tuple[AttributeTrust, Callable[[Facts], Value | None]]] = {
     GENDER: (AttributeTrust.UNTERGEORDNET, _gender),
-    GIVEN_NAME: (AttributeTrust.UNTERGEORDNET, _text(lambda citizen: citizen.given_name)),
-    SURNAME: (AttributeTrust.UNTERGEORDNET, _text(lambda citizen: citizen.surname)),
-    BIRTH_NAME: (AttributeTrust.UNTERGEORDNET, _text(lambda citizen: citizen.birth_name)),
+    GIVEN_NAME: (AttributeTrust.UNTERGEORDNET,
+                 _text(lambda citizen: citizen.given_name, "given_name")),
+    SURNAME: (AttributeTrust.UNTERGEORDNET, _text(lambda citizen: citizen.surname, "surname")),
+    BIRTH_NAME: (AttributeTrust.UNTERGEORDNET,
+                 _text(lambda citizen: citizen.birth_name, "birth_name")),
     # Only activated accounts log in, and activation proves the mailbox: NORMAL.
     MAIL: (AttributeTrust.NORMAL, _text(lambda citizen: citizen.email)),
     BPK2: (AttributeTrust.NORMAL, _bpk2),
     QAA_LEVEL: (AttributeTrust.NORMAL, _qaa_level),
     ASSERTION_PROVED_BY: (AttributeTrust.NORMAL, _proved_by),
+    # The test cards carry no Doktorgrad yet: never released until they do.
+    PERSONAL_TITLE: (AttributeTrust.HOCH, _card("personal_title")),
+    BIRTHDATE: (AttributeTrust.HOCH, _card("date_of_birth", _date)),
+    PLACE_OF_BIRTH: (AttributeTrust.HOCH, _card("place_of_birth")),
+    POSTAL_ADDRESS: (AttributeTrust.HOCH, _card("street")),
+    POSTAL_CODE: (AttributeTrust.HOCH, _card("postal_code")),
+    LOCALITY: (AttributeTrust.HOCH, _card("locality")),
+    COUNTRY: (AttributeTrust.HOCH, _card("country")),
+    NATIONALITY: (AttributeTrust.HOCH, _card("nationality")),
+    DOCUMENT_TYPE: (AttributeTrust.HOCH, _card(
+        "document_type", lambda code: f"{DOCUMENT_TYPES.get(code, code)} ({code})")),
+    PSEUDONYM: (AttributeTrust.HOCH, _card("pseudonym")),
 }
 # In BundID's order (the consent page's and the assertion's).
 CATALOGUE: tuple[CatalogueAttribute, ...] = tuple(
@@ -155,33 +210,38 @@ class ReleasedAttribute:
 
 
 def release(citizen: Citizen, names: Iterable[str], pairwise_id: str | None,
-            proof: Proof = BY_USERNAME) -> list[ReleasedAttribute]:
-    """The attributes of ``names`` the account has a value for, in catalogue order.
+            proof: Proof = BY_USERNAME,
+            identity: Mapping[str, str] | None = None) -> list[ReleasedAttribute]:
+    """The attributes of ``names`` the account (or the card an eID login read, ``identity``)
+    has a value for, in catalogue order.
 
     Names outside the catalogue and attributes without a value (an empty Geburtsname, no
-    pairwise id given) are left out: never an empty or invented value.
+    pairwise id given, card data after a password login) are left out: never an empty or
+    invented value.
     """
     wanted = set(names)
-    facts = Facts(citizen, pairwise_id, proof)
+    facts = Facts(citizen, pairwise_id, proof, identity)
     released = []
     for entry in CATALOGUE:
         if entry.name not in wanted:
             continue
         value = entry.value_of(facts)
         if value is not None:
+            trust = AttributeTrust.HOCH if value.from_card else entry.trust_level
             released.append(ReleasedAttribute(entry.name, entry.friendly_name, entry.label,
-                                              (value.sent,), entry.trust_level, (value.shown,)))
+                                              (value.sent,), trust, (value.shown,)))
     return released
 
 
 def missing_required(citizen: Citizen, required: Iterable[str], pairwise_id: str | None,
-                     proof: Proof = BY_USERNAME) -> list[str]:
+                     proof: Proof = BY_USERNAME,
+                     identity: Mapping[str, str] | None = None) -> list[str]:
     """The names of ``required`` we cannot give for this account (sorted).
 
     A portal that requires one of them gets RequestDenied, never a partial or padded release.
     """
     wanted = set(required)
-    given = {item.name for item in release(citizen, wanted, pairwise_id, proof)}
+    given = {item.name for item in release(citizen, wanted, pairwise_id, proof, identity)}
     return sorted(wanted - given)
 
 

@@ -42,7 +42,16 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.models import Citizen
 from idp.consent import records as consents
-from idp.consent.attributes import ReleasedAttribute, missing_required, release
+from idp.consent.attributes import (
+    BY_EID,
+    BY_EID_SUBSTANTIAL,
+    BY_USERNAME,
+    Proof,
+    ReleasedAttribute,
+    labels_in_catalogue_order,
+    missing_required,
+    release,
+)
 from idp.observability import events
 from idp.portals.policy import PortalPolicy
 from idp.portals.registry import Portal
@@ -87,6 +96,7 @@ from idp.samlkit.bindings import (
 from idp.samlkit.bundid import BPK2
 from idp.samlkit.crypto import InProcessCryptoBackend
 from idp.samlkit.ids import new_id
+from idp.security.lifetimes import LIFETIMES
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +126,10 @@ class Visitor:
     # The server-side session (None before anything was stored in it).
     session_id: str | None
     authenticated_at: datetime | None
+    # The level the login reached (1: username and password, 3/4: eID).
+    trust_level: int = 1
+    # What the eID card gave at login (idp.testing.models.EidTestCard's fields), else None.
+    identity: Mapping[str, str] | None = None
 
 
 class Parking(Protocol):
@@ -139,9 +153,16 @@ class ErrorPage:
 
 @dataclass(frozen=True)
 class LogIn:
-    """The login page, for the login parked under ``reference``."""
+    """The login page, for the login parked under ``reference``: with the methods that reach
+    the level the portal needs, and what the AusweisApp step shows of the portal."""
 
     reference: str
+    methods: tuple[str, ...] = ()
+    portal_name: str = ""
+    # The labels of the data the portal asks for ("Vorname", "Geburtsdatum", …).
+    data: tuple[str, ...] = ()
+    # A citizen logged in at a lower level than the portal needs: the page asks to step up.
+    step_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,8 +216,12 @@ VERSION_MISMATCH = SAML_STATUS + "VersionMismatch"
 _OUR_FORMATS = (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT)
 # An xs:ID (NCName) as InResponseTo may carry it; anything else is not echoed.
 _XS_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
-# The only login method we have (docs/architecture.md, "Login").
-OUR_METHOD = AuthnMethod.BENUTZERNAME
+# The level each login method reaches (docs/architecture.md, "Trust levels"); which of them this
+# IdP offers is SamlRuntime.methods.
+METHOD_LEVELS: dict[AuthnMethod, TrustLevel] = {AuthnMethod.BENUTZERNAME: TrustLevel.LEVEL_1,
+                                                AuthnMethod.EID: TrustLevel.LEVEL_4}
+# How the citizen was identified, by the level the session reached.
+PROOFS: dict[int, Proof] = {1: BY_USERNAME, 2: BY_USERNAME, 3: BY_EID_SUBSTANTIAL, 4: BY_EID}
 
 
 class SsoPortal(Protocol):
@@ -343,7 +368,7 @@ class SsoFlow:
             return ErrorPage(400, REJECTED)
         self._trace_in(message, seen, "angenommen")
         transaction = Transaction(pending, portal)
-        if refusal := refusal_before_login(pending, portal):
+        if refusal := refusal_before_login(pending, portal, self.saml.methods):
             return self._answer(transaction, error=refusal)
         return self._proceed(transaction)
 
@@ -353,10 +378,15 @@ class SsoFlow:
             return ErrorPage(410, EXPIRED)
         return self._proceed(transaction)
 
-    def cancel(self, reference: str) -> Outcome:
-        """ABBRECHEN on the login page: the portal learns that no one logged in."""
+    def cancel(self, reference: str, eid: bool = False) -> Outcome:
+        """ABBRECHEN on the login page: the portal learns that no one logged in. Cancelled in
+        the AusweisApp step (``eid``) where no other method reaches the portal's level: the
+        level cannot be reached (NoAuthnContext)."""
         if (transaction := self._parked(reference)) is None:
             return ErrorPage(410, EXPIRED)
+        if eid and AuthnMethod.EID.value in self._offered(transaction) and \
+                len(self._offered(transaction)) == 1:
+            return self._answer(transaction, error=level_not_reached())
         return self._answer(transaction, error=cancelled())
 
     def decide(self, reference: str, decision: str, privacy_version: str) -> Outcome:
@@ -401,6 +431,10 @@ class SsoFlow:
         pending, portal = transaction.pending, transaction.portal
         citizen = self.visitor.citizen
         logged_in_at = self.visitor.authenticated_at if citizen is not None else None
+        level_met = level_meets(TrustLevel(self.visitor.trust_level), portal, pending.request)
+        if not level_met and not self._offered(transaction):
+            # No method reaches it (IdP-initiated SSO to a portal above our reach).
+            return self._answer(transaction, error=level_not_reached())
         released: list[ReleasedAttribute] = []
         consent_needed = False
         if citizen is not None:
@@ -409,19 +443,23 @@ class SsoFlow:
                 self.session, citizen.id, portal.entity_id, {item.name for item in released},
                 self.now)
         step = next_step(pending, citizen.id if citizen else None, logged_in_at,
-                         consent_needed)
+                         consent_needed, level_met)
         if step is Next.WRONG_PRINCIPAL:
             return self._answer(transaction, error=wrong_principal())
         if step is not Next.ANSWER and pending.request.is_passive:
             return self._answer(transaction, error=passive_refusal())
         if step is Next.LOG_IN:
-            return LogIn(self._park(transaction))
+            return LogIn(self._park(transaction), self._offered(transaction),
+                         portal.display_name,
+                         tuple(labels_in_catalogue_order(transaction.selection.names)),
+                         step_up=citizen is not None and not level_met)
         assert citizen is not None
         pairwise = self._pairwise(transaction, citizen)
         persistent = policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT
         if persistent and pairwise is None:
             return self._answer(transaction, error=no_identifier_to_create())
-        if missing := missing_required(citizen, transaction.selection.required, pairwise):
+        if missing := missing_required(citizen, transaction.selection.required, pairwise,
+                                      PROOFS[self.visitor.trust_level], self.visitor.identity):
             return self._answer(transaction, error=required_missing(missing))
         if step is Next.CONSENT:
             display = pending.request.akdb.display if pending.request.akdb else None
@@ -494,11 +532,12 @@ class SsoFlow:
             self.session, visitor.session_id, citizen.id, portal.entity_id, name_id,
             name_id_format, self.now) if visitor.session_id else new_id()
         authenticated_at = visitor.authenticated_at or self.now
+        # The level this session's login reached (_proceed made sure it meets the request).
+        level = TrustLevel(visitor.trust_level)
         authentication = Authentication(
-            class_ref=TrustLevel.LEVEL_1.class_ref_for(portal.eidas_loa,
-                                                       pending.request.requested_contexts),
+            class_ref=level.class_ref_for(portal.eidas_loa, pending.request.requested_contexts),
             instant=authenticated_at, session_index=session_index,
-            session_not_on_or_after=authenticated_at + session_lifetime(TrustLevel.LEVEL_1))
+            session_not_on_or_after=authenticated_at + session_lifetime(level))
         signing = Signing(portal.sign_response, portal.sign_assertion)
         if self.saml.faults is not None and (injected := self.saml.faults.inject(
                 portal.entity_id, PlannedAnswer(
@@ -582,7 +621,14 @@ class SsoFlow:
         """Exactly the attributes the request gets: those its policy allows, narrowed by
         akdb:RequestedAttributes (never more; docs/security.md, "Privacy towards portals")."""
         return release(citizen, transaction.selection.names,
-                       self._pairwise(transaction, citizen))
+                       self._pairwise(transaction, citizen), PROOFS[self.visitor.trust_level],
+                       self.visitor.identity)
+
+    def _offered(self, transaction: Transaction) -> tuple[str, ...]:
+        """The login methods the login page offers for this request: those we have, the portal
+        enables (akdb:AuthnMethods) and that reach the level it needs."""
+        return tuple(method.value for method in methods_reaching(
+            transaction.portal, transaction.pending.request, self.saml.methods))
 
 
 def _unsolicited_refusal(portal: PortalPolicy,
@@ -689,8 +735,11 @@ def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None
     return state.citizen_of_portal_name_id(session, request.issuer, subject.name_id)
 
 
-def refusal_before_login(pending: Pending, portal: SsoPortal) -> ErrorStatus | None:
-    """Errors the portal can be told at once, before anyone logs in."""
+def refusal_before_login(pending: Pending, portal: SsoPortal,
+                         methods: Sequence[AuthnMethod] = (AuthnMethod.BENUTZERNAME,)
+                         ) -> ErrorStatus | None:
+    """Errors the portal can be told at once, before anyone logs in; ``methods``: the login
+    methods this IdP offers."""
     request = pending.request
     if request.akdb_problem is not None:
         return ErrorStatus(STATUS_REQUESTER, REQUEST_UNSUPPORTED,
@@ -705,15 +754,13 @@ def refusal_before_login(pending: Pending, portal: SsoPortal) -> ErrorStatus | N
     if request.subject is not None and pending.principal_id is None:
         return ErrorStatus(STATUS_RESPONDER, UNKNOWN_PRINCIPAL,
                            "The Subject of the request names nobody known to this portal")
-    # Username and password reach level 1 only; never a silent downgrade.
-    reachable = TrustLevel.LEVEL_1
-    if portal.minimum_trust_level > reachable or not satisfiable(
-            request.requested_contexts, request.comparison, reachable):
-        return ErrorStatus(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
-                           "The requested level of assurance cannot be reached",
-                           StatusDetail.TRUST_LEVEL_NOT_REACHABLE)
+    # The level must be reachable with a method we have; never a silent downgrade.
+    reaching = [method for method in methods
+                if level_meets(METHOD_LEVELS[method], portal, request)]
+    if not reaching:
+        return level_not_reached()
     if request.akdb is not None:
-        if not request.akdb.allows(OUR_METHOD):
+        if not any(request.akdb.allows(method) for method in reaching):
             # None of the methods the portal enabled exists here: nobody could log in.
             return ErrorStatus(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
                                "None of the enabled AuthnMethods is available",
@@ -777,13 +824,29 @@ def unsolicited_pending(idp: SamlIdp, portal: SsoPortal, relay_state: str | None
                    relay_state=relay_state, received_at=now)
 
 
+def level_meets(level: TrustLevel, portal: SsoPortal, request: ParsedAuthnRequest) -> bool:
+    """Whether a login at ``level`` meets the portal's minimum and the RequestedAuthnContext."""
+    return level >= portal.minimum_trust_level and satisfiable(
+        request.requested_contexts, request.comparison, level)
+
+
+def methods_reaching(portal: SsoPortal, request: ParsedAuthnRequest,
+                     methods: Sequence[AuthnMethod]) -> list[AuthnMethod]:
+    """Those of ``methods`` the portal enables (akdb:AuthnMethods) whose level meets what it
+    needs, in the login page's order."""
+    return [method for method in methods
+            if (request.akdb is None or request.akdb.allows(method))
+            and level_meets(METHOD_LEVELS[method], portal, request)]
+
+
 def next_step(pending: Pending, citizen_id: int | None, logged_in_at: datetime | None,
-              consent_needed: bool) -> Next:
-    """Log in first (also again for ForceAuthn, or as the citizen a <Subject> names), then
-    consent if needed, then answer. Someone else logging in for a named citizen ends the login
-    (WRONG_PRINCIPAL): the answer is never about whoever happens to be logged in."""
-    if logged_in_at is None or (pending.request.force_authn
-                                and logged_in_at < pending.received_at):
+              consent_needed: bool, level_met: bool = True) -> Next:
+    """Log in first (also again for ForceAuthn, as the citizen a <Subject> names, or with a
+    method of a higher level: the step-up), then consent if needed, then answer. Someone else
+    logging in for a named citizen ends the login (WRONG_PRINCIPAL): the answer is never about
+    whoever happens to be logged in."""
+    if logged_in_at is None or not level_met or (pending.request.force_authn
+                                                 and logged_in_at < pending.received_at):
         return Next.LOG_IN
     if pending.principal_id is not None and citizen_id != pending.principal_id:
         return Next.WRONG_PRINCIPAL if logged_in_at >= pending.received_at else Next.LOG_IN
@@ -800,6 +863,13 @@ def passive_refusal() -> ErrorStatus:
 def cancelled() -> ErrorStatus:
     return ErrorStatus(STATUS_RESPONDER, AUTHN_FAILED, "The citizen cancelled the login",
                        StatusDetail.AUTHN_CANCELLED)
+
+
+def level_not_reached() -> ErrorStatus:
+    """The portal needs a level the citizen cannot reach here (no method, eID cancelled)."""
+    return ErrorStatus(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
+                       "The requested level of assurance cannot be reached",
+                       StatusDetail.TRUST_LEVEL_NOT_REACHABLE)
 
 
 def declined() -> ErrorStatus:
@@ -864,10 +934,8 @@ def name_id_for(portal: SsoPortal, pairwise: str | None) -> tuple[str, str]:
 
 
 def session_lifetime(level: TrustLevel) -> timedelta:
-    """TR-03160-1: absolute session lifetime by level reached."""
-    return {TrustLevel.LEVEL_1: timedelta(hours=12), TrustLevel.LEVEL_2: timedelta(hours=12),
-            TrustLevel.LEVEL_3: timedelta(hours=2),
-            TrustLevel.LEVEL_4: timedelta(minutes=30)}[level]
+    """TR-03160-1: absolute session lifetime by level reached (SessionNotOnOrAfter)."""
+    return LIFETIMES[level].absolute
 
 
 def _signed_parts(portal: PortalPolicy) -> str:

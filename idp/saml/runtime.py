@@ -21,6 +21,7 @@ from saml2.xmldsig import KeyInfo, X509Certificate, X509Data
 
 from idp.config import Config, ConfigError
 from idp.portals.registry import MetadataRefresher, PortalRegistry, load_registry
+from idp.saml.akdb import AuthnMethod
 from idp.saml.configuration import IdpEndpoints, idp_config
 from idp.saml.response import ResponseBuilder
 from idp.saml.server import SamlIdp
@@ -78,6 +79,9 @@ class SamlRuntime:
     crypto: InProcessCryptoBackend
     key_folder: Path
     _refresher: MetadataRefresher
+    # The login methods this IdP offers (docs/architecture.md, "Trust levels"): username and
+    # password always, the Online-Ausweisfunktion when its simulation is on.
+    methods: tuple[AuthnMethod, ...] = (AuthnMethod.BENUTZERNAME,)
     _next_refresh: datetime | None = None
     # The QA workbench's hooks (idp/testing, development only; None in production).
     trace: Tracer | None = None
@@ -97,7 +101,9 @@ class SamlRuntime:
         responses = ResponseBuilder(endpoints.entity_id, crypto, str(keys.key_file),
                                     idp.server.sec.my_cert)
         return cls(idp=idp, registry=registry, responses=responses, keys=keys, crypto=crypto,
-                   key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry))
+                   key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry),
+                   methods=(AuthnMethod.BENUTZERNAME, AuthnMethod.EID) if config.eid_simulation
+                   else (AuthnMethod.BENUTZERNAME,))
 
     def refresh(self, now: datetime) -> None:
         """Fetch due URL metadata (at most once a minute) and hand changes to pysaml2."""

@@ -36,6 +36,7 @@ from idp.saml.flow import (
     Visitor,
 )
 from idp.saml.runtime import SamlRuntime
+from idp.security.sessions import IDENTITY_KEY
 from idp.web import continuation
 from idp.web.context import current_citizen, server_session, services
 from idp.web.errors import error_page
@@ -60,7 +61,9 @@ def flow() -> SsoFlow:
     citizen = current_citizen()
     session = server_session()
     return SsoFlow(db.session, runtime(), Visitor(citizen, session.session_id,
-                                                  session.authenticated_at),
+                                                  session.authenticated_at,
+                                                  session.trust_level,
+                                                  session.get(IDENTITY_KEY)),
                    continuation, utcnow())
 
 
@@ -98,8 +101,9 @@ def resume(reference: str) -> ResponseReturnValue:
 
 @saml.post("/saml/abbrechen/<reference>")
 def cancel(reference: str) -> ResponseReturnValue:
-    """ABBRECHEN on the login page: the portal learns that no one logged in (AuthnFailed)."""
-    return show(flow().cancel(reference))
+    """ABBRECHEN on the login page: the portal learns that no one logged in (AuthnFailed);
+    from the AusweisApp step (``ausweis``), NoAuthnContext when only the eID reached."""
+    return show(flow().cancel(reference, eid=request.form.get("ausweis") == "1"))
 
 
 @saml.post("/saml/zustimmung")
@@ -127,6 +131,8 @@ def show(outcome: Outcome) -> ResponseReturnValue:
     if isinstance(outcome, ErrorPage):
         return error_page(outcome.status, outcome.message)
     if isinstance(outcome, LogIn):
+        continuation.offer(outcome.reference, outcome.methods, outcome.portal_name,
+                           outcome.data, outcome.step_up)
         return redirect(continuation.login_url(outcome.reference))
     if isinstance(outcome, AskConsent):
         return render_template(

@@ -20,6 +20,17 @@ MAIL = "urn:oid:0.9.2342.19200300.100.1.3"
 BPK2 = "urn:oid:1.3.6.1.4.1.25484.494450.3"
 QAA_LEVEL = "urn:oid:1.2.40.0.10.2.1.1.261.94"
 ASSERTION_PROVED_BY = "urn:oid:1.3.6.1.4.1.25484.494450.2"
+# Read from an eID card (docs/architecture.md, "The Online-Ausweisfunktion").
+PERSONAL_TITLE = "urn:oid:0.9.2342.19200300.100.1.40"
+BIRTHDATE = "urn:oid:1.2.40.0.10.2.1.1.55"  # YYYY-MM-DD
+PLACE_OF_BIRTH = "urn:oid:1.3.6.1.5.5.7.9.2"
+POSTAL_ADDRESS = "urn:oid:2.5.4.16"  # street and number
+POSTAL_CODE = "urn:oid:2.5.4.17"
+LOCALITY = "urn:oid:2.5.4.7"
+COUNTRY = "urn:oid:1.2.40.0.10.2.1.1.225599"  # ISO 3166-1 alpha-2
+NATIONALITY = "urn:oid:1.2.40.0.10.2.1.1.225577"  # ICAO 9303 ("D")
+DOCUMENT_TYPE = "urn:oid:1.2.40.0.10.2.1.1.552255"  # TR-03127 (ID, AR, UB)
+PSEUDONYM = "urn:oid:1.2.40.0.10.2.1.1.226699"  # the card's restricted identifier
 
 AKDB_NAMESPACE = "https://www.akdb.de/request/2018/09"
 CLASSIC_UI_NAMESPACE = "https://www.akdb.de/request/2018/09/classic-ui/v1"
@@ -43,6 +54,16 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute(BPK2, "bPK2", "Servicekonto-Kennung (bPK2)"),
     Attribute(QAA_LEVEL, "EID-CITIZEN-QAA-LEVEL", "Vertrauensniveau"),
     Attribute(ASSERTION_PROVED_BY, "AssertionProvedBy", "Art der Anmeldung"),
+    Attribute(PERSONAL_TITLE, "personalTitle", "Doktorgrad"),
+    Attribute(BIRTHDATE, "birthdate", "Geburtsdatum"),
+    Attribute(PLACE_OF_BIRTH, "placeOfBirth", "Geburtsort"),
+    Attribute(POSTAL_ADDRESS, "postalAddress", "Straße und Hausnummer"),
+    Attribute(POSTAL_CODE, "postalCode", "Postleitzahl"),
+    Attribute(LOCALITY, "localityName", "Wohnort"),
+    Attribute(COUNTRY, "country", "Land"),
+    Attribute(NATIONALITY, "nationality", "Staatsangehörigkeit"),
+    Attribute(DOCUMENT_TYPE, "documentType", "Ausweisart"),
+    Attribute(PSEUDONYM, "pseudonym", "Pseudonym des Ausweises"),
 )
 BY_NAME: dict[str, Attribute] = {attribute.name: attribute for attribute in ATTRIBUTES}
 

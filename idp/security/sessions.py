@@ -1,7 +1,8 @@
 """Server-side sessions: the cookie holds a random id, the data lives in the database.
 
 Logging in issues a fresh id (no session fixation); logging out deletes the record, so a copied
-cookie is worthless afterwards. Sessions end after an absolute lifetime and after idle time.
+cookie is worthless afterwards. Sessions end after an absolute lifetime and after idle time,
+both shorter the higher the trust level of the login (:data:`LIFETIMES`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from werkzeug.datastructures import CallbackDict
 
 from idp.clock import utcnow
 from idp.db import Database, first_row
+from idp.security.lifetimes import LIFETIMES, Lifetime
 from idp.security.models import BrowserSession
 
 # Refresh last_seen_at at most this often, so that reading a page rarely writes.
@@ -29,6 +31,14 @@ TOUCH_INTERVAL = timedelta(seconds=60)
 _RECORD = select(BrowserSession.data, BrowserSession.citizen_id, BrowserSession.authenticated_at,
                  BrowserSession.created_at, BrowserSession.last_seen_at,
                  BrowserSession.expires_at).where(BrowserSession.id_hash == bindparam("id_hash"))
+# The keys in a session's data under which a login keeps its level and what an eID card gave.
+TRUST_LEVEL_KEY = "trust_level"
+IDENTITY_KEY = "identity"
+
+
+def _level_of(data: dict[str, Any]) -> int:
+    level = data.get(TRUST_LEVEL_KEY, 1)
+    return level if isinstance(level, int) and level in LIFETIMES else 1
 
 
 def _hash(session_id: str) -> str:
@@ -51,14 +61,24 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.authenticated_at = authenticated_at
         self.created_at = created_at
         self.last_seen_at = last_seen_at
+        # The level the login reached (1: username and password; 4: eID), kept in the data.
+        self.trust_level = _level_of(self)
         self.modified = False
         self.rotate = False
         self.ended = False
 
-    def log_in(self, citizen_id: int, now: datetime) -> None:
-        """Bind the session to a citizen under a new id (the old id stops working)."""
+    def log_in(self, citizen_id: int, now: datetime, trust_level: int = 1,
+               identity: dict[str, str] | None = None) -> None:
+        """Bind the session to a citizen under a new id (the old id stops working), at the
+        level the login reached; ``identity``: what an eID card gave (none for a password)."""
         self.citizen_id = citizen_id
         self.authenticated_at = now
+        self.trust_level = trust_level
+        self[TRUST_LEVEL_KEY] = trust_level
+        if identity is not None:
+            self[IDENTITY_KEY] = identity
+        else:
+            self.pop(IDENTITY_KEY, None)
         self.rotate = True
         self.modified = True
 
@@ -88,14 +108,23 @@ class DatabaseSessionInterface(SessionInterface):
         now = utcnow()
         # On the request's database session: one pooled connection per request, not two.
         record = first_row(self._db.session, _RECORD, id_hash=_hash(session_id))
-        if record is None or record.expires_at <= now or record.last_seen_at + self._idle <= now:
+        if record is None or record.expires_at <= now:
             return ServerSession()
         try:
             data = json.loads(record.data)
         except ValueError:
             data = {}
+        if not isinstance(data, dict) or record.last_seen_at + self.lifetime(
+                _level_of(data)).idle <= now:
+            return ServerSession()
         return ServerSession(data, session_id, record.citizen_id, record.authenticated_at,
                              record.created_at, record.last_seen_at)
+
+    def lifetime(self, level: int) -> Lifetime:
+        """How long a session of a login at ``level`` lasts here (the shorter of the level's
+        and the configured)."""
+        by_level = LIFETIMES[level]
+        return Lifetime(min(by_level.absolute, self._absolute), min(by_level.idle, self._idle))
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)
@@ -129,8 +158,9 @@ class DatabaseSessionInterface(SessionInterface):
             if session.session_id is None:
                 session_id = session.session_id = secrets.token_urlsafe(32)
                 session.created_at = now
-                db_session.add(BrowserSession(id_hash=_hash(session_id), created_at=now,
-                                              expires_at=now + self._absolute, **values))
+                db_session.add(BrowserSession(
+                    id_hash=_hash(session_id), created_at=now,
+                    expires_at=now + self.lifetime(session.trust_level).absolute, **values))
                 response.set_cookie(name, session_id, path=self.get_cookie_path(app),
                                     secure=self.get_cookie_secure(app), httponly=True,
                                     samesite=self.get_cookie_samesite(app))

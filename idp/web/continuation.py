@@ -12,13 +12,15 @@ citizen's server-side session,
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from flask import request, session, url_for
 
 from idp.security.sessions import ServerSession
 
 PENDING_KEY = "sso_pending"
+# Per parked SAML login: what the login page offers for it (methods, portal, data, step-up).
+OFFER_KEY = "login_offer"
 AFTER_LOGIN_KEY = "after_login"
 # A browser may have a few SSO logins open at once (tabs, portals); older ones are forgotten.
 PENDING_KEPT = 5
@@ -47,6 +49,26 @@ def forget(reference: str) -> None:
     parked = current.get(PENDING_KEY, [])
     if reference in parked:
         current[PENDING_KEY] = [item for item in parked if item != reference]
+
+
+def offer(reference: str, methods: tuple[str, ...], portal_name: str,
+          data: tuple[str, ...], step_up: bool) -> None:
+    """What the login page offers for the parked SAML login ``reference``: only ``methods``
+    (those reaching the portal's level), and the portal and data the AusweisApp step names."""
+    current = _session()
+    parked = current.get(PENDING_KEY, [])
+    kept = {key: value for key, value in current.get(OFFER_KEY, {}).items() if key in parked}
+    kept[reference] = {"methods": list(methods), "portal": portal_name, "data": list(data),
+                       "step_up": step_up}
+    current[OFFER_KEY] = kept
+
+
+def offered(reference: str | None) -> dict[str, Any] | None:
+    """What :func:`offer` kept for ``reference`` (None: no SAML login, everything offered)."""
+    if reference is None:
+        return None
+    found = _session().get(OFFER_KEY, {}).get(reference)
+    return found if isinstance(found, dict) else None
 
 
 def remember_page() -> None:

@@ -196,9 +196,10 @@ def test_consent_is_asked_again_only_when_a_request_wants_more(
     assert "E-Mail-Adresse" in visitor.last_html
 
 
-def test_a_portal_that_does_not_enable_benutzername_gets_no_authn_context_without_a_login_page(
+def test_a_portal_that_enables_none_of_our_methods_gets_no_authn_context_without_a_login_page(
         visitor: Browser, portal: Portal) -> None:
-    response = start(visitor, portal, bundid(methods={"eID": True, "Benutzername": False},
+    response = start(visitor, portal, bundid(methods={"Elster": True, "eID": False,
+                                                      "Benutzername": False},
                                              status_detail=True))
     page = response.get_data(as_text=True)
     assert "Benutzername" not in page  # no login form was shown

@@ -115,7 +115,7 @@ def test_a_portal_sends_the_citizen_to_the_guides_servicekonto_page_with_the_pas
         opened.xpath(".//form//input[@name='password']")
     methods = [" ".join(item.text_content().split())
                for item in page.xpath("//ul[@class='options']/li[not(section)]")]
-    assert methods == ["Anmelden mit der Online-Ausweisfunktion (noch nicht verfügbar)",
+    assert methods == ["Anmelden mit der Online-Ausweisfunktion (Simulation – kein echter Ausweis)",
                        "Login mit externem Servicekonto (noch nicht verfügbar)"]
     assert page.xpath("normalize-space(//section[@class='aside']/h2)") == \
         "Noch kein Servicekonto?"
@@ -181,9 +181,10 @@ def test_a_level_the_citizen_cannot_reach_answers_no_authn_context(
     from saml2.saml import AuthnContextClassRef
     from saml2.samlp import RequestedAuthnContext
 
+    # Nothing is above level 4 ("hoch", the Online-Ausweisfunktion).
     requested = RequestedAuthnContext(
-        authn_context_class_ref=[AuthnContextClassRef(text="STORK-QAA-Level-3")],
-        comparison="minimum")
+        authn_context_class_ref=[AuthnContextClassRef(text="STORK-QAA-Level-4")],
+        comparison="better")
     answer = _start(visitor, portal, BINDING_HTTP_REDIRECT, requested_authn_context=requested)
     with pytest.raises(StatusNoAuthnContext):
         portal.receive(answer.get_data(as_text=True))

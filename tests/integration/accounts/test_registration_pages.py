@@ -167,7 +167,7 @@ def test_screen_readers_hear_which_fields_are_required(browser: Browser, path: s
 
 
 @pytest.mark.parametrize(("path", "options"), [
-    ("/", ["Anmelden mit der Online-Ausweisfunktion", "Login mit externem Servicekonto"]),
+    ("/", ["Login mit externem Servicekonto"]),
     ("/registrieren", ["Registrieren mit der Online-Ausweisfunktion"]),
 ])
 def test_options_that_are_not_offered_yet_say_so_in_words(browser: Browser, path: str,

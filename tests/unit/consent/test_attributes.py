@@ -49,6 +49,17 @@ def test_the_catalogue_uses_the_bundid_names() -> None:
         "bPK2": "urn:oid:1.3.6.1.4.1.25484.494450.3",
         "EID-CITIZEN-QAA-LEVEL": "urn:oid:1.2.40.0.10.2.1.1.261.94",
         "AssertionProvedBy": "urn:oid:1.3.6.1.4.1.25484.494450.2",
+        # Read from an eID card (issue 14's list).
+        "personalTitle": "urn:oid:0.9.2342.19200300.100.1.40",
+        "birthdate": "urn:oid:1.2.40.0.10.2.1.1.55",
+        "placeOfBirth": "urn:oid:1.3.6.1.5.5.7.9.2",
+        "postalAddress": "urn:oid:2.5.4.16",
+        "postalCode": "urn:oid:2.5.4.17",
+        "localityName": "urn:oid:2.5.4.7",
+        "country": "urn:oid:1.2.40.0.10.2.1.1.225599",
+        "nationality": "urn:oid:1.2.40.0.10.2.1.1.225577",
+        "documentType": "urn:oid:1.2.40.0.10.2.1.1.552255",
+        "pseudonym": "urn:oid:1.2.40.0.10.2.1.1.226699",
     }
 
 

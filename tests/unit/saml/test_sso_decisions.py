@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from idp.saml.akdb import AuthnMethod
 from idp.saml.flow import (
     INVALID_NAME_ID_POLICY,
     NO_AUTHN_CONTEXT,
     UNKNOWN_PRINCIPAL,
     Next,
     Pending,
+    methods_reaching,
     next_step,
     refusal_before_login,
 )
+from idp.saml.identifiers import TrustLevel
 from idp.saml.messages import ParsedAuthnRequest, RequestedSubject
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -66,6 +69,38 @@ def test_a_level_above_username_and_password_gets_no_authn_context() -> None:
 def test_a_portal_demanding_a_higher_level_gets_no_authn_context() -> None:
     refusal = refusal_before_login(PENDING, Portal(minimum_trust_level=3))
     assert refusal is not None and refusal.sub_status == NO_AUTHN_CONTEXT
+
+
+BOTH = (AuthnMethod.BENUTZERNAME, AuthnMethod.EID)
+
+
+def test_with_the_eid_a_portal_demanding_level_4_is_not_refused() -> None:
+    assert refusal_before_login(PENDING, Portal(minimum_trust_level=4), BOTH) is None
+
+
+def test_with_the_eid_a_request_above_level_4_still_gets_no_authn_context() -> None:
+    pending = replace(PENDING, request=replace(
+        REQUEST, requested_contexts=("STORK-QAA-Level-4",), comparison="better"))
+    refusal = refusal_before_login(pending, Portal(), BOTH)
+    assert refusal is not None and refusal.sub_status == NO_AUTHN_CONTEXT
+
+
+def test_a_portal_needing_level_3_is_offered_only_the_eid() -> None:
+    assert methods_reaching(Portal(minimum_trust_level=3), REQUEST, BOTH) == [AuthnMethod.EID]
+
+
+def test_a_level_1_portal_is_offered_both_ways_in() -> None:
+    assert methods_reaching(Portal(), REQUEST, BOTH) == list(BOTH)
+
+
+def test_an_exact_level_1_request_is_offered_only_the_password() -> None:
+    request = replace(REQUEST, requested_contexts=("STORK-QAA-Level-1",), comparison="exact")
+    assert methods_reaching(Portal(), request, BOTH) == [AuthnMethod.BENUTZERNAME]
+
+
+def test_a_login_below_the_level_needed_logs_in_again_to_step_up() -> None:
+    assert next_step(PENDING, 7, T0, consent_needed=False, level_met=False) is Next.LOG_IN
+    assert TrustLevel.LEVEL_4.class_ref_for(False) == "STORK-QAA-Level-4"
 
 
 def test_without_a_login_the_citizen_logs_in_first() -> None:

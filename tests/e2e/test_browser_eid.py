@@ -1,0 +1,84 @@
+"""The simulated Online-Ausweisfunktion in a real browser against ``servicekonto run`` with the
+personas loaded: Erika logs in with her card; three wrong PINs block Jan's; Hans's expired card
+is refused; cancelling goes back. Every page is screenshotted and checked with axe-core
+(tests/e2e/browser.py)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser import Journey
+from tests.e2e.processes import SERVICEKONTO, HttpBrowser, start_idp
+
+
+@pytest.fixture
+def idp_with_personas(idp_env: dict[str, str], tmp_path: Path) -> Iterator[HttpBrowser]:
+    """``servicekonto run`` in development (the simulation on) with every persona loaded."""
+    for browser in start_idp(idp_env, tmp_path / "idp.log"):
+        loaded = subprocess.run([str(SERVICEKONTO), "persona", "load"], env=idp_env,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert loaded.returncode == 0, loaded.stderr
+        yield browser
+
+
+def to_the_ausweisapp(journey: Journey, base_url: str) -> None:
+    page = journey.page
+    page.goto(base_url + "/")
+    journey.step("Startseite mit der Online-Ausweisfunktion")
+    page.get_by_role("link", name=re.compile("Anmelden mit der Online-Ausweisfunktion")).click()
+    expect(page.locator("#simulation")).to_contain_text("Simulation – kein echter Ausweis")
+    journey.step("Simulierte AusweisApp")
+
+
+def read_card(journey: Journey, holder: str, pin: str) -> None:
+    page = journey.page
+    page.get_by_role("radio", name=re.compile(holder)).check()
+    page.get_by_label("Sechsstellige PIN").fill(pin)
+    page.get_by_role("button", name="PIN eingeben und Daten übermitteln").click()
+
+
+def test_erika_logs_in_with_her_card_at_level_hoch(
+        journey: Journey, idp_with_personas: HttpBrowser) -> None:
+    to_the_ausweisapp(journey, idp_with_personas.base_url)
+    read_card(journey, "Erika Mustermann", "123456")
+    page = journey.step("Mein Servicekonto nach der Anmeldung mit dem Ausweis")
+    expect(page.get_by_role("heading", name="Mein Servicekonto")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Mustermann")
+
+
+def test_three_wrong_pins_count_down_and_block_the_card(
+        journey: Journey, idp_with_personas: HttpBrowser) -> None:
+    to_the_ausweisapp(journey, idp_with_personas.base_url)
+    page = journey.page
+    read_card(journey, "Jan Modaal", "000000")
+    expect(page.get_by_role("alert")).to_contain_text("Sie haben noch 2 Versuche")
+    journey.step("Falsche PIN, noch 2 Versuche")
+    read_card(journey, "Jan Modaal", "000000")
+    expect(page.get_by_role("alert")).to_contain_text("Sie haben noch einen Versuch")
+    journey.step("Falsche PIN, noch ein Versuch")
+    read_card(journey, "Jan Modaal", "000000")
+    expect(page.get_by_role("alert")).to_contain_text("PUK")
+    journey.step("PIN gesperrt")
+    expect(page.get_by_role("radio", name=re.compile("Jan Modaal"))).to_have_accessible_name(
+        re.compile(r"\(PIN gesperrt\)"))
+
+
+def test_an_expired_card_is_refused(journey: Journey, idp_with_personas: HttpBrowser) -> None:
+    to_the_ausweisapp(journey, idp_with_personas.base_url)
+    read_card(journey, "Hans", "112233")
+    expect(journey.page.get_by_role("alert")).to_contain_text("Ihr Ausweis ist abgelaufen")
+    journey.step("Abgelaufener Ausweis")
+
+
+def test_cancelling_the_ausweisapp_goes_back_to_the_start_page(
+        journey: Journey, idp_with_personas: HttpBrowser) -> None:
+    to_the_ausweisapp(journey, idp_with_personas.base_url)
+    journey.page.get_by_role("link", name="ABBRECHEN").click()
+    page = journey.step("Abgebrochen: zurück zur Startseite")
+    expect(page.get_by_role("heading", name="Melden Sie sich hier an")).to_be_visible()
