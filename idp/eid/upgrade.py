@@ -31,9 +31,6 @@ GIVEN_NAME_DIFFERS = ("Der Vorname in Ihrem Servicekonto („{account}“) stimm
                       "Vornamen auf dem Ausweis („{card}“) überein.")
 SURNAME_DIFFERS = ("Der Nachname in Ihrem Servicekonto („{account}“) stimmt nicht mit dem "
                    "Familiennamen auf dem Ausweis („{card}“) überein.")
-EXPIRED_CHOICE = ("Bitte lesen Sie Ihren Ausweis erneut: die Hochstufung wurde nicht rechtzeitig "
-                  "bestätigt.")
-
 _SEPARATORS = re.compile(r"[\s\-‐‑]+")
 
 

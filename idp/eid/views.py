@@ -11,13 +11,26 @@ from datetime import datetime, timedelta
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from idp.accounts.context import FormErrors
+from idp.accounts.identity import USERNAME_MAX, USERNAME_RULES
 from idp.clock import utcnow
 from idp.db import db
-from idp.eid.simulation import CardRead, Reading, open_card, read_card, test_cards
-from idp.eid.upgrade import EXPIRED_CHOICE, proposal, upgrade
+from idp.eid.registration import CARD_HAS_ACCOUNT, register_with_card
+from idp.eid.registration import check as registration_check
+from idp.eid.simulation import (
+    CardRead,
+    Reading,
+    identity_of,
+    open_card,
+    read_card,
+    test_cards,
+)
+from idp.eid.upgrade import proposal, upgrade
+from idp.security.rate_limit_views import rate_limited
 from idp.testing.models import EidTestCard
 from idp.web import continuation
-from idp.web.context import current_citizen, login_required, server_session
+from idp.web.context import accounts as account_context
+from idp.web.context import current_citizen, login_required, server_session, services
 from idp.web.forms import single_values
 
 eid = Blueprint("eid", __name__)
@@ -26,6 +39,8 @@ eid = Blueprint("eid", __name__)
 OWN_PROVIDER = "Servicekonto"
 OWN_DATA = ("Vorname", "Nachname", "Geburtsname", "Geburtsdatum", "Geburtsort", "Anschrift",
             "Staatsangehörigkeit", "Ausweisart", "Pseudonym des Ausweises")
+EXPIRED_READING = ("Bitte lesen Sie Ihren Ausweis erneut: der Vorgang wurde nicht rechtzeitig "
+                   "abgeschlossen.")
 STATUS = {Reading.NO_CARD: 422, Reading.PIN_FORMAT: 422, Reading.WRONG_PIN: 401,
           Reading.PIN_BLOCKED: 403, Reading.EXPIRED: 403, Reading.REVOKED: 403,
           Reading.NO_ACCOUNT: 403}
@@ -54,13 +69,22 @@ def _card_id(field: str) -> int | None:
 
 
 def _page(transaction: str | None, error: str | None = None, chosen: int | None = None,
-          upgrade: bool = False) -> str:
+          upgrade: bool = False, registration: bool = False) -> str:
     offer = continuation.offered(transaction)
+    if registration:
+        return render_template(
+            "idp/eid.html", transaction=None, error=error, chosen=chosen,
+            cards=test_cards(db.session), provider=REGISTRATION_PROVIDER, data=OWN_DATA,
+            heading="Registrieren mit der Online-Ausweisfunktion",
+            purpose="Registrierung eines Servicekontos mit Ihrem Ausweis",
+            action_url=url_for("eid.register_read"), cancel_url=url_for("accounts.start"),
+            only_eid=False)
     if upgrade:
         return render_template(
             "idp/eid.html", transaction=None, error=error, chosen=chosen,
             cards=test_cards(db.session), provider=UPGRADE_PROVIDER, data=UPGRADE_DATA,
-            purpose="Konto hochstufen", action_url=url_for("eid.upgrade_read"),
+            purpose="Konto hochstufen", heading="Konto hochstufen",
+            action_url=url_for("eid.upgrade_read"),
             cancel_url=url_for("selfservice.account"), only_eid=False)
     return render_template(
         "idp/eid.html", transaction=transaction, error=error, chosen=chosen,
@@ -76,7 +100,8 @@ def _page(transaction: str | None, error: str | None = None, chosen: int | None 
 # The card read for hochstufen, until the citizen confirms (docs/architecture.md, "Konto
 # hochstufen"); a card read longer ago must be read again.
 UPGRADE_KEY = "upgrade_card"
-UPGRADE_WINDOW = timedelta(minutes=10)
+# A card read is used within this time or read again.
+CARD_KEPT = timedelta(minutes=10)
 UPGRADE_PROVIDER = "Servicekonto – Konto hochstufen"
 UPGRADE_DATA = ("Vorname", "Nachname", "Geburtsname", "Geburtsdatum", "Pseudonym des Ausweises")
 UPGRADED = ("Ihr Servicekonto ist jetzt hochgestuft: Ihre Daten stammen aus Ihrem Ausweis, und "
@@ -102,12 +127,12 @@ def upgrade_read() -> ResponseReturnValue:
 @login_required
 def upgrade_confirm() -> ResponseReturnValue:
     """The old and new values and "Konto hochstufen"; or why it cannot be done."""
-    card = _card_read_for_upgrade()
+    card = _card_kept(UPGRADE_KEY)
     citizen = current_citizen()
     assert citizen is not None  # login_required
     if card is None:
         server_session().pop(UPGRADE_KEY, None)
-        return _page(None, EXPIRED_CHOICE, upgrade=True), 409
+        return _page(None, EXPIRED_READING, upgrade=True), 409
     if request.method == "GET":
         checked = proposal(citizen, card)
     else:
@@ -120,14 +145,68 @@ def upgrade_confirm() -> ResponseReturnValue:
         409 if checked.refusals else 200
 
 
-def _card_read_for_upgrade() -> EidTestCard | None:
-    kept = server_session().get(UPGRADE_KEY)
+def _card_kept(key: str) -> EidTestCard | None:
+    """The card read into the session under ``key``, unless that was too long ago."""
+    kept = server_session().get(key)
     if not isinstance(kept, dict):
         return None
     try:
         read_at = datetime.fromisoformat(kept["at"])
     except (KeyError, TypeError, ValueError):
         return None
-    if read_at + UPGRADE_WINDOW <= utcnow():
+    if read_at + CARD_KEPT <= utcnow():
         return None
     return db.session.get(EidTestCard, kept.get("card"))
+
+
+# --- "Registrieren mit der Online-Ausweisfunktion" ---------------------------------------------
+
+REGISTRATION_KEY = "registration_card"
+REGISTRATION_PROVIDER = "Servicekonto – Registrierung"
+REGISTRATION_FIELDS = ("email", "username", "password", "password_confirm", "privacy_accepted")
+
+
+@eid.route("/registrieren/ausweis", methods=["GET", "POST"])
+@rate_limited("register_form")
+def register_read() -> ResponseReturnValue:
+    """Read the card first; the next page asks only for what a card cannot give."""
+    if request.method == "GET":
+        return _page(None, registration=True)
+    form = single_values(request.form, ("card", "pin"))
+    card_id = _card_id(form["card"])
+    opened = open_card(db.session, card_id, form["pin"])
+    if isinstance(opened, CardRead):
+        return _page(None, opened.message, card_id, registration=True), STATUS[opened.reading]
+    if opened.citizen_id is not None:
+        return _page(None, CARD_HAS_ACCOUNT, card_id, registration=True), 409
+    server_session()[REGISTRATION_KEY] = {"card": opened.id, "at": utcnow().isoformat()}
+    return redirect(url_for("eid.register_data"))
+
+
+@eid.route("/registrieren/ausweis/daten", methods=["GET", "POST"])
+@rate_limited("register")
+def register_data() -> ResponseReturnValue:
+    """The card's data, the e-mail address, optionally username and password; "Daten
+    speichern" stores the account and sends the activation mail."""
+    card = _card_kept(REGISTRATION_KEY)
+    if card is None:
+        server_session().pop(REGISTRATION_KEY, None)
+        return _page(None, EXPIRED_READING, registration=True), 409
+    if request.method == "GET":
+        return _registration_form(card, {})
+    form = single_values(request.form, REGISTRATION_FIELDS)
+    ctx = account_context()
+    try:
+        register_with_card(ctx, card, registration_check(ctx, card, form))
+    except FormErrors as error:
+        shown = {key: value for key, value in form.items() if "password" not in key}
+        return _registration_form(card, shown, error.errors), 422
+    server_session().pop(REGISTRATION_KEY, None)
+    return redirect(url_for("accounts.register_mail_sent"))
+
+
+def _registration_form(card: EidTestCard, values: dict[str, str],
+                       errors: dict[str, list[str]] | None = None) -> str:
+    return render_template("idp/eid_register.html", card=identity_of(card), values=values,
+                           errors=errors or {}, rules=services().policy.rules(),
+                           username_rules=USERNAME_RULES, username_max=USERNAME_MAX)

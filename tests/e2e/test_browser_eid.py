@@ -1,6 +1,7 @@
 """The simulated Online-Ausweisfunktion in a real browser against ``servicekonto run`` with the
 personas loaded: Erika logs in with her card; three wrong PINs block Jan's; Hans's expired card
-is refused; cancelling goes back. Every page is screenshotted and checked with axe-core
+is refused; cancelling goes back; registering with a card; hochstufen refused for names that
+differ. Every page is screenshotted and checked with axe-core
 (tests/e2e/browser.py)."""
 
 from __future__ import annotations
@@ -82,3 +83,44 @@ def test_cancelling_the_ausweisapp_goes_back_to_the_start_page(
     journey.page.get_by_role("link", name="ABBRECHEN").click()
     page = journey.step("Abgebrochen: zurück zur Startseite")
     expect(page.get_by_role("heading", name="Melden Sie sich hier an")).to_be_visible()
+
+
+def test_a_citizen_registers_with_the_card_and_only_types_the_email(
+        journey: Journey, idp_with_personas: HttpBrowser, idp_env: dict[str, str]) -> None:
+    # Erika's account goes, her card stays (it has no account now).
+    deleted = subprocess.run([str(SERVICEKONTO), "user", "delete", "ErikaM", "--yes"],
+                             env=idp_env, capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert deleted.returncode == 0, deleted.stderr
+    page = journey.page
+    page.goto(idp_with_personas.base_url + "/registrieren")
+    journey.step("Registrieren: zwei Wege")
+    page.get_by_role("link", name=re.compile("Registrieren mit der Online-Ausweisfunktion")).click()
+    journey.step("Registrieren: simulierte AusweisApp")
+    read_card(journey, "Erika Mustermann", "123456")
+    expect(page.locator("#ausweisdaten")).to_contain_text("12.08.1964")
+    journey.step("Registrieren: Daten aus dem Ausweis")
+    page.get_by_label("E-Mail").fill("erika.mustermann@example.org")
+    page.get_by_label("Ich habe die Datenschutzerklärung gelesen").check()
+    page.get_by_role("button", name="Daten speichern").click()
+    journey.step("Registrieren: Sie erhalten eine Mail")
+    expect(page.locator("main")).to_contain_text("Sie erhalten eine Mail")
+
+
+def test_hochstufen_with_a_card_whose_names_differ_is_refused_with_the_reason(
+        journey: Journey, idp_with_personas: HttpBrowser, idp_env: dict[str, str]) -> None:
+    # Erika's account goes, so her card is free; Max (basisregistriert) tries it.
+    made = subprocess.run([str(SERVICEKONTO), "user", "delete", "ErikaM", "--yes"],
+                          env=idp_env, capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    page = journey.page
+    page.goto(idp_with_personas.base_url + "/anmelden")
+    page.fill("#username", "MaxM")
+    page.fill("#password", "Servicekonto-Demo 2026!")
+    page.get_by_role("button", name="ANMELDEN").click()
+    journey.step("Mein Servicekonto, basisregistriert")
+    page.get_by_role("link", name="Konto hochstufen").click()
+    journey.step("Konto hochstufen: simulierte AusweisApp")
+    read_card(journey, "Erika Mustermann", "123456")
+    expect(page.get_by_role("alert")).to_contain_text("Der Vorname in Ihrem Servicekonto")
+    journey.step("Konto hochstufen: Namen passen nicht")

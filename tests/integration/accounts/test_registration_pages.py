@@ -168,7 +168,6 @@ def test_screen_readers_hear_which_fields_are_required(browser: Browser, path: s
 
 @pytest.mark.parametrize(("path", "options"), [
     ("/", ["Login mit externem Servicekonto"]),
-    ("/registrieren", ["Registrieren mit der Online-Ausweisfunktion"]),
 ])
 def test_options_that_are_not_offered_yet_say_so_in_words(browser: Browser, path: str,
                                                           options: list[str]) -> None:
