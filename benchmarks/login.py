@@ -25,6 +25,7 @@ from argon2 import PasswordHasher, Type
 from flask import Flask
 
 from idp import create_app, schema
+from idp.cli import main as servicekonto
 from idp.config import Argon2Parameters
 
 PASSWORD = "Kräftig-Grün 42"
@@ -78,8 +79,8 @@ def make_app(database_url: str, parameters: Argon2Parameters) -> Flask:
                                   "base_url": "http://localhost", "argon2": parameters,
                                   "secret_key": "benchmark-" + "x" * 40}, env={})
     # A database given by URL may hold the citizen of an earlier run: start afresh.
-    app.test_cli_runner().invoke(args=["user", "delete", "Benchmark", "--yes"])
-    result = app.test_cli_runner().invoke(args=[
+    app.test_cli_runner().invoke(servicekonto, args=["user", "delete", "Benchmark", "--yes"])
+    result = app.test_cli_runner().invoke(servicekonto, args=[
         "user", "create", "--username", "Benchmark", "--email",
         f"bench-{time.time_ns()}@example.org", "--given-name", "Bench", "--surname", "Mark",
         "--password", PASSWORD])

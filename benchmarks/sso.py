@@ -37,6 +37,7 @@ from saml2.xmldsig import SIG_RSA_SHA256
 
 from benchmarks.login import rss_kib
 from idp import create_app, schema
+from idp.cli import main as servicekonto
 from idp.config import PROJECT_ROOT, Argon2Parameters
 from idp.samlkit.crypto import install_backend
 from idp.samlkit.keys import generate_key_pair
@@ -89,9 +90,9 @@ def _small_keys(folder: Path, bits: int) -> tuple[Path, Path]:
 def logged_in_browser(app: Flask, sp: Saml2Client) -> object:
     """A citizen who registered, logged in and agreed once."""
     runner = app.test_cli_runner()
-    runner.invoke(args=["user", "create", "--username", "Bench", "--email", "b@example.org",
-                        "--given-name", "Erika", "--surname", "Mustermann",
-                        "--password", PASSWORD])
+    runner.invoke(servicekonto, args=[
+        "user", "create", "--username", "Bench", "--email", "b@example.org",
+        "--given-name", "Erika", "--surname", "Mustermann", "--password", PASSWORD])
     client = app.test_client()
     token = CSRF.search(client.get("/anmelden").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
     client.post("/anmelden", data={"csrf_token": token, "username": "Bench",
