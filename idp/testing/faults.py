@@ -172,11 +172,12 @@ class WorkbenchFaults:
             row = session.get(PortalFault, portal)
             if row is not None and row.last_answer:
                 return InjectedFault(fault, row.last_answer)
-            # Nothing to replay yet: the same answer twice is the next best replay.
-            xml = builder.build(planned.recipient, planned.name_id, planned.name_id_format,
-                                planned.released, planned.authentication, planned.signing,
-                                planned.now, planned.encryption)
-            return InjectedFault(fault, xml)
+            # Nothing went to the portal yet: this answer is the right one (and kept), the
+            # fault waits for the next login, which gets it again.
+            session.execute(update(PortalFault).where(PortalFault.portal == portal)
+                            .values(remaining=PortalFault.remaining + 1))
+            session.commit()
+            return None
         if fault in STATUSES or fault.startswith("detail:"):
             return InjectedFault(fault, self._status_answer(fault, planned))
         return InjectedFault(fault, broken_answer(fault, planned, builder))

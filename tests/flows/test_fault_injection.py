@@ -187,3 +187,16 @@ def test_a_portal_that_is_not_registered_is_named_so(api: Api) -> None:
     answer = api.put("/portals/gibtsnicht/fault", {"fault": "unsigned"})
     assert answer.status_code == 404 and NAME in answer.get_json()["error"]
     assert api.delete("/portals/gibtsnicht/fault").status_code == 404
+
+
+def test_replayed_before_any_answer_waits_for_one_to_replay(
+        sso_app: Flask, api: Api, visitor: Browser, portal: Portal) -> None:
+    """Nothing went to the portal yet: the first answer is right, the next is its replay."""
+    assert api.put(f"/portals/{NAME}/fault", {"fault": "replayed"}).status_code == 200
+    consent_page(logged_in(sso_app, visitor), portal)
+    first = decide(visitor).get_data(as_text=True)
+    portal.receive(first)
+    assert api.get("/faults").get_json()["waiting"] == [
+        {"portal": NAME, "fault": "replayed", "remaining": 1}]
+    again = answer_to(visitor, portal)
+    assert field_value(again, "SAMLResponse") == field_value(first, "SAMLResponse")
