@@ -20,6 +20,8 @@ class Service:
     needs_kassenzeichen: bool = False
     # A page of the portal that is the service itself (else the demo's placeholder page).
     endpoint: str | None = None
+    # The trust level the login must have reached (4: "hoch", the Online-Ausweisfunktion).
+    needs_level: int = 1
 
 
 SERVICES: dict[str, tuple[Service, ...]] = {
@@ -33,7 +35,9 @@ SERVICES: dict[str, tuple[Service, ...]] = {
     ),
     "dueren": (
         Service("anwohnerparkausweis", "Anwohnerparkausweis beantragen", needs_login=True),
-        Service("meldebescheinigung", "Meldebescheinigung anfordern", needs_login=True),
+        # A Meldebescheinigung needs a secure identification: level "hoch" (a step-up).
+        Service("meldebescheinigung", "Meldebescheinigung anfordern", needs_login=True,
+                needs_level=4),
         Service("hundeanmeldung", "Hund anmelden", needs_login=True),
         Service("buergerbuero", "Termin im Bürgerbüro", needs_login=False),
     ),
@@ -49,19 +53,26 @@ class Offer:
     note: str
 
 
-def offers(portal: str, logged_in: bool, has_kassenzeichen: bool) -> list[Offer]:
-    """The portal's services for a citizen who is (not) logged in and has (no) confirmed
-    Kassenzeichen; a service is usable when every requirement is met."""
-    return [_offer(service, logged_in, has_kassenzeichen) for service in SERVICES[portal]]
+def offers(portal: str, logged_in: bool, has_kassenzeichen: bool,
+           level: int = 1) -> list[Offer]:
+    """The portal's services for a citizen who is (not) logged in at ``level`` and has (no)
+    confirmed Kassenzeichen; a service is usable when every requirement is met."""
+    return [_offer(service, logged_in, has_kassenzeichen, level)
+            for service in SERVICES[portal]]
 
 
 def find(portal: str, slug: str) -> Service | None:
     return next((service for service in SERVICES[portal] if service.slug == slug), None)
 
 
-def _offer(service: Service, logged_in: bool, has_kassenzeichen: bool) -> Offer:
+def _offer(service: Service, logged_in: bool, has_kassenzeichen: bool, level: int) -> Offer:
     if not service.needs_login:
         return Offer(service, True, "ohne Anmeldung")
+    if service.needs_level > 1:
+        # Open to every citizen logged in: its page offers the step-up when the level is lower.
+        reached = logged_in and level >= service.needs_level
+        return Offer(service, logged_in, "anmeldepflichtig, Vertrauensniveau „hoch“ "
+                     + ("erreicht" if reached else "erforderlich (Online-Ausweisfunktion)"))
     if service.needs_kassenzeichen:
         usable = logged_in and has_kassenzeichen
         note = "anmeldepflichtig, Kassenzeichen bestätigt" if usable else \

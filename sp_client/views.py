@@ -18,6 +18,7 @@ from sp_client import kassenzeichen as kassenzeichen_service
 from sp_client.database import utcnow
 from sp_client.extensions import csrf, portal_db
 from sp_client.models import PropertyRecord
+from sp_client.profiles import trust_level_of
 from sp_client.saml import messages, state
 from sp_client.saml.logout import LogoutRefused, read_logout_request, read_logout_response
 from sp_client.saml.provider import (
@@ -50,7 +51,7 @@ def current_login() -> Login | None:
 def start() -> str:
     login = current_login()
     offers = catalogue.offers(settings().profile.name, login is not None,
-                             bool(login and _kassenzeichen_of(login)))
+                             bool(login and _kassenzeichen_of(login)), _level_of(login))
     return render_template("portal/start.html", login=login, offers=offers)
 
 
@@ -63,9 +64,10 @@ def login_page() -> ResponseReturnValue:
 
 @portal.post("/anmelden")
 def login() -> ResponseReturnValue:
-    """ "Zum Servicekonto.NRW": a signed AuthnRequest over the profile's binding."""
+    """ "Zum Servicekonto.NRW": a signed AuthnRequest over the profile's binding; with
+    ``hoch`` in the form (a service needing it) at level 4, the Online-Ausweisfunktion."""
     now = utcnow()
-    level = settings().minimum_trust_level
+    level = 4 if request.form.get("niveau") == "hoch" else settings().minimum_trust_level
     try:
         outgoing = messages.authn_request(provider(), now, level)
     except IdpUnavailable as error:
@@ -138,7 +140,8 @@ def overview() -> ResponseReturnValue:
     return render_template(
         "portal/overview.html", login=login, greeting=received.greeting_name(login),
         personal=received.personal_data(login), kassenzeichen=records,
-        offers=catalogue.offers(settings().profile.name, True, bool(records)),
+        offers=catalogue.offers(settings().profile.name, True, bool(records),
+                                _level_of(login)),
         attributes=received.received_attributes(login),
         trust_level=received.trust_words(login.class_ref), german_time=received.german_time)
 
@@ -151,6 +154,9 @@ def service(slug: str) -> ResponseReturnValue:
     if found is None:
         return error_page(404)
     login = current_login()
+    if found.needs_level > 1 and found.needs_level > _level_of(login):
+        # Not logged in, or below the level: log in (again) with the Online-Ausweisfunktion.
+        return render_template("portal/service.html", service=found, needs_eid=True)
     if found.needs_login and login is None:
         return redirect(url_for("portal.login_page"))
     if found.endpoint:
@@ -158,6 +164,11 @@ def service(slug: str) -> ResponseReturnValue:
     missing_kassenzeichen = found.needs_kassenzeichen and not (login and _kassenzeichen_of(login))
     return render_template("portal/service.html", service=found,
                            missing_kassenzeichen=missing_kassenzeichen)
+
+
+def _level_of(login: Login | None) -> int:
+    """The trust level the login reached (0: not logged in)."""
+    return (trust_level_of(login.class_ref) or 1) if login is not None else 0
 
 
 def _kassenzeichen_of(login: Login) -> list[PropertyRecord]:

@@ -25,7 +25,8 @@ STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 
 def akdb_extension(profile: PortalProfile) -> Extensions:
-    """The BundID request extension: the attributes we want (by Name), the login method, and
+    """The BundID request extension: the attributes we want (by Name), the login methods
+    (username and password, and the Online-Ausweisfunktion for services needing "hoch"), and
     what the consent page should say about us (docs/architecture.md, "The
     akdb:AuthenticationRequest extension")."""
     wishes = "".join(
@@ -36,7 +37,8 @@ def akdb_extension(profile: PortalProfile) -> Extensions:
         f'<akdb:AuthenticationRequest xmlns:akdb="{AKDB_NAMESPACE}" Version="2" '
         f'EnableStatusDetail="true">'
         f'<akdb:AuthnMethods><akdb:Benutzername><akdb:Enabled>true</akdb:Enabled>'
-        f'</akdb:Benutzername></akdb:AuthnMethods>'
+        f'</akdb:Benutzername><akdb:eID><akdb:Enabled>true</akdb:Enabled></akdb:eID>'
+        f'</akdb:AuthnMethods>'
         f'<akdb:RequestedAttributes>{wishes}</akdb:RequestedAttributes>'
         f'<akdb:DisplayInformation><classic-ui:Version xmlns:classic-ui="{CLASSIC_UI_NAMESPACE}">'
         f'<classic-ui:OrganizationDisplayName>{escape(profile.municipality)}'

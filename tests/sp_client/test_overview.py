@@ -109,6 +109,9 @@ def test_a_service_without_login_needs_none_and_one_with_login_asks_for_it(
         journey: Journey) -> None:
     journey.open("/services/buergerbuero")
     assert "<h1>Termin im Bürgerbüro</h1>" in journey.page
-    journey.open("/services/meldebescheinigung")
+    journey.open("/services/anwohnerparkausweis")
     assert journey.url.endswith("/anmelden")
+    # One that needs level "hoch" offers the login with the Online-Ausweisfunktion.
+    journey.open("/services/meldebescheinigung")
+    assert "Mit der Online-Ausweisfunktion anmelden" in journey.page
     assert journey.open("/services/unbekannt").status_code == 404

@@ -138,12 +138,11 @@ def test_cancelling_at_the_servicekonto_says_the_login_was_cancelled(citizen: Jo
 
 
 @pytest.mark.parametrize("portal_options", [{"minimum_trust_level": 3}])
-def test_a_portal_asking_for_more_than_a_password_gets_the_trust_level_page(
+def test_a_portal_asking_for_more_than_a_password_is_offered_only_the_online_ausweisfunktion(
         citizen: Journey) -> None:
-    refused = citizen.go_to_servicekonto()
-    assert refused.status_code == 403
-    assert "Dieses Portal verlangt ein höheres Vertrauensniveau" in citizen.page
-    assert not_logged_in(citizen)
+    citizen.go_to_servicekonto()
+    assert "Anmelden mit der Online-Ausweisfunktion erforderlich" in citizen.page
+    assert 'name="password"' not in citizen.page
 
 
 def _pending_request_id(federation: Federation) -> str:
