@@ -416,6 +416,28 @@ def test_an_eid_session_lasts_30_minutes_and_5_without_a_request(
     assert visitor.get("/konto").status_code == 302
 
 
+def test_a_level_3_session_ends_after_30_minutes_without_a_request_and_2_hours_in_all(
+        sso_app: Flask, visitor: Browser, clock: Clock) -> None:
+    registered(sso_app, visitor)
+    with sso_app.app_context():
+        db.session.execute(Citizen.__table__.update().values(trust_level=3))
+        db.session.commit()
+    card_id = card(sso_app)
+    visitor.get("/ausweis")
+    assert visitor.submit("/ausweis", {"card": str(card_id), "pin": PIN}).status_code == 302
+    clock.advance(minutes=29)
+    assert visitor.get("/konto").status_code == 200
+    clock.advance(minutes=30, seconds=1)
+    assert visitor.get("/konto").status_code == 302
+    visitor.get("/ausweis")
+    assert visitor.submit("/ausweis", {"card": str(card_id), "pin": PIN}).status_code == 302
+    for _ in range(4):
+        clock.advance(minutes=29)
+        assert visitor.get("/konto").status_code == 200
+    clock.advance(minutes=5)
+    assert visitor.get("/konto").status_code == 302  # 2 hours after the login
+
+
 def test_a_password_session_lasts_12_hours_and_60_minutes_without_a_request(
         sso_app: Flask, visitor: Browser, portal: Portal, clock: Clock) -> None:
     logged_in(sso_app, visitor)
