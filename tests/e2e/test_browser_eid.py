@@ -1,7 +1,7 @@
 """The simulated Online-Ausweisfunktion in a real browser against ``servicekonto run`` with the
 personas loaded: Erika logs in with her card; three wrong PINs block Jan's; Hans's expired card
-is refused; cancelling goes back; registering with a card; hochstufen refused for names that
-differ. Every page is screenshotted and checked with axe-core
+is refused; cancelling goes back; registering with a card; hochstufen of a basisregistriert
+account, and its refusal for names that differ. Every page is screenshotted and checked with axe-core
 (tests/e2e/browser.py)."""
 
 from __future__ import annotations
@@ -124,3 +124,31 @@ def test_hochstufen_with_a_card_whose_names_differ_is_refused_with_the_reason(
     read_card(journey, "Erika Mustermann", "123456")
     expect(page.get_by_role("alert")).to_contain_text("Der Vorname in Ihrem Servicekonto")
     journey.step("Konto hochstufen: Namen passen nicht")
+
+
+def test_a_basisregistriert_erika_upgrades_her_account_with_her_card(
+        journey: Journey, idp_with_personas: HttpBrowser, idp_env: dict[str, str]) -> None:
+    # Erika's persona account goes (her card stays, without an account); she has registered
+    # anew with username and password only: basisregistriert.
+    for command in (["user", "delete", "ErikaM", "--yes"],
+                    ["user", "create", "--username", "ErikaNeu", "--email",
+                     "erika.neu@example.org", "--given-name", "Erika", "--surname",
+                     "Mustermann", "--password", "Servicekonto-Demo 2026!"]):
+        done = subprocess.run([str(SERVICEKONTO), *command], env=idp_env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+    page = journey.page
+    page.goto(idp_with_personas.base_url + "/anmelden")
+    page.fill("#username", "ErikaNeu")
+    page.fill("#password", "Servicekonto-Demo 2026!")
+    page.get_by_role("button", name="ANMELDEN").click()
+    expect(page.locator("main")).to_contain_text("basisregistriert")
+    journey.step("Mein Servicekonto, basisregistriert, Konto hochstufen")
+    page.get_by_role("link", name="Konto hochstufen").click()
+    read_card(journey, "Erika Mustermann", "123456")
+    expect(page.get_by_role("table")).to_contain_text("Gabler")
+    journey.step("Konto hochstufen: bisherige und neue Daten")
+    page.get_by_role("button", name="Konto hochstufen").click()
+    expect(page.locator("main")).to_contain_text("Ihr Servicekonto ist jetzt hochgestuft")
+    journey.step("Mein Servicekonto, hochgestuft")
+    expect(page.get_by_role("link", name="Konto hochstufen")).to_have_count(0)
