@@ -301,7 +301,6 @@ class ErrorStatus:
     detail: StatusDetail | None = None
 
 
-
 # --- the flow ----------------------------------------------------------------------------------
 
 @dataclass

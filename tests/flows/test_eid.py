@@ -155,6 +155,8 @@ def test_a_level_4_portal_gets_a_login_page_offering_only_the_online_ausweisfunk
     assert "Anmelden mit der Online-Ausweisfunktion erforderlich" in page
     assert 'name="password"' not in page
     assert "Weiter zur Online-Ausweisfunktion" in page
+    # Offered once: the panel is the Online-Ausweisfunktion, not listed below it again.
+    assert 'id="anmelden-ausweis"' not in page
 
 
 def test_a_level_1_portal_offers_username_and_password_and_the_online_ausweisfunktion(
