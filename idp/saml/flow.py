@@ -248,7 +248,6 @@ class SsoPortal(Protocol):
     def idp_initiated_allowed(self) -> bool: ...
 
 
-
 class Next(Enum):
     """What the browser must do before the portal can be answered."""
 

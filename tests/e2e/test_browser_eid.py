@@ -1,8 +1,8 @@
 """The simulated Online-Ausweisfunktion in a real browser against ``servicekonto run`` with the
 personas loaded: Erika logs in with her card; three wrong PINs block Jan's; Hans's expired card
 is refused; cancelling goes back; registering with a card; hochstufen of a basisregistriert
-account, and its refusal for names that differ. Every page is screenshotted and checked with axe-core
-(tests/e2e/browser.py)."""
+account, and its refusal for names that differ. Every page is screenshotted and checked with
+axe-core (tests/e2e/browser.py)."""
 
 from __future__ import annotations
 
