@@ -102,6 +102,17 @@ def _page(transaction: str | None, error: str | None = None, chosen: int | None 
 UPGRADE_KEY = "upgrade_card"
 # A card read is used within this time or read again.
 CARD_KEPT = timedelta(minutes=10)
+def _read_card(**step: bool) -> EidTestCard | ResponseReturnValue:
+    """The card the AusweisApp step's form names, opened with its PIN; else the step's page
+    again with the reason (``step``: which step, as :func:`_page` takes it)."""
+    form = single_values(request.form, ("card", "pin"))
+    card_id = _card_id(form["card"])
+    opened = open_card(db.session, card_id, form["pin"])
+    if isinstance(opened, CardRead):
+        return _page(None, opened.message, card_id, **step), STATUS[opened.reading]
+    return opened
+
+
 UPGRADE_PROVIDER = "Servicekonto – Konto hochstufen"
 UPGRADE_DATA = ("Vorname", "Nachname", "Geburtsname", "Geburtsdatum", "Pseudonym des Ausweises")
 UPGRADED = ("Ihr Servicekonto ist jetzt hochgestuft: Ihre Daten stammen aus Ihrem Ausweis, und "
@@ -114,11 +125,9 @@ def upgrade_read() -> ResponseReturnValue:
     """Read the card once (the AusweisApp step), then confirm on the next page."""
     if request.method == "GET":
         return _page(None, upgrade=True)
-    form = single_values(request.form, ("card", "pin"))
-    card_id = _card_id(form["card"])
-    opened = open_card(db.session, card_id, form["pin"])
-    if isinstance(opened, CardRead):
-        return _page(None, opened.message, card_id, upgrade=True), STATUS[opened.reading]
+    opened = _read_card(upgrade=True)
+    if not isinstance(opened, EidTestCard):
+        return opened
     server_session()[UPGRADE_KEY] = {"card": opened.id, "at": utcnow().isoformat()}
     return redirect(url_for("eid.upgrade_confirm"))
 
@@ -172,13 +181,11 @@ def register_read() -> ResponseReturnValue:
     """Read the card first; the next page asks only for what a card cannot give."""
     if request.method == "GET":
         return _page(None, registration=True)
-    form = single_values(request.form, ("card", "pin"))
-    card_id = _card_id(form["card"])
-    opened = open_card(db.session, card_id, form["pin"])
-    if isinstance(opened, CardRead):
-        return _page(None, opened.message, card_id, registration=True), STATUS[opened.reading]
+    opened = _read_card(registration=True)
+    if not isinstance(opened, EidTestCard):
+        return opened
     if opened.citizen_id is not None:
-        return _page(None, CARD_HAS_ACCOUNT, card_id, registration=True), 409
+        return _page(None, CARD_HAS_ACCOUNT, opened.id, registration=True), 409
     server_session()[REGISTRATION_KEY] = {"card": opened.id, "at": utcnow().isoformat()}
     return redirect(url_for("eid.register_data"))
 
