@@ -159,9 +159,9 @@ class Config:
     trace_keep_messages: int = 500
     trace_keep_hours: int = 24
     # "Anmelden mit der Online-Ausweisfunktion" through the simulated eID service and its test
-    # cards (docs/architecture.md, "The Online-Ausweisfunktion"). None: on in development, off
-    # in production. It logs anyone in who knows a test card's published PIN at level "hoch":
-    # an installation facing citizens leaves it off.
+    # cards (docs/architecture.md, "The Online-Ausweisfunktion"). None: on in development.
+    # Refused in production: it logs anyone in who knows a test card's published PIN at level
+    # "hoch".
     eid_simulation: bool | None = None
 
     @property
@@ -395,6 +395,9 @@ def _validated(config: Config) -> Config:
         if config.testing_api_token:
             raise ConfigError("IDP_TESTING_API_TOKEN is for development only: production has "
                               "no test-control API")
+        if config.eid_simulation:
+            raise ConfigError("IDP_EID_SIMULATION is for development only: its test cards log "
+                              "in anyone who knows their published PINs at level hoch")
         # The password would cross the network in the clear (SMTP AUTH PLAIN/LOGIN).
         if (config.mail_username or config.mail_password) and not (
                 config.mail_use_tls or config.mail_use_ssl):

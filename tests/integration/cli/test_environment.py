@@ -25,10 +25,13 @@ def test_an_idp_without_idp_env_runs_in_production(tmp_path: Path) -> None:
     assert not config.is_development
 
 
-def test_the_eid_simulation_is_off_in_production_unless_switched_on(tmp_path: Path) -> None:
+def test_the_eid_simulation_is_on_in_development_and_refused_in_production(
+        tmp_path: Path) -> None:
     production = PRODUCTION | {"IDP_INSTANCE_PATH": str(tmp_path)}
     assert load_config(production).eid_simulation is False
-    assert load_config(production | {"IDP_EID_SIMULATION": "true"}).eid_simulation is True
+    assert load_config(production | {"IDP_EID_SIMULATION": "false"}).eid_simulation is False
+    with pytest.raises(ConfigError, match="IDP_EID_SIMULATION is for development only"):
+        load_config(production | {"IDP_EID_SIMULATION": "true"})
     development = {"IDP_ENV": "development", "IDP_INSTANCE_PATH": str(tmp_path)}
     assert load_config(development).eid_simulation is True
     assert load_config(development | {"IDP_EID_SIMULATION": "false"}).eid_simulation is False
