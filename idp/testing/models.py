@@ -38,7 +38,7 @@ class CardState(enum.StrEnum):
     VALID = "valid"
     EXPIRED = "expired"
     REVOKED = "revoked"
-    # Three wrong PINs: only the PUK (at the citizens' office) unlocks it.
+    # Three wrong PINs: the PUK of the PIN letter unblocks it (idp/eid/simulation.py).
     PIN_BLOCKED = "pin_blocked"
 
 
@@ -70,7 +70,14 @@ class EidTestCard(Base):
     nationality: Mapped[str] = mapped_column(String(3))  # ICAO 9303 ("D" for Germany)
     # The card's restricted identifier (pseudonym); one card belongs to one account.
     pseudonym: Mapped[str] = mapped_column(String(128), unique=True)
-    # A test card's PIN is published in its persona file; kept as it is, not hashed.
+    # The Doktorgrad as the card prints it ("Dr."), released as personalTitle.
+    doctoral_degree: Mapped[str | None] = mapped_column(String(40))
+    # A test card's PIN and PUK are published in its persona file; kept as they are, not hashed.
     pin: Mapped[str] = mapped_column(String(6))
+    # The ten-digit PUK of the PIN letter unblocks a blocked PIN; None: the persona has no PIN
+    # letter, only the citizens' office helps.
+    puk: Mapped[str | None] = mapped_column(String(10))
     state: Mapped[CardState] = mapped_column(String(16), default=CardState.VALID)
     wrong_pins: Mapped[int] = mapped_column(default=0)
+    # Every PUK entry, right or wrong, uses one of its ten uses (as on a real card).
+    puk_uses: Mapped[int] = mapped_column(default=0, server_default="0")
