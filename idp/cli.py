@@ -321,3 +321,27 @@ def user_delete(username: str, yes: bool) -> None:
     click.echo(f"Konto {username} gelöscht.")
 
 
+@user.command("export", help="Alle Daten eines Kontos als JSON ausgeben (Auskunft nach "
+                             "Art. 15 DSGVO; dieselbe Datei wie „Meine Daten herunterladen“).")
+@click.argument("username")
+@click.option("--output", type=click.Path(dir_okay=False), help="In diese Datei schreiben "
+              "(nur für den Eigentümer lesbar) statt auf die Standardausgabe.")
+@with_appcontext
+def user_export(username: str, output: str | None) -> None:
+    from idp.accounts.export import as_json, export
+    from idp.clock import utcnow
+    from idp.container import app_parts
+    from idp.db import db as database
+
+    text = as_json(export(database.session, _find(username), utcnow(),
+                          app_parts().portal_names))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    # Personal data: a new file is readable by its owner alone, whatever the umask allows.
+    with os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+                   encoding="utf-8") as file:
+        file.write(text)
+    click.echo(f"Daten von {username} in {output} geschrieben.", err=True)
+
+

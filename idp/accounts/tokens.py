@@ -58,13 +58,18 @@ def look_up(session: Session, token: str, purpose: TokenPurpose, now: datetime) 
         AccountToken.token_hash == hash_token(token), AccountToken.purpose == purpose))
     if record is None:
         return LinkLookup(LinkState.UNKNOWN)
+    return LinkLookup(link_state(record, now), record)
+
+
+def link_state(record: AccountToken, now: datetime) -> LinkState:
+    """The state of an issued link at ``now``: used, replaced, expired or usable."""
     if record.used_at is not None:
-        return LinkLookup(LinkState.USED, record)
+        return LinkState.USED
     if record.voided_at is not None:
-        return LinkLookup(LinkState.REPLACED, record)
+        return LinkState.REPLACED
     if record.expires_at <= now:
-        return LinkLookup(LinkState.EXPIRED, record)
-    return LinkLookup(LinkState.USABLE, record)
+        return LinkState.EXPIRED
+    return LinkState.USABLE
 
 
 def use_up(session: Session, record: AccountToken, now: datetime) -> bool:
