@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -99,7 +99,7 @@ class TableExport:
     with its reason (``left_out``); the completeness test holds this true."""
 
     fields: Mapping[str, Field]
-    left_out: Mapping[str, Omission] = field(default_factory=dict)
+    left_out: Mapping[str, Omission]
 
     def row(self, record: object) -> dict[str, object]:
         return {entry.key: entry.convert(getattr(record, column))
@@ -124,9 +124,9 @@ LINK_HASHES = Omission("die Prüfwerte der per E-Mail gesendeten Links",
 SESSION_IDS = Omission(
     "die Kennungen Ihrer Sitzungen (Cookies)",
     "mit ihnen könnte sich jemand als Sie anmelden; gespeichert sind nur Prüfwerte")
-# The card's secrets; the PIN letter (the persona file) is where the citizen has them.
+# The card's secrets (a test card's are in its persona file, a real one's with its holder).
 CARD_SECRETS = Omission("PIN und PUK des Ausweises",
-                        "sie sind Geheimnisse des Ausweises und stehen in Ihrem PIN-Brief")
+                        "sie sind Geheimnisse, die nur Sie kennen sollen")
 # Not rows of the citizen's tables, but what a reader might look for.
 ELSEWHERE = (
     # The session's data beyond its level: the CSRF token (a secret), a login in progress, and

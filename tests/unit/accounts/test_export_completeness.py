@@ -39,7 +39,7 @@ def undescribed(metadata: MetaData, described: Mapping[str, TableExport]) -> lis
     problems: list[str] = []
     tables = citizens_tables(metadata)
     for table in tables:
-        export = described.get(table.name, TableExport(fields={}))
+        export = described.get(table.name, TableExport(fields={}, left_out={}))
         columns = {column.name for column in table.columns}
         exported, omitted = set(export.fields), set(export.left_out)
         problems += [f"{table.name}.{name}: neither exported nor left out with a reason"
@@ -82,7 +82,7 @@ def test_the_check_finds_descriptions_of_what_does_not_exist() -> None:
     stale = TABLES | {"citizen": TableExport(
         fields={**TABLES["citizen"].fields, "nickname": TABLES["citizen"].fields["username"]},
         left_out={**TABLES["citizen"].left_out, "username": left_out()[0]}),
-        "outbox_mail": TableExport(fields={})}
+        "outbox_mail": TableExport(fields={}, left_out={})}
     assert undescribed(Base.metadata, stale) == [
         "citizen.username: exported and left out",
         "citizen.nickname: described, but no such column",
