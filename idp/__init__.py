@@ -56,10 +56,9 @@ def create_app(test_config: Mapping[str, Any] | None = None,
     from idp.saml.runtime import SamlRuntime
     from idp.saml.views import saml
 
-    saml_runtime = SamlRuntime.build(config)
-    AppParts(services=services, saml=saml_runtime, portal_names={
-        portal.entity_id: portal.policy.display_name for portal in saml_runtime.registry.portals()},
-    ).install(app)
+    saml_runtime = SamlRuntime.build(config, database.bound(app))
+    AppParts(services=services, saml=saml_runtime,
+             portal_names=saml_runtime.registry.display_names).install(app)
     app.register_blueprint(saml)
     app.register_blueprint(slo)
     from idp.saml.state import move_portal_sessions

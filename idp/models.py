@@ -7,6 +7,7 @@ def import_all_models() -> None:
     import idp.accounts.models
     import idp.consent.models
     import idp.mail.models
+    import idp.portals.models
     import idp.saml.models
     import idp.security.models
     import idp.testing.fault_models

@@ -1,12 +1,17 @@
-"""``servicekonto portal add|list|remove``: manage ``policies/portals/*.yaml``.
+"""``servicekonto portal add|list|remove|import|export``: the portals in the database.
 
-These commands need no database and no running app (``with_appcontext=False``): an operator can
-declare portals before ``servicekonto db upgrade``.
+``add`` and ``remove`` write the database only (they work where the policy folder is read-only, as
+in containers); every command first imports ``policies/portals/*.yaml`` as the IdP does at start
+(:mod:`idp.portals.store`). A change reaches every worker of every host within a second
+(:mod:`idp.portals.live`): no restart.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,28 +19,46 @@ from typing import Any
 import click
 import yaml
 from flask.cli import AppGroup
+from sqlalchemy.orm import Session, sessionmaker
 
+from idp import schema
 from idp.config import Config, ConfigError, PolicyError, load_config
+from idp.db import make_engine
 from idp.portals.cache import MetadataCache
+from idp.portals.live import import_folder
+from idp.portals.models import FROM_FILE
 from idp.portals.policy import (
     BUNDID_ATTRIBUTES,
     DEFAULT_REFRESH_MINUTES,
     NAME_PATTERN,
     TRUST_LEVELS,
     PortalPolicy,
+    StoredFiles,
     is_url,
-    load_portal_policies,
-    load_portal_policy,
     parse_portal_policy,
     portal_folder,
 )
-from idp.portals.registry import CACHE_FOLDER, Portal, PortalRegistry
+from idp.portals.registry import (
+    CACHE_FOLDER,
+    MetadataSources,
+    Portal,
+    PortalRegistry,
+    refuse_plain_http,
+)
+from idp.portals.store import (
+    PortalTaken,
+    add_portal,
+    policy_of,
+    remove_portal,
+    stored_policies,
+    stored_portal,
+)
 from idp.saml.sp_metadata import SpMetadata, check_signature, default_verifier, parse_sp_metadata
 from idp.samlkit.metadata import MetadataError, fetch_metadata
 
-# File metadata given to `portal add` is copied here (relative to policies/portals), so that the
-# policy folder is complete on its own.
+# Where `portal export --to` puts the files a stored portal names (relative to its YAML).
 METADATA_FOLDER = "metadata"
+CERTIFICATE_FOLDER = "certificates"
 DEFAULT_ATTRIBUTES = "givenName,surname,mail"
 
 
@@ -46,19 +69,47 @@ def _config() -> Config:
         raise click.ClickException(str(error)) from None
 
 
+@dataclass(frozen=True)
+class _Portals:
+    sessions: sessionmaker[Session]
+    sources: MetadataSources
+    # The portals the import of the policy folder changed.
+    imported: list[str]
+
+
+@contextmanager
+def _portals(config: Config) -> Iterator[_Portals]:
+    """The database (schema current) with the policy folder imported, and the metadata sources
+    of this instance."""
+    engine = make_engine(config.database_url)
+    try:
+        schema.check_current(engine)
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        sources = MetadataSources(MetadataCache(config.instance_path / CACHE_FOLDER),
+                                  default_verifier())
+        yield _Portals(sessions, sources,
+                       import_folder(config, sessions, sources, datetime.now(UTC)))
+    except ConfigError as error:  # also PolicyError and SchemaOutdated
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.dispose()
+
+
 def _attribute_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @click.group("portal", cls=AppGroup,
-             help="Angebundene Portale verwalten (policies/portals/*.yaml).")
+             help="Angebundene Portale verwalten (in der Datenbank; policies/portals/*.yaml "
+                  "wird bei jedem Start übernommen).")
 def portal() -> None:
     pass
 
 
 @portal.command("add", with_appcontext=False,
-                help="Portal anlegen: prüft die Metadaten und schreibt policies/portals/NAME.yaml.")
-@click.option("--name", required=True, help="Kurzname (Dateiname), z. B. dueren.")
+                help="Portal anlegen: prüft die Metadaten und trägt das Portal in die Datenbank "
+                     "ein; alle Worker bedienen es binnen einer Sekunde.")
+@click.option("--name", required=True, help="Kurzname, z. B. dueren.")
 @click.option("--metadata", "source", required=True,
               help="SAML-Metadaten des Portals: Datei oder http(s)-URL.")
 @click.option("--display-name", default=None,
@@ -92,40 +143,29 @@ def portal_add(name: str, source: str, display_name: str | None, attributes: str
                eidas_loa: bool, metadata_certificate: Path | None,
                refresh_minutes: int | None) -> None:
     config = _config()
-    folder = portal_folder(config.policy_dir)
-    target = folder / f"{name}.yaml"
     if not NAME_PATTERN.match(name):
         raise click.ClickException(f"Ungültiger Name {name!r}: Kleinbuchstaben, Ziffern, - und _, "
                                    "höchstens 40 Zeichen.")
-    if target.exists():
-        raise click.ClickException(f"{target} existiert bereits; erst `servicekonto portal "
-                                   f"remove {name}`.")
     if not is_url(source) and refresh_minutes is not None:
         raise click.ClickException("--refresh-minutes gilt nur für Metadaten von einer URL.")
     now = datetime.now(UTC)
-    document, metadata = _checked_metadata(source, metadata_certificate, now)
+    certificate = None if metadata_certificate is None else metadata_certificate.read_bytes()
+    document, metadata = _checked_metadata(source, certificate, now)
     if sign_requests and not metadata.signing_certificates:
         # Every request of this portal would be refused: say so now, not at its first login.
         raise click.ClickException(
             "Die Metadaten enthalten kein Signaturzertifikat (KeyDescriptor), "
             "das Portal kann seine AuthnRequests also nicht signieren. Zertifikat in die "
             "Metadaten aufnehmen oder – schwächer – --no-sign-requests angeben.")
-    try:
-        existing = load_portal_policies(config.policy_dir)
-    except PolicyError as error:
-        raise click.ClickException(f"Vorhandene Portaldatei fehlerhaft: {error}") from None
-    if other := next((p for p in existing if p.entity_id == metadata.entity_id), None):
-        raise click.ClickException(f"Die Entity-ID {metadata.entity_id} ist schon als Portal "
-                                   f"{other.name} eingetragen.")
-
-    copy_to = None if is_url(source) else _metadata_copy(folder, name, Path(source))
+    # The files it names are kept in the database; their names are those `portal export --to`
+    # writes them under.
     raw: dict[str, Any] = {
         "display_name": display_name or metadata.organization_display_name or name,
         "entity_id": metadata.entity_id,
-        "metadata": source if copy_to is None else copy_to.relative_to(folder).as_posix(),
+        "metadata": source if is_url(source) else f"{METADATA_FOLDER}/{name}.xml",
     }
-    if metadata_certificate is not None:
-        raw["metadata_certificate"] = str(metadata_certificate.resolve())
+    if certificate is not None:
+        raw["metadata_certificate"] = f"{CERTIFICATE_FOLDER}/{name}.pem"
     if refresh_minutes is not None:
         raw["metadata_refresh_minutes"] = refresh_minutes
     raw |= {
@@ -142,24 +182,29 @@ def portal_add(name: str, source: str, display_name: str | None, attributes: str
         "eidas_loa": eidas_loa,
         "enabled": True,
     }
-    if copy_to is not None and copy_to.exists() and copy_to.read_bytes() != document:
-        raise click.ClickException(f"{copy_to} existiert bereits mit anderem Inhalt.")
+    stored_document = None if is_url(source) else document
     try:
-        # Checked as the IdP will read it, before anything is written (the copied metadata file
-        # does not exist yet, so the check runs against the source).
-        policy = parse_portal_policy(raw | {"metadata": source if copy_to is None else
-                                            str(Path(source).resolve())}, target)
+        # Checked as the IdP will read it, before anything is written.
+        policy = parse_portal_policy(raw, Path(f"{name}.yaml"), stored=StoredFiles(
+            "servicekonto portal add", stored_document, certificate))
+        refuse_plain_http([policy], config.is_development)
     except PolicyError as error:
         raise click.ClickException(str(error)) from None
 
-    folder.mkdir(parents=True, exist_ok=True)
-    if copy_to is not None and not copy_to.exists():
-        copy_to.parent.mkdir(parents=True, exist_ok=True)
-        copy_to.write_bytes(document)
-    _write_new(target, _policy_text(raw, policy, now))
+    with _portals(config) as portals:
+        try:
+            with portals.sessions() as session, session.begin():
+                add_portal(session, policy, _policy_text(raw, policy, now), stored_document,
+                           certificate, now)
+        except PortalTaken as taken:
+            if taken.by_entity_id:
+                raise click.ClickException(f"Die Entity-ID {metadata.entity_id} ist schon als "
+                                           f"Portal {taken.name} eingetragen.") from None
+            raise click.ClickException(f"Das Portal {name} existiert bereits; erst "
+                                       f"`servicekonto portal remove {name}`.") from None
     if is_url(source):
         MetadataCache(config.instance_path / CACHE_FOLDER).write(name, source, document, now)
-    click.echo(f"Portal {name} angelegt: {target}")
+    click.echo(f"Portal {name} angelegt; jeder Worker bedient es binnen einer Sekunde.")
     click.echo(f"  Entity-ID: {metadata.entity_id}")
     click.echo(f"  Attribute: {', '.join(policy.attributes) or '(keine)'}")
     if not policy.want_authn_requests_signed:
@@ -167,26 +212,18 @@ def portal_add(name: str, source: str, display_name: str | None, attributes: str
                    "jeder kann dann Anmeldungen in seinem Namen anstoßen.")
 
 
-def _checked_metadata(source: str, certificate: Path | None,
+def _checked_metadata(source: str, certificate: bytes | None,
                       now: datetime) -> tuple[bytes, SpMetadata]:
     """The metadata document at ``source`` (file or URL) and what it says, checked."""
     try:
         document = fetch_metadata(source) if is_url(source) else Path(source).read_bytes()
         if certificate is not None:
-            check_signature(document, certificate.read_bytes(), default_verifier())
+            check_signature(document, certificate, default_verifier())
         return document, parse_sp_metadata(document, None, now)
     except OSError as error:
         raise click.ClickException(f"Metadaten {source} nicht lesbar: {error.strerror}") from None
     except MetadataError as error:
         raise click.ClickException(f"Metadaten {source} unbrauchbar: {error}") from None
-
-
-def _metadata_copy(folder: Path, name: str, source: Path) -> Path:
-    """Where file metadata lives for the policy: in place if inside the folder, else a copy."""
-    resolved = source.resolve()
-    if resolved.is_relative_to(folder.resolve()):
-        return resolved
-    return folder.resolve() / METADATA_FOLDER / f"{name}.xml"
 
 
 def _policy_text(raw: dict[str, Any], policy: PortalPolicy, now: datetime) -> str:
@@ -196,34 +233,25 @@ def _policy_text(raw: dict[str, Any], policy: PortalPolicy, now: datetime) -> st
     return header + yaml.safe_dump(raw, allow_unicode=True, sort_keys=False)
 
 
-def _write_new(path: Path, text: str) -> None:
-    """Write a file that must not exist yet (O_EXCL: no overwrite, also not in a race)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise click.ClickException(f"{path} existiert bereits.") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 @portal.command("list", with_appcontext=False,
-                help="Portale mit Metadaten-Stand auflisten (ohne Netzzugriff).")
+                help="Portale mit Herkunft und Metadaten-Stand auflisten (ohne Netzzugriff).")
 def portal_list() -> None:
     config = _config()
-    try:
-        registry = PortalRegistry.load(config.policy_dir, config.instance_path,
-                                       verifier=default_verifier(), offline=True)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-    portals = registry.portals()
-    if not portals:
-        click.echo(f"Keine Portale in {portal_folder(config.policy_dir)}.")
     now = datetime.now(UTC)
-    for item in portals:
+    with _portals(config) as portals, portals.sessions() as session:
+        try:
+            registry = PortalRegistry.of(stored_policies(session), portals.sources, now,
+                                         offline=True)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+    if not registry.portals():
+        click.echo(f"Keine Portale (auch keine in {portal_folder(config.policy_dir)}).")
+    for item in registry.portals():
         policy = item.policy
         state = "" if policy.enabled else " (deaktiviert)"
         click.echo(f"{policy.name}\t{policy.display_name}{state}")
         click.echo(f"  Entity-ID:        {policy.entity_id}")
+        click.echo(f"  Herkunft:         {_origin(config, policy)}")
         click.echo(f"  Metadaten:        {policy.metadata}")
         click.echo(f"  Stand:            {_freshness(item, now)}")
         click.echo(f"  Attribute:        {', '.join(policy.attributes) or '(keine)'}")
@@ -232,9 +260,17 @@ def portal_list() -> None:
         click.echo(f"  Zustimmung:       {'ja' if policy.consent_required else 'nein'}")
 
 
+def _origin(config: Config, policy: PortalPolicy) -> str:
+    if policy.source.endswith(f"({FROM_FILE})"):
+        return f"Datei {portal_folder(config.policy_dir) / policy.name}.yaml"
+    return "servicekonto portal add"
+
+
 def _freshness(portal: Portal, now: datetime) -> str:
     if portal.metadata is None or portal.metadata_read_at is None:
         return f"nicht verfügbar ({portal.problem or 'keine Metadaten'})"
+    if not portal.policy.metadata_is_url:
+        return "in der Datenbank"
     age = int((now - portal.metadata_read_at).total_seconds() // 60)
     stand = f"{portal.metadata_read_at:%Y-%m-%d %H:%M} UTC (vor {max(age, 0)} min)"
     due = portal.refresh_due_at()
@@ -244,21 +280,76 @@ def _freshness(portal: Portal, now: datetime) -> str:
 
 
 @portal.command("remove", with_appcontext=False,
-                help="Portal entfernen (Datei, kopierte Metadaten, Metadaten-Cache).")
+                help="Portal entfernen (aus der Datenbank, mit seinem Metadaten-Cache); jeder "
+                     "Worker bedient es binnen einer Sekunde nicht mehr.")
 @click.argument("name")
 def portal_remove(name: str) -> None:
     config = _config()
-    folder = portal_folder(config.policy_dir)
-    target = folder / f"{name}.yaml"
-    if not NAME_PATTERN.match(name) or not target.is_file():
-        raise click.ClickException(f"Kein Portal {name!r} in {folder}.")
-    copy = folder.resolve() / METADATA_FOLDER / f"{name}.xml"
-    try:
-        uses_copy = Path(load_portal_policy(target).metadata) == copy
-    except PolicyError:
-        uses_copy = False  # a broken file is removed all the same
-    target.unlink()
-    if uses_copy:
-        copy.unlink(missing_ok=True)
+    with _portals(config) as portals, portals.sessions() as session, session.begin():
+        row = stored_portal(session, name) if NAME_PATTERN.match(name) else None
+        if row is None:
+            raise click.ClickException(f"Kein Portal {name!r}.")
+        if row.origin == FROM_FILE:
+            # It would be back at the next start: the file is where it is managed.
+            raise click.ClickException(
+                f"Das Portal {name} kommt aus der Datei {portal_folder(config.policy_dir)}/"
+                f"{name}.yaml: die Datei entfernen, dann `servicekonto portal import` (oder ein "
+                "Neustart) entfernt das Portal.")
+        remove_portal(session, row, datetime.now(UTC))
     MetadataCache(config.instance_path / CACHE_FOLDER).remove(name)
     click.echo(f"Portal {name} entfernt.")
+
+
+@portal.command("import", with_appcontext=False,
+                help="policies/portals/*.yaml jetzt übernehmen (wie bei jedem Start): neue und "
+                     "geänderte Dateien, entfernte Dateien entfernen ihr Portal.")
+def portal_import() -> None:
+    config = _config()
+    with _portals(config) as portals:
+        changed = portals.imported
+    click.echo(f"Übernommen aus {portal_folder(config.policy_dir)}: "
+               f"{', '.join(changed) if changed else 'keine Änderung'}.")
+
+
+@portal.command("export", with_appcontext=False,
+                help="Ein Portal als YAML ausgeben, oder mit --to als Portaldatei samt "
+                     "Metadaten und Zertifikat in einen Ordner schreiben.")
+@click.argument("name")
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Ordner, z. B. policies/portals; vorhandene Dateien bleiben unberührt.")
+def portal_export(name: str, folder: Path | None) -> None:
+    config = _config()
+    with _portals(config) as portals, portals.sessions() as session:
+        row = stored_portal(session, name) if NAME_PATTERN.match(name) else None
+        if row is None:
+            raise click.ClickException(f"Kein Portal {name!r}.")
+        policy = policy_of(row)
+    if folder is None:
+        click.echo(row.policy, nl=False)
+        return
+    raw = yaml.safe_load(row.policy)
+    files: dict[Path, bytes] = {}
+    if policy.metadata_document is not None:
+        raw["metadata"] = f"{METADATA_FOLDER}/{name}.xml"
+        files[folder / raw["metadata"]] = policy.metadata_document
+    if policy.metadata_certificate_pem is not None:
+        raw["metadata_certificate"] = f"{CERTIFICATE_FOLDER}/{name}.pem"
+        files[folder / raw["metadata_certificate"]] = policy.metadata_certificate_pem
+    files[folder / f"{name}.yaml"] = yaml.safe_dump(raw, allow_unicode=True,
+                                                     sort_keys=False).encode("utf-8")
+    if existing := [str(path) for path in files if path.exists()]:
+        raise click.ClickException(f"Existiert bereits: {', '.join(existing)}.")
+    for path, content in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_new(path, content)
+        click.echo(f"geschrieben: {path}")
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    """Write a file that must not exist yet (O_EXCL: no overwrite, also not in a race)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise click.ClickException(f"{path} existiert bereits.") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)

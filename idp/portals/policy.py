@@ -1,4 +1,5 @@
-"""The policy of one relying portal, read from ``policies/portals/<name>.yaml``.
+"""The policy of one relying portal: a ``policies/portals/<name>.yaml`` file, or the same YAML
+kept in the database with its metadata and certificate beside it (:mod:`idp.portals.store`).
 
 A portal file says who the portal is (entity id, German display name, where its SAML metadata
 lives) and what it gets: which attributes, how well the citizen must be identified, which NameID,
@@ -64,11 +65,22 @@ class PortalPolicy:
     # Answer with eIDAS LoA URIs in AuthnContextClassRef instead of STORK-QAA levels.
     eidas_loa: bool
     enabled: bool
-    source: Path
+    # Where the policy came from, for messages: its file, or the database.
+    source: str
+    # File metadata and the metadata certificate as kept in the database (every host reads the
+    # same bytes); None when they are read from the files the policy names.
+    metadata_document: bytes | None = None
+    metadata_certificate_pem: bytes | None = None
 
     @property
     def metadata_is_url(self) -> bool:
         return is_url(self.metadata)
+
+    def certificate_pem(self) -> bytes | None:
+        """The PEM that URL metadata must be signed with (OSError when its file is unreadable)."""
+        if self.metadata_certificate_pem is not None:
+            return self.metadata_certificate_pem
+        return None if self.metadata_certificate is None else self.metadata_certificate.read_bytes()
 
     @cached_property  # read on every SSO request
     def attribute_names(self) -> dict[str, str]:
@@ -78,6 +90,15 @@ class PortalPolicy:
     @property
     def minimum_trust_class_ref(self) -> str:
         return f"STORK-QAA-Level-{self.minimum_trust_level}"
+
+
+@dataclass(frozen=True)
+class StoredFiles:
+    """What the database keeps beside a portal's YAML in place of the files it names."""
+
+    source: str
+    metadata_document: bytes | None
+    certificate_pem: bytes | None
 
 
 def is_url(value: str) -> bool:
@@ -103,8 +124,13 @@ def load_portal_policy(path: Path) -> PortalPolicy:
     return parse_portal_policy(raw, path)
 
 
-def parse_portal_policy(raw: Any, path: Path) -> PortalPolicy:
-    """Check the content of a portal file (``path`` names it in messages and gives the name)."""
+def parse_portal_policy(raw: Any, path: Path, *, stored: StoredFiles | None = None
+                        ) -> PortalPolicy:
+    """Check the content of a portal file (``path`` names it in messages and gives the name).
+
+    With ``stored`` the policy comes from the database: its file metadata and certificate are
+    the stored bytes, and the paths in it are only their names (nothing is read from disk).
+    """
     name = path.stem
     if not NAME_PATTERN.match(name):
         raise PolicyError(f"{path}: the file name {name!r} is not a valid portal name (lower-case "
@@ -149,13 +175,23 @@ def parse_portal_policy(raw: Any, path: Path) -> PortalPolicy:
     if not is_url(metadata):
         if "://" in metadata:
             raise fail("metadata", "must be a file path or an http(s) URL")
-        metadata = str((folder / metadata).resolve())
+        if stored is None:
+            metadata = str((folder / metadata).resolve())
+        elif stored.metadata_document is None:
+            raise fail("metadata", "the stored portal has no metadata document")
 
     certificate: Path | None = None
+    certificate_pem: bytes | None = None
     if raw.get("metadata_certificate") is not None:
-        certificate = (folder / text("metadata_certificate")).resolve()
-        if not certificate.is_file():
-            raise fail("metadata_certificate", f"file {certificate} does not exist")
+        named = text("metadata_certificate")
+        if stored is None:
+            certificate = (folder / named).resolve()
+            if not certificate.is_file():
+                raise fail("metadata_certificate", f"file {certificate} does not exist")
+        elif stored.certificate_pem is None:
+            raise fail("metadata_certificate", "the stored portal has no certificate")
+        else:
+            certificate_pem = stored.certificate_pem
 
     refresh = raw.get("metadata_refresh_minutes", DEFAULT_REFRESH_MINUTES)
     if not isinstance(refresh, int) or isinstance(refresh, bool) or refresh < 1:
@@ -182,7 +218,10 @@ def parse_portal_policy(raw: Any, path: Path) -> PortalPolicy:
         metadata_certificate=certificate, metadata_refresh_minutes=refresh,
         attributes=attributes, required_attributes=required,
         minimum_trust_level=TRUST_LEVELS[level], name_id_format=name_id_format,
-        source=path, **flags)
+        source=str(path) if stored is None else stored.source, **flags,
+        metadata_document=None if stored is None or is_url(metadata)
+        else stored.metadata_document,
+        metadata_certificate_pem=certificate_pem)
 
 
 def load_portal_policies(policy_dir: Path) -> list[PortalPolicy]:

@@ -1,6 +1,8 @@
 """The registry of relying portals: each policy with its checked metadata.
 
-Build it once per process at start with :func:`load_registry` (or :meth:`PortalRegistry.load`):
+A process builds it at start from the portals kept in the database (:mod:`idp.portals.live`,
+which also keeps it in step when a portal is added, changed or removed); tests and tools may
+build it from a policy folder with :meth:`PortalRegistry.load`:
 
 - a broken portal file, or **file** metadata that is missing, broken, expired or for another
   entity id, stops the start with :class:`~idp.config.ConfigError` naming the portal;
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from idp.config import Config, ConfigError, PolicyError
+from idp.config import ConfigError, PolicyError
 from idp.portals.cache import MetadataCache
 from idp.portals.policy import PortalPolicy, load_portal_policies
 from idp.saml.sp_metadata import (
@@ -108,20 +110,22 @@ class MetadataSources:
 
     def accept(self, policy: PortalPolicy, document: bytes, now: datetime) -> SpMetadata:
         """The metadata if ``document`` passes every check for this portal, else MetadataError."""
-        if policy.metadata_certificate is not None:
-            try:
-                certificate = policy.metadata_certificate.read_bytes()
-            except OSError as error:
-                raise MetadataError(f"cannot read metadata_certificate "
-                                    f"{policy.metadata_certificate}: {error.strerror}") from None
+        try:
+            certificate = policy.certificate_pem()
+        except OSError as error:
+            raise MetadataError(f"cannot read metadata_certificate "
+                                f"{policy.metadata_certificate}: {error.strerror}") from None
+        if certificate is not None:
             check_signature(document, certificate, self.verifier)
         return parse_sp_metadata(document, policy.entity_id, now)
 
     def from_file(self, policy: PortalPolicy, now: datetime) -> Portal:
-        """Read file metadata; anything wrong is a ConfigError (the operator must fix it)."""
+        """Read file metadata (or its stored copy); anything wrong is a ConfigError (the operator
+        must fix it)."""
         path = Path(policy.metadata)
         try:
-            document = path.read_bytes()
+            document = (policy.metadata_document if policy.metadata_document is not None
+                        else path.read_bytes())
             metadata = self.accept(policy, document, now)
         except OSError as error:
             raise ConfigError(f"portal {policy.name} ({policy.source}): cannot read metadata "
@@ -129,7 +133,8 @@ class MetadataSources:
         except MetadataError as error:
             raise ConfigError(f"portal {policy.name} ({policy.source}): metadata {path}: "
                               f"{error}") from None
-        read_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        read_at = (now if policy.metadata_document is not None
+                   else datetime.fromtimestamp(path.stat().st_mtime, UTC))
         return Portal(policy, metadata, metadata_read_at=read_at)
 
     def from_cache(self, policy: PortalPolicy, now: datetime) -> Portal | None:
@@ -182,6 +187,10 @@ class PortalRegistry:
         self.sources = sources
         self._portals = {portal.name: portal for portal in portals}
         self._lock = threading.Lock()
+        # Display names by entity id ("Meine Zustimmungen", the logout page): one dict, kept up
+        # to date in place, so that whoever holds it sees added and renamed portals.
+        self.display_names: dict[str, str] = {}
+        self._name_portals()
 
     @classmethod
     def load(cls, policy_dir: Path, instance_path: Path, *,
@@ -198,14 +207,14 @@ class PortalRegistry:
         now = now or datetime.now(UTC)
         sources = MetadataSources(MetadataCache(instance_path / CACHE_FOLDER), verifier, fetch)
         policies = load_portal_policies(policy_dir)
-        if not plain_http_metadata:
-            for policy in policies:
-                if policy.metadata.startswith("http://") and policy.metadata_certificate is None:
-                    raise PolicyError(
-                        f"portal {policy.name}: metadata over plain http ({policy.metadata}) "
-                        "needs metadata_certificate in production (or an https URL or a file)")
-        portals = [sources.initial(policy, now, offline) for policy in policies]
-        return cls(portals, sources)
+        refuse_plain_http(policies, plain_http_metadata)
+        return cls.of(policies, sources, now, offline=offline)
+
+    @classmethod
+    def of(cls, policies: list[PortalPolicy], sources: MetadataSources, now: datetime, *,
+           offline: bool = False) -> PortalRegistry:
+        """The registry of these policies, their metadata read, fetched or taken from cache."""
+        return cls([sources.initial(policy, now, offline) for policy in policies], sources)
 
     def portals(self) -> list[Portal]:
         """Every portal, also disabled and unavailable ones, sorted by name."""
@@ -237,8 +246,41 @@ class PortalRegistry:
         return {"inline": documents} if documents else {}
 
     def update(self, portal: Portal) -> None:
+        """Take a refreshed copy of a portal, unless the portal was changed or removed since."""
         with self._lock:
+            current = self._portals.get(portal.name)
+            if current is None or current.policy != portal.policy:
+                return
             self._portals = {**self._portals, portal.name: portal}
+        self._name_portals()
+
+    def replace(self, portals: list[Portal]) -> None:
+        """Serve exactly these portals from now on (a request in flight keeps its lookups)."""
+        with self._lock:
+            self._portals = {portal.name: portal for portal in portals}
+        self._name_portals()
+
+    def _name_portals(self) -> None:
+        names = {portal.entity_id: portal.policy.display_name
+                 for portal in self._portals.values()}
+        # New names first, stale ones after: a reader never finds a known portal missing.
+        self.display_names.update(names)
+        for gone in set(self.display_names) - set(names):
+            self.display_names.pop(gone, None)
+
+
+def refuse_plain_http(policies: list[PortalPolicy], plain_http_metadata: bool) -> None:
+    """Without ``plain_http_metadata`` (production) metadata fetched over plain http must be
+    signed with a pinned certificate (PolicyError otherwise): anyone answering on the network
+    could swap a portal's endpoints and keys (docs/security.md)."""
+    if plain_http_metadata:
+        return
+    for policy in policies:
+        if policy.metadata.startswith("http://") and (
+                policy.metadata_certificate is None and policy.metadata_certificate_pem is None):
+            raise PolicyError(
+                f"portal {policy.name}: metadata over plain http ({policy.metadata}) "
+                "needs metadata_certificate in production (or an https URL or a file)")
 
 
 class MetadataRefresher:
@@ -271,9 +313,3 @@ class MetadataRefresher:
             return changed
         finally:
             self._running.release()
-
-
-def load_registry(config: Config, verifier: SignatureVerifier | None = None) -> PortalRegistry:
-    """The registry for this IdP's configuration (``IDP_POLICY_DIR``, instance folder)."""
-    return PortalRegistry.load(config.policy_dir, config.instance_path, verifier=verifier,
-                               plain_http_metadata=config.is_development)

@@ -2,7 +2,9 @@
 
 Built once per process in :func:`idp.create_app` (``idp.container.app_parts().saml``); a missing or
 broken key, a broken portal file or unreadable file metadata stops the start with a clear
-message. URL metadata is refreshed from requests, at most once a minute.
+message. From requests, the portal registry follows the database (a portal added, changed or
+removed by another process is served within a second) and URL metadata is refreshed, at most
+once a minute.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.xmldsig import KeyInfo, X509Certificate, X509Data
 
 from idp.config import Config, ConfigError
-from idp.portals.registry import MetadataRefresher, PortalRegistry, load_registry
+from idp.db import BoundDatabase
+from idp.portals.live import LiveRegistry, load_registry
+from idp.portals.registry import MetadataRefresher, PortalRegistry
 from idp.saml.akdb import AuthnMethod
 from idp.saml.configuration import IdpEndpoints, idp_config
 from idp.saml.response import ResponseBuilder
@@ -79,6 +83,7 @@ class SamlRuntime:
     crypto: InProcessCryptoBackend
     key_folder: Path
     _refresher: MetadataRefresher
+    _live: LiveRegistry
     # The login methods this IdP offers (docs/architecture.md, "Trust levels"): username and
     # password always, the Online-Ausweisfunktion when its simulation is on.
     methods: tuple[AuthnMethod, ...] = (AuthnMethod.BENUTZERNAME,)
@@ -90,10 +95,12 @@ class SamlRuntime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def build(cls, config: Config) -> SamlRuntime:
+    def build(cls, config: Config, database: BoundDatabase) -> SamlRuntime:
         keys = load_keys(config)
         crypto = InProcessCryptoBackend()
-        registry = load_registry(config, verifier_from_backend(crypto))
+        live = load_registry(config, database.engine, database.sessionmaker,
+                             verifier_from_backend(crypto))
+        registry = live.registry
         endpoints = IdpEndpoints(config.base_url)
         pysaml2_config = idp_config(endpoints, str(keys.key_file), str(keys.cert_file),
                                     registry.metadata_xml())
@@ -102,11 +109,16 @@ class SamlRuntime:
                                     idp.server.sec.my_cert)
         return cls(idp=idp, registry=registry, responses=responses, keys=keys, crypto=crypto,
                    key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry),
+                   _live=live,
                    methods=(AuthnMethod.BENUTZERNAME, AuthnMethod.EID) if config.eid_simulation
                    else (AuthnMethod.BENUTZERNAME,))
 
     def refresh(self, now: datetime) -> None:
-        """Fetch due URL metadata (at most once a minute) and hand changes to pysaml2."""
+        """Follow the registry in the database (at most one read a second), fetch due URL
+        metadata (at most once a minute), and hand changes to pysaml2."""
+        if self._live.check(now):
+            with self._lock:
+                self.idp.server.metadata.reload(self.registry.metadata_spec())
         if self._next_refresh is not None and now < self._next_refresh:
             return
         with self._lock:
