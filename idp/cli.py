@@ -10,6 +10,7 @@ import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -18,7 +19,8 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from idp.config import ConfigError, load_config
+from idp.config import Config, ConfigError, load_config
+from idp.config_cli import ENV_FILE_OPTION, config_group
 from idp.portals.cli import portal
 from idp.saml.cli import keys
 from idp.testing.cli import persona, testing
@@ -54,6 +56,9 @@ class ServicekontoGroup(FlaskGroup):
         super().__init__(create_app=_create_app, add_default_commands=False,
                          add_version_option=False, load_dotenv=False, set_debug_flag=False,
                          **kwargs)
+        # Flask's --env-file, but remembering which names the file set (`config show`).
+        self.params = [ENV_FILE_OPTION if param.name == "env_file" else param
+                       for param in self.params]
 
     # Every command is on this group or a plugin entry point; Flask would load the app merely
     # to look for more, so `servicekonto --help` failed on a database without schema.
@@ -71,10 +76,13 @@ class ServicekontoGroup(FlaskGroup):
 
 
 @click.group(cls=ServicekontoGroup, help="Servicekonto: SAML-Identitätsprovider für Bürger.")
+@click.version_option(package_name="servicekonto", prog_name="servicekonto",
+                      message="%(prog)s %(version)s", help="Version anzeigen und beenden.")
 def main() -> None:
     pass
 
 
+main.add_command(config_group)
 main.add_command(keys)
 main.add_command(portal)
 main.add_command(persona)
@@ -97,13 +105,65 @@ def db() -> None:
 def db_upgrade(revision: str) -> None:
     from idp import schema
 
-    try:
-        config = load_config()
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    config = _config_or_fail()
     config.instance_path.mkdir(parents=True, exist_ok=True)
     schema.upgrade(config.database_url, revision)
     click.echo(f"Datenbankschema ist auf Stand {schema.head_revision()}.")
+
+
+@db.command("current", help="Stand des Datenbankschemas anzeigen (und ob es der neueste ist).",
+            with_appcontext=False)
+def db_current() -> None:
+    from sqlalchemy import create_engine
+
+    from idp import schema
+
+    engine = create_engine(_config_or_fail().database_url)
+    try:
+        current = schema.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = schema.head_revision()
+    if current == head:
+        click.echo(f"{current} (neuester Stand)")
+    else:
+        click.echo(f"{current or 'kein Schema'} (neuester Stand: {head}; "
+                   "servicekonto db upgrade bringt es dorthin)")
+
+
+@db.command("history", help="Alle Migrationen des Datenbankschemas auflisten, die neueste "
+                            "zuerst.", with_appcontext=False)
+def db_history() -> None:
+    from idp import schema
+
+    for revision, title in schema.migrations():
+        click.echo(f"{revision}  {title}")
+
+
+def _config_or_fail() -> Config:
+    """The settings, for commands that need no app (the schema may not be there yet)."""
+    try:
+        return load_config()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+# --- metadata ------------------------------------------------------------------------------
+
+@main.command("metadata", help="Die signierten SAML-Metadaten des IdP ausgeben (dieselben wie "
+                               "unter /saml/metadata), für Portale ohne Zugang zum IdP.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="In diese Datei schreiben statt auf die Standardausgabe.")
+@with_appcontext
+def metadata(output: Path | None) -> None:
+    from idp.container import app_parts
+
+    document = app_parts().saml.metadata_xml()
+    if output is None:
+        click.echo(document)
+    else:
+        output.write_text(document, encoding="utf-8")
+        click.echo(f"Metadaten in {output} geschrieben.", err=True)
 
 
 # --- running -------------------------------------------------------------------------------

@@ -240,7 +240,7 @@ class Config:
         "IDP_MAIL_USERNAME", "", parse=text,
         about="SMTP login; in production only with `IDP_MAIL_USE_TLS` or `IDP_MAIL_USE_SSL`")
     mail_password: str = setting("IDP_MAIL_PASSWORD", "", parse=text, secret=True,
-                                 about="SMTP password; as the username")
+                                 about="SMTP password; in production only with TLS or SSL")
     mail_sender: str = setting("IDP_MAIL_SENDER", "Servicekonto <noreply@servicekonto.invalid>",
                                parse=text, about="the From of every mail")
     mail_timeout_seconds: float = 10.0
@@ -318,7 +318,7 @@ class Config:
     # IdP's clock runs this many hours ahead of the machine's.
     clock_offset_hours: float = setting(
         "IDP_CLOCK_OFFSET_HOURS", 0.0, parse=positive_number, development_only=True,
-        about="for QA of expiry: the IdP's clock runs this many hours ahead (e.g. `25` makes a "
+        about="the IdP's clock runs this many hours ahead, for QA of expiry (e.g. `25` makes a "
               "fresh activation link expired)")
     # Development only: the bearer token of the test-control API (/testing/api/, see
     # docs/qa-workbench.md). Without it the API refuses every call; it opens accounts, mails

@@ -32,6 +32,13 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
+def migrations() -> list[tuple[str, str]]:
+    """(revision, first line of its docstring) of every migration, the newest first."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return [(revision.revision, (revision.doc or "").strip().splitlines()[0]
+             if revision.doc else "") for revision in script.walk_revisions()]
+
+
 def current_revision(engine: Engine) -> str | None:
     # Alembic names its dialect at INFO each time it looks ("Context impl PostgresqlImpl."),
     # which every worker did at start; what a migration itself does is still logged.
