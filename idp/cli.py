@@ -272,7 +272,9 @@ def _purge_once() -> str:
                                           timedelta(minutes=config.session_idle_minutes))
         mails = purge_finished_mails(session, ctx.now, timedelta(days=config.mail_keep_days))
         requests = purge_unanswered_requests(session, ctx.now)
-        counters = purge_ended_counters(session, ctx.now, config.form_limits.longest_window)
+        counters = purge_ended_counters(session, ctx.now, max(
+            config.form_limits.longest_window,
+            timedelta(minutes=config.login_throttle_window_minutes)))
     saml_rows = purge_saml_state(database.session, ctx.now)
     return (f"{registrations} abgelaufene Registrierung(en), {sessions} Sitzung(en), "
             f"{mails} alte Mail(s), {requests} nie beantwortete „vergessen“-Anfrage(n) und "

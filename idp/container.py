@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
@@ -25,7 +25,13 @@ from idp.security.rate_limits import (
     SqlRequestCounters,
 )
 from idp.security.redis_throttle import RedisOrDatabaseThrottleStore, RedisThrottleStore
-from idp.security.throttle import SqlThrottleStore, Throttle
+from idp.security.throttle import (
+    ACCOUNT_RULE,
+    ADDRESS_RULE,
+    SqlThrottleStore,
+    Throttle,
+    ThrottleStore,
+)
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,13 @@ class Services:
                               settings=self.settings)
 
     def throttle(self, session: Session) -> Throttle:
-        if self.redis is not None:
-            return Throttle(RedisOrDatabaseThrottleStore(RedisThrottleStore(self.redis),
-                                                         SqlThrottleStore(session)))
-        return Throttle(SqlThrottleStore(session))
+        database = SqlThrottleStore(session)
+        store: ThrottleStore = database if self.redis is None else \
+            RedisOrDatabaseThrottleStore(RedisThrottleStore(self.redis), database)
+        # Both counters (account and address) over IDP_LOGIN_THROTTLE_WINDOW_MINUTES.
+        window = timedelta(minutes=self.config.login_throttle_window_minutes)
+        return Throttle(store, replace(ACCOUNT_RULE, window=window),
+                        replace(ADDRESS_RULE, window=window))
 
     def form_limiter(self, session: Session) -> FormLimiter:
         """The limits of the anonymous forms (database counters commit on ``session``)."""

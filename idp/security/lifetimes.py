@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import NamedTuple
 
+from idp.config import Config
+
 
 class Lifetime(NamedTuple):
     """A session ends ``absolute`` after the login and ``idle`` after its last request."""
@@ -16,11 +18,13 @@ class Lifetime(NamedTuple):
     idle: timedelta
 
 
-# The higher the level, the shorter: an eID login ("hoch") lasts 30 minutes, 5 without a
-# request. The configured IDP_SESSION_* times can only shorten them.
-LIFETIMES: dict[int, Lifetime] = {
-    1: Lifetime(timedelta(hours=12), timedelta(minutes=60)),
-    2: Lifetime(timedelta(hours=12), timedelta(minutes=60)),
-    3: Lifetime(timedelta(hours=2), timedelta(minutes=30)),
-    4: Lifetime(timedelta(minutes=30), timedelta(minutes=5)),
-}
+def session_lifetimes(config: Config) -> dict[int, Lifetime]:
+    """The lifetime of a session by the level of its login (1 to 4), as configured
+    (``IDP_SESSION_*``; the start refuses a higher level that lasts longer than a lower)."""
+    return {level: Lifetime(timedelta(minutes=absolute), timedelta(minutes=idle))
+            for level, (absolute, idle) in config.session_minutes.items()}
+
+
+# The defaults: the higher the level, the shorter; an eID login ("hoch") lasts 30 minutes, 5
+# without a request.
+LIFETIMES: dict[int, Lifetime] = session_lifetimes(Config())

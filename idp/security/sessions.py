@@ -2,7 +2,8 @@
 
 Logging in issues a fresh id (no session fixation); logging out deletes the record, so a copied
 cookie is worthless afterwards. Sessions end after an absolute lifetime and after idle time,
-both shorter the higher the trust level of the login (:data:`LIFETIMES`).
+both shorter the higher the trust level of the login (``IDP_SESSION_*``, see
+:func:`idp.security.lifetimes.session_lifetimes`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,10 +93,9 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
 class DatabaseSessionInterface(SessionInterface):
     """Stores :class:`ServerSession` in the ``browser_session`` table."""
 
-    def __init__(self, database: Database, absolute: timedelta, idle: timedelta) -> None:
+    def __init__(self, database: Database, lifetimes: Mapping[int, Lifetime]) -> None:
         self._db = database
-        self._absolute = absolute
-        self._idle = idle
+        self._lifetimes = lifetimes
         # Called as (db_session, old_id, new_id, citizen_id) in the transaction that gives a
         # session its new id at login, for what other domains keep per browser session
         # (the portals logged in to, for single logout).
@@ -121,10 +121,8 @@ class DatabaseSessionInterface(SessionInterface):
                              record.created_at, record.last_seen_at)
 
     def lifetime(self, level: int) -> Lifetime:
-        """How long a session of a login at ``level`` lasts here (the shorter of the level's
-        and the configured)."""
-        by_level = LIFETIMES[level]
-        return Lifetime(min(by_level.absolute, self._absolute), min(by_level.idle, self._idle))
+        """How long a session of a login at ``level`` lasts here."""
+        return self._lifetimes[level]
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)

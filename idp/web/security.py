@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Flask, Response
 
 from idp.config import Config
 from idp.db import db
 from idp.samlkit.headers import add_security_headers
+from idp.security.lifetimes import session_lifetimes
 from idp.security.sessions import DatabaseSessionInterface
 from idp.web.forms import FormRequest
 
@@ -27,9 +26,7 @@ def init_app(app: Flask, config: Config) -> None:
     app.config["WTF_CSRF_SSL_STRICT"] = False
     # Form bytes that are not UTF-8 must reach the field checks as such, not as literal text.
     app.request_class = FormRequest
-    app.session_interface = DatabaseSessionInterface(
-        db, absolute=timedelta(minutes=config.session_absolute_minutes),
-        idle=timedelta(minutes=config.session_idle_minutes))
+    app.session_interface = DatabaseSessionInterface(db, session_lifetimes(config))
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
