@@ -48,7 +48,9 @@ from idp.portals.registry import (
 from idp.portals.store import (
     PortalTaken,
     add_portal,
+    import_as_commands,
     policy_of,
+    read_portal_files,
     remove_portal,
     stored_policies,
     stored_portal,
@@ -302,13 +304,34 @@ def portal_remove(name: str) -> None:
 
 @portal.command("import", with_appcontext=False,
                 help="policies/portals/*.yaml jetzt übernehmen (wie bei jedem Start): neue und "
-                     "geänderte Dateien, entfernte Dateien entfernen ihr Portal.")
-def portal_import() -> None:
+                     "geänderte Dateien; entfernte Dateien entfernen ihr Portal. Mit --from: "
+                     "die Portaldateien eines anderen Ordners eintragen wie mit `portal add`.")
+@click.option("--from", "folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Ordner mit Portaldateien (NAME.yaml), z. B. aus "
+                                 "`portal export --to`.")
+def portal_import(folder: Path | None) -> None:
     config = _config()
+    now = datetime.now(UTC)
     with _portals(config) as portals:
-        changed = portals.imported
-    click.echo(f"Übernommen aus {portal_folder(config.policy_dir)}: "
-               f"{', '.join(changed) if changed else 'keine Änderung'}.")
+        if folder is None:
+            changed, source = portals.imported, portal_folder(config.policy_dir)
+        else:
+            changed, source = _import_from(config, portals, folder, now), folder
+    click.echo(f"Übernommen aus {source}: {', '.join(changed) if changed else 'keine Änderung'}.")
+
+
+def _import_from(config: Config, portals: _Portals, folder: Path, now: datetime) -> list[str]:
+    """The portal files of ``folder`` stored as portals of the commands, checked first."""
+    try:
+        files = read_portal_files(folder)
+        refuse_plain_http([file.policy for file in files], config.is_development)
+        for file in files:
+            if not file.policy.metadata_is_url:
+                portals.sources.from_file(file.policy, now)
+        with portals.sessions() as session, session.begin():
+            return import_as_commands(session, files, now)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @portal.command("export", with_appcontext=False,

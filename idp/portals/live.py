@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from idp.config import Config, ConfigError, PolicyError
 from idp.portals.cache import MetadataCache
-from idp.portals.policy import PortalPolicy
+from idp.portals.policy import PortalPolicy, portal_folder
 from idp.portals.registry import (
     CACHE_FOLDER,
     MetadataSources,
@@ -131,7 +131,7 @@ def load_registry(config: Config, engine: Engine, sessions: sessionmaker[Session
 def import_folder(config: Config, sessions: sessionmaker[Session], sources: MetadataSources,
                   now: datetime) -> list[str]:
     """Store the portal files of ``IDP_POLICY_DIR`` (checked first); the names that changed."""
-    files = read_portal_files(config.policy_dir)
+    files = read_portal_files(portal_folder(config.policy_dir))
     refuse_plain_http([file.policy for file in files], config.is_development)
     for file in files:
         if not file.policy.metadata_is_url:

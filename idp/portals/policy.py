@@ -225,12 +225,17 @@ def parse_portal_policy(raw: Any, path: Path, *, stored: StoredFiles | None = No
 
 
 def load_portal_policies(policy_dir: Path) -> list[PortalPolicy]:
-    """All portal files under ``policy_dir/portals``, sorted by name.
+    """All portal files under ``policy_dir/portals``, sorted by name (as :func:`load_portal_files`).
+    """
+    return load_portal_files(portal_folder(policy_dir))
+
+
+def load_portal_files(folder: Path) -> list[PortalPolicy]:
+    """All portal files (``*.yaml``) in ``folder``, sorted by name.
 
     Raises :class:`PolicyError` for a broken file, and for two files with the same entity id
     (which of them would answer a request would be a coin toss).
     """
-    folder = portal_folder(policy_dir)
     if not folder.is_dir():
         return []
     if strays := sorted(folder.glob("*.yml")):

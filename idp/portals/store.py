@@ -30,7 +30,7 @@ from idp.portals.models import FROM_COMMAND, FROM_FILE, PortalRegistryVersion, S
 from idp.portals.policy import (
     PortalPolicy,
     StoredFiles,
-    load_portal_policies,
+    load_portal_files,
     parse_portal_policy,
 )
 
@@ -94,11 +94,11 @@ class PortalFile:
         return digest.hexdigest()
 
 
-def read_portal_files(policy_dir: Path) -> list[PortalFile]:
-    """Every portal file of ``policy_dir`` with what it names (PolicyError when one is broken
-    or a file it names cannot be read)."""
+def read_portal_files(folder: Path) -> list[PortalFile]:
+    """Every portal file in ``folder`` with what it names (PolicyError when one is broken or a
+    file it names cannot be read)."""
     found = []
-    for policy in load_portal_policies(policy_dir):
+    for policy in load_portal_files(folder):
         try:
             document = None if policy.metadata_is_url else Path(policy.metadata).read_bytes()
             certificate = policy.certificate_pem()
@@ -152,6 +152,44 @@ def import_files(session: Session, files: list[PortalFile], now: datetime) -> li
         session.flush()
         _raise_version(session, now)
     return sorted(changed)
+
+
+def import_as_commands(session: Session, files: list[PortalFile], now: datetime) -> list[str]:
+    """Store ``files`` as portals of the commands (``portal import --from``): added, or replaced
+    where a portal of the commands has the name and differs; the names that changed. A name or
+    entity id that belongs to another portal, or to a file of the policy folder, is a
+    PolicyError. Commits nothing."""
+    session.execute(select(PortalRegistryVersion.id).where(PortalRegistryVersion.id == 1)
+                    .with_for_update())
+    rows = {row.name: row for row in session.scalars(select(StoredPortal))}
+    changed = []
+    for file in files:
+        name, certificate = file.policy.name, file.certificate_pem
+        row = rows.get(name)
+        holder = next((other for other in rows.values() if other.name != name
+                       and other.entity_id == file.policy.entity_id), None)
+        if holder is not None:
+            raise PolicyError(f"{file.policy.source}: entity_id {file.policy.entity_id!r} is "
+                              f"also used by the portal {holder.name}")
+        if row is not None and row.origin == FROM_FILE:
+            raise PolicyError(f"{file.policy.source}: the portal {name} belongs to a file of "
+                              "the policy folder")
+        stored = (file.text, file.metadata_document,
+                  None if certificate is None else certificate.decode("ascii"))
+        if row is not None and (row.policy, row.metadata_document,
+                                row.metadata_certificate) == stored:
+            continue
+        if row is None:
+            row = StoredPortal(name=name, origin=FROM_COMMAND, fingerprint=None)
+            session.add(row)
+        row.entity_id = file.policy.entity_id
+        row.policy, row.metadata_document, row.metadata_certificate = stored
+        row.changed_at = now
+        changed.append(name)
+    if changed:
+        session.flush()
+        _raise_version(session, now)
+    return changed
 
 
 class PortalTaken(Exception):

@@ -289,3 +289,20 @@ def test_portal_list_reports_a_broken_portal_file(run: Callable[..., Result],
     result = run("list")
     assert result.exit_code != 0
     assert "kaputt.yaml: name_id_format: must be transient or persistent" in result.output
+
+
+def test_portal_import_from_another_folder_registers_portals_the_commands_may_remove(
+        run: Callable[..., Result], stored: Callable[[str], PortalPolicy | None],
+        tmp_path: Path, metadata_file: Path) -> None:
+    """As the demo profile of docker/compose.yaml registers the demo portals."""
+    demo = tmp_path / "demo"
+    write_policy(demo, "musterstadt", metadata=str(metadata_file))
+    first = run("import", "--from", str(demo / "portals"))
+    again = run("import", "--from", str(demo / "portals"))
+
+    assert first.exit_code == 0, first.output
+    assert first.output.strip().endswith("musterstadt.")
+    assert again.output.strip().endswith("keine Änderung.")
+    policy = stored("musterstadt")
+    assert policy is not None and policy.metadata_document == metadata_file.read_bytes()
+    assert run("remove", "musterstadt").exit_code == 0
