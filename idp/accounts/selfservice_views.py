@@ -19,7 +19,6 @@ from idp.accounts.tokens import LinkState
 from idp.clock import utcnow
 from idp.container import app_parts
 from idp.db import db
-from idp.eid.upgrade import LEVEL_LABELS
 from idp.links import (
     EMAIL_CHANGE_PATH,
     PASSWORD_FORGOTTEN_PATH,
@@ -27,6 +26,7 @@ from idp.links import (
     USERNAME_FORGOTTEN_PATH,
 )
 from idp.saml.akdb import AuthnMethod
+from idp.saml.identifiers import TrustLevel
 from idp.security.rate_limit_views import rate_limited
 from idp.web.context import accounts as account_context
 from idp.web.context import (
@@ -125,7 +125,7 @@ def account() -> Page:
     return render_template("idp/account.html", citizen=citizen,
                            pending_email=service.pending_email_change(account_context(), citizen),
                            portals=_portals_to_visit(), upgrade_url=upgrade_url,
-                           level_label=LEVEL_LABELS[citizen.trust_level])
+                           level_label=TrustLevel(citizen.trust_level).label)
 
 
 def _portals_to_visit() -> list[tuple[str, str]]:
@@ -140,20 +140,24 @@ def _portals_to_visit() -> list[tuple[str, str]]:
 @login_required
 def personal_data() -> Page:
     citizen = _citizen()
+    from_card = service.names_from_card(citizen)
     if request.method == "GET":
-        return _personal_data_form(service.personal_data(citizen))
+        return _personal_data_form(service.personal_data(citizen), from_card)
     form = single_values(request.form, service.PERSONAL_FIELDS)
     try:
         service.update_personal_data(account_context(), citizen, form)
     except FormErrors as error:
-        return _personal_data_form(form, error.errors), 422
+        # A card's names are shown as they are, whatever was sent.
+        shown = service.personal_data(citizen) | {"salutation": form["salutation"]} \
+            if from_card else form
+        return _personal_data_form(shown, from_card, error.errors), 422
     flash("Ihre persönlichen Daten wurden gespeichert.")
     return redirect(url_for("selfservice.account"))
 
 
-def _personal_data_form(values: dict[str, str],
+def _personal_data_form(values: dict[str, str], from_card: bool,
                         errors: dict[str, list[str]] | None = None) -> str:
-    return render_template("idp/account_personal_data.html", values=values,
+    return render_template("idp/account_personal_data.html", values=values, from_card=from_card,
                            errors=errors or {}, salutations=list(Salutation))
 
 

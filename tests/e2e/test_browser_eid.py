@@ -1,5 +1,6 @@
 """The simulated Online-Ausweisfunktion in a real browser against ``servicekonto run`` with the
-personas loaded: Erika logs in with her card; three wrong PINs block Jan's; Hans's expired card
+personas loaded: Erika logs in with her card; three wrong PINs block Jan's, and his PUK
+unblocks it; Hans's expired card
 is refused; cancelling goes back; registering with a card; hochstufen of a basisregistriert
 account, and its refusal for names that differ. Every page is screenshotted and checked with
 axe-core (tests/e2e/browser.py)."""
@@ -53,7 +54,7 @@ def test_erika_logs_in_with_her_card_at_level_hoch(
     expect(page.locator("main")).to_contain_text("Mustermann")
 
 
-def test_three_wrong_pins_count_down_and_block_the_card(
+def test_three_wrong_pins_count_down_and_block_the_card_and_the_puk_unblocks_it(
         journey: Journey, idp_with_personas: HttpBrowser) -> None:
     to_the_ausweisapp(journey, idp_with_personas.base_url)
     page = journey.page
@@ -68,6 +69,13 @@ def test_three_wrong_pins_count_down_and_block_the_card(
     journey.step("PIN gesperrt")
     expect(page.get_by_role("radio", name=re.compile("Jan Modaal"))).to_have_accessible_name(
         re.compile(r"\(PIN gesperrt\)"))
+    # Jan's PIN letter (policies/personas/jan.yaml) has the PUK.
+    page.get_by_label("Zehnstellige PUK aus Ihrem PIN-Brief").fill("2718281828")
+    page.get_by_role("button", name="PIN ENTSPERREN").click()
+    expect(page.get_by_role("status")).to_contain_text("Die PIN Ihres Ausweises ist entsperrt")
+    journey.step("PIN mit der PUK entsperrt")
+    read_card(journey, "Jan Modaal", "135790")
+    expect(page.get_by_role("heading", name="Mein Servicekonto")).to_be_visible()
 
 
 def test_an_expired_card_is_refused(journey: Journey, idp_with_personas: HttpBrowser) -> None:
@@ -152,3 +160,7 @@ def test_a_basisregistriert_erika_upgrades_her_account_with_her_card(
     expect(page.locator("main")).to_contain_text("Ihr Servicekonto ist jetzt hochgestuft")
     journey.step("Mein Servicekonto, hochgestuft")
     expect(page.get_by_role("link", name="Konto hochstufen")).to_have_count(0)
+    page.get_by_role("link", name="Persönliche Daten ändern").click()
+    expect(page.locator("main")).to_contain_text("Ihre Namen stammen aus Ihrem Ausweis")
+    expect(page.get_by_label("Vorname")).to_have_count(0)
+    journey.step("Persönliche Daten: Namen aus dem Ausweis")

@@ -26,6 +26,7 @@ from tests.flows.test_akdb import bundid
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 AKDB = "https://www.akdb.de/request/2018/09"
 PIN = "123456"
+PUK = "1234567890"
 EID_ATTRIBUTES = ["birthdate", "placeOfBirth", "postalAddress", "postalCode", "localityName",
                   "country", "nationality", "documentType", "pseudonym", "personalTitle"]
 EVERYTHING = ["gender", "givenName", "surname", "birthName", "mail", "bPK2",
@@ -49,6 +50,7 @@ CARD_VALUES = {
 QAA_LEVEL = "urn:oid:1.2.40.0.10.2.1.1.261.94"
 PROVED_BY = "urn:oid:1.3.6.1.4.1.25484.494450.2"
 MAIL = "urn:oid:0.9.2342.19200300.100.1.3"
+PERSONAL_TITLE = "urn:oid:0.9.2342.19200300.100.1.40"
 
 
 @pytest.fixture
@@ -72,7 +74,8 @@ def registered(app: Flask, visitor: Browser) -> Browser:
 
 
 def card(app: Flask, *, holder: str | None = "ErikaM", state: CardState = CardState.VALID,
-         pseudonym: str = PSEUDONYM) -> int:
+         pseudonym: str = PSEUDONYM, doctoral_degree: str | None = None,
+         puk: str | None = PUK) -> int:
     """A test card of Erika's (her persona's data), belonging to ``holder``'s account."""
     with app.app_context():
         citizen_id = db.session.scalar(select(Citizen.id).where(Citizen.username == holder))
@@ -81,7 +84,7 @@ def card(app: Flask, *, holder: str | None = "ErikaM", state: CardState = CardSt
             surname="Mustermann", birth_name="Gabler", date_of_birth=date(1964, 8, 12),
             place_of_birth="Berlin", street="Heidestraße 17", postal_code="51147",
             locality="Köln", country="DE", nationality="D", pseudonym=pseudonym, pin=PIN,
-            state=state)
+            state=state, doctoral_degree=doctoral_degree, puk=puk)
         db.session.add(made)
         db.session.commit()
         return made.id
@@ -194,8 +197,22 @@ def test_an_eid_login_answers_level_4_proved_by_eid_with_every_card_value_at_tru
         assert released[name] == (value, "HOCH"), name
     # The verified e-mail address is not on the card: NORMAL, as after a password login.
     assert released[MAIL] == ("erika.mustermann@example.org", "NORMAL")
-    # The test cards carry no Doktorgrad: personalTitle is never invented.
-    assert "urn:oid:0.9.2342.19200300.100.1.40" not in released
+    # This card carries no Doktorgrad: personalTitle is never invented.
+    assert PERSONAL_TITLE not in released
+
+
+def test_a_card_with_a_doktorgrad_releases_it_as_personal_title_at_trust_level_hoch(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    registered(sso_app, visitor)
+    card_id = card(sso_app, doctoral_degree="Dr.")
+    login_page = to_login_page(visitor, portal)
+    response = read_card(visitor, login_page, card_id)
+    while response.status_code == 302:
+        response = visitor.get(response.location)
+    assert "Doktorgrad" in visitor.last_html and "Dr." in visitor.last_html  # consent page
+    page = answer(visitor, response)
+    portal.receive(page)
+    assert attributes_of(page)[PERSONAL_TITLE] == ("Dr.", "HOCH")
 
 
 def test_the_consent_page_lists_the_card_data_with_their_values(
@@ -258,6 +275,54 @@ def test_a_citizen_logged_in_with_a_password_steps_up_with_the_eid_and_the_sessi
     assert attributes_of(again)[PROVED_BY][0] == "eID"
 
 
+def test_a_password_login_at_a_level_3_request_is_told_the_level_needed_is_substantiell(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    logged_in(sso_app, visitor)
+    to_login_page(visitor, portal, requested_authn_context=level("STORK-QAA-Level-3"))
+    assert "verlangt das Vertrauensniveau „substantiell“" in visitor.last_html
+    assert "Vertrauensniveau „basisregistriert“" in visitor.last_html
+
+
+@pytest.mark.parametrize("portal_changes", [LEVEL_4_POLICY])
+def test_a_card_of_level_substantiell_at_a_portal_needing_hoch_is_told_why_and_may_cancel(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    """An eAT persona of level 3 (docs/qa-workbench.md) reads its card for a level-4 portal."""
+    registered(sso_app, visitor)
+    with sso_app.app_context():
+        db.session.execute(Citizen.__table__.update().values(trust_level=3))
+        db.session.commit()
+    login_page = to_login_page(visitor, portal)
+    response = read_card(visitor, login_page, card(sso_app))
+    while response.status_code == 302:
+        response = visitor.get(response.location)
+    page = visitor.last_html
+    assert "Ihr Ausweis erreicht das Vertrauensniveau „substantiell“" in page
+    assert "verlangt das Vertrauensniveau „hoch“" in page
+    assert "Mit einem anderen Ausweis anmelden" in page
+    reference = parse_qs(urlsplit(login_page).query)["anfrage"][0]
+    cancelled = visitor.submit(f"/saml/abbrechen/{reference}", {"ausweis": "1"})
+    with pytest.raises(StatusNoAuthnContext):
+        portal.receive(cancelled.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("portal_changes", [LEVEL_4_POLICY])
+def test_after_hochstufen_the_session_is_at_level_hoch_and_a_level_4_portal_needs_no_card(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    logged_in(sso_app, visitor)
+    card_id = card(sso_app, holder=None)
+    visitor.get("/konto/hochstufen")
+    read = visitor.submit("/konto/hochstufen", {"card": str(card_id), "pin": PIN})
+    visitor.get(read.location)
+    assert visitor.submit("/konto/hochstufen/bestaetigen").status_code == 302
+    path, _ = portal.login_url()
+    page = answer(visitor, visitor.get(path))
+    portal.receive(page)
+    assert class_ref_of(page) == "STORK-QAA-Level-4"
+    released = attributes_of(page)
+    assert released[PROVED_BY][0] == "eID"
+    assert released["urn:oid:1.2.40.0.10.2.1.1.55"] == ("1964-08-12", "HOCH")
+
+
 def test_a_password_login_after_an_eid_login_drops_the_session_to_level_1(
         sso_app: Flask, visitor: Browser, portal: Portal) -> None:
     eid_login(sso_app, registered(sso_app, visitor), portal)
@@ -285,6 +350,79 @@ def test_three_wrong_pins_count_down_and_the_third_blocks_the_card(
     assert "PIN Ihres Ausweises ist gesperrt" in visitor.last_html
     with sso_app.app_context():
         assert db.session.get(EidTestCard, card_id).state == CardState.PIN_BLOCKED
+
+
+def blocked(app: Flask, visitor: Browser, portal: Portal, **card_data: Any) -> tuple[int, str]:
+    """Erika's card, its PIN blocked by three wrong entries; the card and the login page."""
+    registered(app, visitor)
+    card_id = card(app, **card_data)
+    login_page = to_login_page(visitor, portal)
+    for _ in range(3):
+        read_card(visitor, login_page, card_id, "000000")
+    return card_id, login_page
+
+
+def enter_puk(visitor: Browser, login_page: str, card_id: int, puk: str) -> Any:
+    anfrage = parse_qs(urlsplit(login_page).query)["anfrage"][0]
+    return visitor.submit(f"/ausweis/puk?anfrage={anfrage}",
+                          {"card": str(card_id), "puk": puk, "schritt": "anmelden"})
+
+
+def test_a_blocked_pin_is_unblocked_with_the_puk_and_the_login_goes_on_with_the_pin(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    card_id, login_page = blocked(sso_app, visitor, portal)
+    assert "PIN mit der PUK entsperren" in visitor.last_html
+    response = enter_puk(visitor, login_page, card_id, PUK)
+    assert response.status_code == 200
+    assert "Die PIN Ihres Ausweises ist entsperrt" in visitor.last_html
+    with sso_app.app_context():
+        unblocked = db.session.get(EidTestCard, card_id)
+        assert (unblocked.state, unblocked.wrong_pins, unblocked.puk_uses) == (
+            CardState.VALID, 0, 1)
+    page = answer(visitor, read_card(visitor, login_page, card_id))
+    assert class_ref_of(page) == "STORK-QAA-Level-4"
+
+
+def test_a_wrong_puk_counts_down_its_ten_uses_and_then_only_the_buergeramt_helps(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    card_id, login_page = blocked(sso_app, visitor, portal)
+    first = enter_puk(visitor, login_page, card_id, "0000000000")
+    assert first.status_code == 401
+    assert "Sie können die PUK noch 9-mal eingeben" in visitor.last_html
+    for _ in range(9):
+        enter_puk(visitor, login_page, card_id, "0000000000")
+    assert "Die PUK Ihres Ausweises ist verbraucht" in visitor.last_html
+    # Used up: the right PUK no longer helps, and the PIN stays blocked.
+    assert enter_puk(visitor, login_page, card_id, PUK).status_code == 403
+    assert "Die PUK Ihres Ausweises ist verbraucht" in visitor.last_html
+    with sso_app.app_context():
+        assert db.session.get(EidTestCard, card_id).state == CardState.PIN_BLOCKED
+
+
+@pytest.mark.parametrize(("puk", "card_data", "status", "message"), [
+    ("12345", {}, 422, "Die PUK besteht aus zehn Ziffern."),
+    (PUK, {"puk": None}, 403, "Zu diesem Testausweis gibt es keinen PIN-Brief mit PUK."),
+])
+def test_a_puk_of_the_wrong_length_or_a_card_without_a_pin_letter_costs_no_use(
+        sso_app: Flask, visitor: Browser, portal: Portal, puk: str, card_data: dict[str, Any],
+        status: int, message: str) -> None:
+    card_id, login_page = blocked(sso_app, visitor, portal, **card_data)
+    assert enter_puk(visitor, login_page, card_id, puk).status_code == status
+    assert message in visitor.last_html
+    with sso_app.app_context():
+        assert db.session.get(EidTestCard, card_id).puk_uses == 0
+
+
+def test_the_puk_of_a_card_whose_pin_is_not_blocked_changes_nothing(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    registered(sso_app, visitor)
+    card_id = card(sso_app)
+    login_page = to_login_page(visitor, portal)
+    visitor.get(ausweis_url(login_page))
+    assert enter_puk(visitor, login_page, card_id, PUK).status_code == 409
+    assert "Die PIN dieses Ausweises ist nicht gesperrt" in visitor.last_html
+    with sso_app.app_context():
+        assert db.session.get(EidTestCard, card_id).puk_uses == 0
 
 
 def test_the_right_pin_after_a_wrong_one_resets_the_count(

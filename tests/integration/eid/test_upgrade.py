@@ -146,3 +146,53 @@ def test_a_confirmation_without_a_card_read_or_too_late_asks_to_read_it_again(
 def test_hochstufen_needs_a_login(browser: Browser) -> None:
     response = browser.get("/konto/hochstufen")
     assert response.status_code == 302 and "/anmelden" in response.location
+
+
+def upgraded(app: Flask, erika: Browser) -> Browser:
+    """Erika read her card and confirmed: her account is at level "hoch"."""
+    erika.get(read(erika, card(app)).location)  # type: ignore[attr-defined]
+    assert erika.submit("/konto/hochstufen/bestaetigen").status_code == 302
+    return erika
+
+
+def test_after_hochstufen_the_names_are_shown_as_the_cards_and_offer_no_field_to_change(
+        app: Flask, erika: Browser) -> None:
+    page = upgraded(app, erika).get("/konto/daten").get_data(as_text=True)
+    assert "Ihre Namen stammen aus Ihrem Ausweis" in page
+    assert "<dt>Geburtsname</dt><dd>Gabler</dd>" in page
+    for field in ("given_name", "surname", "birth_name"):
+        assert f'name="{field}"' not in page
+    assert 'name="salutation"' in page
+
+
+@pytest.mark.parametrize(("field", "message"), [
+    ("given_name", "Der Vorname stammt aus Ihrem Ausweis"),
+    ("surname", "Der Nachname stammt aus Ihrem Ausweis"),
+    ("birth_name", "Der Geburtsname stammt aus Ihrem Ausweis"),
+])
+def test_after_hochstufen_a_changed_name_sent_anyway_is_refused_and_nothing_changes(
+        app: Flask, erika: Browser, field: str, message: str) -> None:
+    upgraded(app, erika).get("/konto/daten")
+    response = erika.submit("/konto/daten", {"salutation": "divers", field: "Musterfrau"})
+    assert response.status_code == 422
+    assert message in erika.last_html
+    citizen = account(app)
+    assert (citizen.given_name, citizen.surname, citizen.birth_name) == (
+        "Erika", "Mustermann", "Gabler")
+    assert citizen.salutation != "divers"
+
+
+def test_after_hochstufen_the_salutation_can_still_be_changed(app: Flask, erika: Browser) -> None:
+    upgraded(app, erika).get("/konto/daten")
+    response = erika.submit("/konto/daten", {"salutation": "divers", "given_name": "Erika"})
+    assert response.status_code == 302
+    citizen = account(app)
+    assert citizen.salutation == "divers" and citizen.given_name == "Erika"
+
+
+def test_a_basisregistriert_account_still_changes_its_names(app: Flask, erika: Browser) -> None:
+    erika.get("/konto/daten")
+    response = erika.submit("/konto/daten", {"salutation": "frau", "given_name": "Erika",
+                                             "surname": "Musterfrau", "birth_name": ""})
+    assert response.status_code == 302
+    assert account(app).surname == "Musterfrau"

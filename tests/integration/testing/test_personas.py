@@ -42,6 +42,9 @@ def test_the_shipped_personas_cover_what_qa_needs(policy: PasswordPolicy) -> Non
     cards = {spec.card.document_type for spec in specs if spec.card}
     assert cards == {"ID", "AR", "UB"}
     assert all(spec.card for spec in specs if spec.trust_level >= 3)
+    # A Doktorgrad to release as personalTitle, and a PIN letter for every valid card.
+    assert personas["erika"].card is not None and personas["erika"].card.doctoral_degree == "Dr."
+    assert all(spec.card.puk for spec in specs if spec.card)
     # The demo's accounts keep the password the end-to-end tests and the README use.
     assert {personas[name].password for name in ("erika", "max", "juergen")} == {DEMO_PASSWORD}
 
@@ -54,7 +57,7 @@ def test_a_broken_persona_file_names_every_problem_with_file_and_key(
         "username: x\npassword: kurz\nsalutation: madame\ngiven_name: Erika\n"
         "email: keine-adresse\ntrust_level: STORK-QAA-Level-3\nactivated: nein\n"
         "hobby: Angeln\neid:\n  document_type: XX\n  date_of_birth: 2999-01-01\n"
-        "  pin: 123456\n  address: {street: Musterweg 1, country: Deutschland}\n",
+        "  pin: 123456\n  puk: '12345'\n  address: {street: Musterweg 1, country: Deutschland}\n",
         encoding="utf-8")
     (folder / "zwilling.yaml").write_text(
         (POLICIES / "personas" / "max.yaml").read_text(encoding="utf-8"), encoding="utf-8")
@@ -74,6 +77,7 @@ def test_a_broken_persona_file_names_every_problem_with_file_and_key(
                      "eid.document_type: must be one of ID, AR, UB",
                      "eid.date_of_birth: must be a date in the past",
                      "eid.pin: must be six digits in quotes", "eid.place_of_birth: missing",
+                     "eid.puk: must be ten digits in quotes",
                      "eid.pseudonym: missing", "eid.nationality: missing",
                      "eid.address.postal_code: missing", "eid.address.locality: missing",
                      "eid.address.country: must be an ISO 3166-1 alpha-2 code"):
