@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from idp.accounts import admin, tokens
 from idp.accounts.context import AccountContext, FormErrors
 from idp.accounts.identity import (
+    NAME_FIELDS,
     InvalidInput,
     check_personal_data,
     email_key,
@@ -113,8 +114,27 @@ def personal_data(citizen: Citizen) -> dict[str, str]:
             "surname": citizen.surname, "birth_name": citizen.birth_name or ""}
 
 
+# An account whose identity a card gave (eID registration or "Konto hochstufen", idp/eid/) keeps
+# the card's names: they are released as the card's, so only the Anrede may change here.
+CARD_LEVEL = 3
+NAME_FROM_CARD = ("{subject} stammt aus Ihrem Ausweis und kann hier nicht geändert werden.")
+
+
+def names_from_card(citizen: Citizen) -> bool:
+    """Whether the account's names are its card's (level "substantiell" or "hoch")."""
+    return citizen.trust_level >= CARD_LEVEL
+
+
 def update_personal_data(ctx: AccountContext, citizen: Citizen, form: dict[str, Any]) -> None:
-    """Change Anrede, Vorname, Nachname and Geburtsname."""
+    """Change Anrede, Vorname, Nachname and Geburtsname; of names from a card only the Anrede
+    (a changed name is refused, an omitted one kept)."""
+    if names_from_card(citizen):
+        current = personal_data(citizen)
+        if changed := {field: [NAME_FROM_CARD.format(subject=NAME_FIELDS[field].subject)]
+                       for field in NAME_FIELDS if form.get(field) not in ("", None,
+                                                                         current[field])}:
+            raise FormErrors(changed)
+        form = form | {field: current[field] for field in NAME_FIELDS}
     values = check_personal_data(form)
     citizen.salutation = Salutation(values["salutation"])
     citizen.given_name = values["given_name"]

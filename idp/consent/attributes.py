@@ -178,8 +178,8 @@ _RELEASE: dict[str, tuple[AttributeTrust, Callable[[Facts], Value | None]]] = {
     BPK2: (AttributeTrust.NORMAL, _bpk2),
     QAA_LEVEL: (AttributeTrust.NORMAL, _qaa_level),
     ASSERTION_PROVED_BY: (AttributeTrust.NORMAL, _proved_by),
-    # The test cards carry no Doktorgrad yet: never released until they do.
-    PERSONAL_TITLE: (AttributeTrust.HOCH, _card("personal_title")),
+    # The Doktorgrad, only when the card carries one.
+    PERSONAL_TITLE: (AttributeTrust.HOCH, _card("doctoral_degree")),
     BIRTHDATE: (AttributeTrust.HOCH, _card("date_of_birth", _date)),
     PLACE_OF_BIRTH: (AttributeTrust.HOCH, _card("place_of_birth")),
     POSTAL_ADDRESS: (AttributeTrust.HOCH, _card("street")),

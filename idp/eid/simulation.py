@@ -2,8 +2,9 @@
 server would (docs/architecture.md, "The Online-Ausweisfunktion").
 
 No Flask here: the caller passes the database session. A wrong PIN counts down three tries and
-the third blocks the card (only the PUK unlocks it, which the simulation does not offer);
-expired and revoked cards are refused with the messages citizens know from the AusweisApp.
+the third blocks the PIN; the ten-digit PUK of the PIN letter unblocks it (:func:`unblock_pin`,
+at most ten PUK entries per card). Expired and revoked cards are refused with the messages
+citizens know from the AusweisApp.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from idp.accounts.models import Citizen
 from idp.testing.models import CardState, DocumentType, EidTestCard
 
 PIN_TRIES = 3
+PUK_USES = 10
 _PIN = re.compile(r"[0-9]{6}")
+_PUK = re.compile(r"[0-9]{10}")
 
 NO_CARD = "Bitte wählen Sie einen Testausweis aus."
 PIN_FORMAT = "Die PIN besteht aus sechs Ziffern. Bitte geben Sie Ihre sechsstellige PIN ein."
@@ -29,8 +32,19 @@ WRONG_PIN = ("Die eingegebene PIN ist nicht korrekt. Sie haben noch {tries} Vers
 LAST_TRY = ("Die eingegebene PIN ist nicht korrekt. Sie haben noch einen Versuch. Wird die PIN "
             "erneut falsch eingegeben, wird sie gesperrt.")
 PIN_BLOCKED = ("Die PIN Ihres Ausweises ist gesperrt, weil sie dreimal falsch eingegeben wurde. "
-               "Sie können die PIN mit der PUK aus Ihrem PIN-Brief in der AusweisApp entsperren "
-               "oder in Ihrem Bürgeramt eine neue PIN setzen lassen.")
+               "Sie können die PIN mit der PUK aus Ihrem PIN-Brief entsperren oder in Ihrem "
+               "Bürgeramt eine neue PIN setzen lassen.")
+PUK_FORMAT = ("Die PUK besteht aus zehn Ziffern. Sie finden sie in Ihrem PIN-Brief unter dem "
+              "Rubbelfeld.")
+WRONG_PUK = ("Die eingegebene PUK ist nicht korrekt. Sie können die PUK noch {uses}-mal "
+             "eingeben.")
+PUK_USED_UP = ("Die PUK Ihres Ausweises ist verbraucht, weil sie zehnmal eingegeben wurde. Eine "
+               "neue PIN kann Ihnen nur Ihr Bürgeramt setzen.")
+NO_PUK = ("Zu diesem Testausweis gibt es keinen PIN-Brief mit PUK. Eine neue PIN kann Ihnen nur "
+          "Ihr Bürgeramt setzen.")
+NOT_BLOCKED = "Die PIN dieses Ausweises ist nicht gesperrt: Sie können sie eingeben."
+UNBLOCKED = ("Die PIN Ihres Ausweises ist entsperrt. Sie haben wieder drei Versuche, Ihre PIN "
+             "einzugeben.")
 EXPIRED = ("Ihr Ausweis ist abgelaufen. Mit einem abgelaufenen Ausweis können Sie die "
            "Online-Ausweisfunktion nicht nutzen. Bitte beantragen Sie in Ihrem Bürgeramt einen "
            "neuen Ausweis.")
@@ -61,6 +75,13 @@ class Reading(enum.Enum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     NO_ACCOUNT = "no_account"
+    # Entering the PUK (unblock_pin).
+    UNBLOCKED = "unblocked"
+    PUK_FORMAT = "puk_format"
+    WRONG_PUK = "wrong_puk"
+    PUK_USED_UP = "puk_used_up"
+    NO_PUK = "no_puk"
+    NOT_BLOCKED = "not_blocked"
 
 
 @dataclass(frozen=True)
@@ -117,11 +138,10 @@ def open_card(session: Session, card_id: int | None, pin: str) -> EidTestCard | 
     card = session.get(EidTestCard, card_id) if card_id is not None else None
     if card is None:
         return CardRead(Reading.NO_CARD, NO_CARD)
-    refused = {CardState.EXPIRED: CardRead(Reading.EXPIRED, EXPIRED),
-               CardState.REVOKED: CardRead(Reading.REVOKED, REVOKED),
-               CardState.PIN_BLOCKED: CardRead(Reading.PIN_BLOCKED, PIN_BLOCKED)}
-    if (refusal := refused.get(CardState(card.state))) is not None:
+    if (refusal := _UNUSABLE.get(CardState(card.state))) is not None:
         return refusal
+    if card.state == CardState.PIN_BLOCKED:
+        return CardRead(Reading.PIN_BLOCKED, PIN_BLOCKED)
     if not _PIN.fullmatch(pin):
         # The AusweisApp sends no PIN of another length: not a try.
         return CardRead(Reading.PIN_FORMAT, PIN_FORMAT)
@@ -131,6 +151,11 @@ def open_card(session: Session, card_id: int | None, pin: str) -> EidTestCard | 
         card.wrong_pins = 0
         session.commit()
     return card
+
+
+# Cards that neither PIN nor PUK make usable.
+_UNUSABLE = {CardState.EXPIRED: CardRead(Reading.EXPIRED, EXPIRED),
+             CardState.REVOKED: CardRead(Reading.REVOKED, REVOKED)}
 
 
 def _wrong_pin(session: Session, card: EidTestCard) -> CardRead:
@@ -147,9 +172,44 @@ def _wrong_pin(session: Session, card: EidTestCard) -> CardRead:
     return CardRead(Reading.WRONG_PIN, LAST_TRY if tries == 1 else WRONG_PIN.format(tries=tries))
 
 
+def unblock_pin(session: Session, card_id: int | None, puk: str) -> CardRead:
+    """Enter the PUK for a card whose PIN is blocked: the right one unblocks the PIN (three
+    tries again, the PIN unchanged). Every entry of ten digits, right or wrong, uses one of the
+    PUK's ten uses, counted in one statement (and committed)."""
+    card = session.get(EidTestCard, card_id) if card_id is not None else None
+    if card is None:
+        return CardRead(Reading.NO_CARD, NO_CARD)
+    if (refusal := _UNUSABLE.get(CardState(card.state))) is not None:
+        return refusal
+    if card.state != CardState.PIN_BLOCKED:
+        return CardRead(Reading.NOT_BLOCKED, NOT_BLOCKED)
+    if card.puk is None:
+        return CardRead(Reading.NO_PUK, NO_PUK)
+    if card.puk_uses >= PUK_USES:
+        return CardRead(Reading.PUK_USED_UP, PUK_USED_UP)
+    if not _PUK.fullmatch(puk):
+        return CardRead(Reading.PUK_FORMAT, PUK_FORMAT)
+    used = session.execute(update(EidTestCard).where(
+        EidTestCard.id == card.id, EidTestCard.puk_uses < PUK_USES).values(
+        puk_uses=EidTestCard.puk_uses + 1))
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return CardRead(Reading.PUK_USED_UP, PUK_USED_UP)
+    session.refresh(card)
+    if not hmac.compare_digest(puk.encode(), card.puk.encode()):
+        session.commit()
+        left = PUK_USES - card.puk_uses
+        return CardRead(Reading.PUK_USED_UP, PUK_USED_UP) if left == 0 else \
+            CardRead(Reading.WRONG_PUK, WRONG_PUK.format(uses=left))
+    card.state, card.wrong_pins = CardState.VALID, 0
+    session.commit()
+    return CardRead(Reading.UNBLOCKED, UNBLOCKED)
+
+
 def identity_of(card: EidTestCard) -> dict[str, str]:
     """What the card tells a provider, by the card's field names (empty fields left out)."""
     values = {"given_name": card.given_name, "surname": card.surname,
+              "doctoral_degree": card.doctoral_degree or "",
               "birth_name": card.birth_name or "",
               "date_of_birth": card.date_of_birth.isoformat(),
               "place_of_birth": card.place_of_birth, "street": card.street,

@@ -18,6 +18,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import Citizen
+from idp.saml.identifiers import TrustLevel
 from idp.testing.models import EidTestCard
 
 # The level an account reaches with a card ("hoch").
@@ -68,9 +69,6 @@ class Proposal:
     refusals: tuple[str, ...] = ()
 
 
-LEVEL_LABELS = {1: "basisregistriert", 2: "basisregistriert", 3: "substantiell", 4: "hoch"}
-
-
 def _german_date(value: date) -> str:
     return value.strftime("%d.%m.%Y")
 
@@ -88,8 +86,9 @@ def proposal(citizen: Citizen, card: EidTestCard) -> Proposal:
         Change("Nachname", citizen.surname, card.surname),
         Change("Geburtsname", citizen.birth_name or "–", card.birth_name or "–"),
         Change("Geburtsdatum", "–", _german_date(card.date_of_birth)),
-        Change("Vertrauensniveau", LEVEL_LABELS[citizen.trust_level],
-               LEVEL_LABELS[UPGRADED_LEVEL]),
+        Change("Doktorgrad", "–", card.doctoral_degree or "–"),
+        Change("Vertrauensniveau", TrustLevel(citizen.trust_level).label,
+               TrustLevel(UPGRADED_LEVEL).label),
     ))
 
 

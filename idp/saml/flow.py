@@ -161,8 +161,20 @@ class LogIn:
     portal_name: str = ""
     # The labels of the data the portal asks for ("Vorname", "Geburtsdatum", …).
     data: tuple[str, ...] = ()
-    # A citizen logged in at a lower level than the portal needs: the page asks to step up.
-    step_up: bool = False
+    # The lowest level that meets the portal's minimum and its RequestedAuthnContext.
+    needed: TrustLevel = TrustLevel.LEVEL_1
+    # A citizen logged in at a lower level than ``needed``: the page asks to step up.
+    step_up: StepUp | None = None
+
+
+@dataclass(frozen=True)
+class StepUp:
+    """Why a logged-in citizen is asked to log in again with a higher method."""
+
+    reached: TrustLevel
+    # The login already read a card (an eAT of level "substantiell" at a portal needing "hoch"):
+    # only another card helps.
+    by_card: bool
 
 
 @dataclass(frozen=True)
@@ -447,10 +459,12 @@ class SsoFlow:
         if step is not Next.ANSWER and pending.request.is_passive:
             return self._answer(transaction, error=passive_refusal())
         if step is Next.LOG_IN:
+            step_up = None if citizen is None or level_met else StepUp(
+                TrustLevel(self.visitor.trust_level), by_card=self.visitor.identity is not None)
             return LogIn(self._park(transaction), self._offered(transaction),
                          portal.display_name,
                          tuple(labels_in_catalogue_order(transaction.selection.names)),
-                         step_up=citizen is not None and not level_met)
+                         level_needed(portal, pending.request), step_up)
         assert citizen is not None
         pairwise = self._pairwise(transaction, citizen)
         persistent = policy_name_id_format(portal) == NAMEID_FORMAT_PERSISTENT
@@ -826,6 +840,13 @@ def level_meets(level: TrustLevel, portal: SsoPortal, request: ParsedAuthnReques
     """Whether a login at ``level`` meets the portal's minimum and the RequestedAuthnContext."""
     return level >= portal.minimum_trust_level and satisfiable(
         request.requested_contexts, request.comparison, level)
+
+
+def level_needed(portal: SsoPortal, request: ParsedAuthnRequest) -> TrustLevel:
+    """The lowest level that meets the portal's minimum and its RequestedAuthnContext (level 4
+    when none does: the page names the highest level there is)."""
+    return next((level for level in TrustLevel if level_meets(level, portal, request)),
+                TrustLevel.LEVEL_4)
 
 
 def methods_reaching(portal: SsoPortal, request: ParsedAuthnRequest,

@@ -70,6 +70,11 @@ class TrustLevel(IntEnum):
     def class_ref(self) -> str:
         return f"STORK-QAA-Level-{self.value}"
 
+    @property
+    def label(self) -> str:
+        """The level in the citizen's words ("Vertrauensniveau „hoch“")."""
+        return _LABELS[self]
+
     def class_ref_for(self, eidas_loa: bool, requested: tuple[str, ...] = ()) -> str:
         """The AuthnContextClassRef for a portal; with ``eidas_loa`` the eIDAS LoA URI.
 
@@ -97,6 +102,8 @@ class TrustLevel(IntEnum):
         return stork.get(value) or eidas.get(value)
 
 
+_LABELS = {TrustLevel.LEVEL_1: "basisregistriert", TrustLevel.LEVEL_2: "basisregistriert",
+           TrustLevel.LEVEL_3: "substantiell", TrustLevel.LEVEL_4: "hoch"}
 PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 EIDAS_LOA = {TrustLevel.LEVEL_2: "http://eidas.europa.eu/LoA/low",
              TrustLevel.LEVEL_3: "http://eidas.europa.eu/LoA/substantial",

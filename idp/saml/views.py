@@ -131,8 +131,10 @@ def show(outcome: Outcome) -> ResponseReturnValue:
     if isinstance(outcome, ErrorPage):
         return error_page(outcome.status, outcome.message)
     if isinstance(outcome, LogIn):
+        step_up = outcome.step_up
         continuation.offer(outcome.reference, outcome.methods, outcome.portal_name,
-                           outcome.data, outcome.step_up)
+                           outcome.data, outcome.needed.label, None if step_up is None else {
+                               "reached": step_up.reached.label, "by_card": step_up.by_card})
         return redirect(continuation.login_url(outcome.reference))
     if isinstance(outcome, AskConsent):
         return render_template(

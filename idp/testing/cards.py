@@ -33,6 +33,8 @@ class EidCard:
     pseudonym: str
     pin: str
     state: CardState
+    doctoral_degree: str | None = None  # "Dr.", as the card prints it
+    puk: str | None = None  # ten digits; None: no PIN letter, a blocked PIN stays blocked
 
 
 def card_owner(session: Session, pseudonym: str) -> Citizen | None:
@@ -60,5 +62,7 @@ def store_card(session: Session, persona: str, card: EidCard, holder: Citizen) -
     row.place_of_birth, row.nationality = card.place_of_birth, card.nationality
     row.street, row.postal_code = card.address.street, card.address.postal_code
     row.locality, row.country = card.address.locality, card.address.country
+    row.doctoral_degree = card.doctoral_degree
     row.pin, row.state, row.wrong_pins = card.pin, card.state, 0
+    row.puk, row.puk_uses = card.puk, 0
     return row

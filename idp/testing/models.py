@@ -79,5 +79,5 @@ class EidTestCard(Base):
     puk: Mapped[str | None] = mapped_column(String(10))
     state: Mapped[CardState] = mapped_column(String(16), default=CardState.VALID)
     wrong_pins: Mapped[int] = mapped_column(default=0)
-    # Every PUK entry, right or wrong, uses one of its ten uses (as on a real card).
+    # Every PUK entry, right or wrong, uses one of its ten uses (idp/eid/simulation.py).
     puk_uses: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -42,12 +42,15 @@ _KEYS = {"username", "password", "salutation", "given_name", "surname", "birth_n
          "trust_level", "activated", "locked", "description", "eid"}
 _REQUIRED = ("username", "password", "given_name", "surname", "email", "trust_level")
 _EID_KEYS = {"document_type", "date_of_birth", "place_of_birth", "address", "nationality",
-             "pseudonym", "pin", "state"}
+             "pseudonym", "pin", "state", "doctoral_degree", "puk"}
+# Keys of a card a persona may leave out.
+_EID_OPTIONAL = {"state", "doctoral_degree", "puk"}
 _ADDRESS_KEYS = {"street", "postal_code", "locality", "country"}
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _NATIONALITY = re.compile(r"^(D|[A-Z]{3})$")
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
 _PIN = re.compile(r"^[0-9]{6}$")
+_PUK = re.compile(r"^[0-9]{10}$")
 
 
 class PersonaError(PolicyError):
@@ -244,7 +247,7 @@ def _card(raw: Any, problems: _Problems) -> EidCard | None:
     if not isinstance(raw, dict):
         problems.add("eid", "expected a mapping of the card's data")
         return None
-    for key in sorted(_EID_KEYS - {"state"} - set(map(str, raw))):
+    for key in sorted(_EID_KEYS - _EID_OPTIONAL - set(map(str, raw))):
         problems.add(f"eid.{key}", "missing")
     for key in sorted(set(map(str, raw)) - _EID_KEYS):
         problems.add(f"eid.{key}", "unknown key")
@@ -260,11 +263,16 @@ def _card(raw: Any, problems: _Problems) -> EidCard | None:
     pseudonym = read.pattern("pseudonym", _PSEUDONYM,
                              "1 to 128 characters of A-Z a-z 0-9 + / = _ -")
     pin = read.pattern("pin", _PIN, 'six digits in quotes, e.g. "123456"')
+    puk = read.pattern("puk", _PUK, 'ten digits in quotes, e.g. "1234567890"') \
+        if "puk" in raw else None
+    degree = read.text("doctoral_degree") if "doctoral_degree" in raw else None
+    if degree is not None and len(degree) > 40:
+        read.fail("doctoral_degree", "must have at most 40 characters")
     state = read.choice("state", [s.value for s in CardState], CardState.VALID.value)
     if document_type is None or address is None or not isinstance(born, date) or state is None:
         return None
     return EidCard(DocumentType(document_type), born, place_of_birth, address, nationality,
-                   pseudonym, pin, CardState(state))
+                   pseudonym, pin, CardState(state), degree or None, puk or None)
 
 
 def _address(raw: Any, problems: _Problems) -> PostalAddress | None:

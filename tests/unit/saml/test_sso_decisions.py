@@ -12,6 +12,7 @@ from idp.saml.flow import (
     UNKNOWN_PRINCIPAL,
     Next,
     Pending,
+    level_needed,
     methods_reaching,
     next_step,
     refusal_before_login,
@@ -101,6 +102,15 @@ def test_an_exact_level_1_request_is_offered_only_the_password() -> None:
 def test_a_login_below_the_level_needed_logs_in_again_to_step_up() -> None:
     assert next_step(PENDING, 7, T0, consent_needed=False, level_met=False) is Next.LOG_IN
     assert TrustLevel.LEVEL_4.class_ref_for(False) == "STORK-QAA-Level-4"
+
+
+def test_the_step_up_names_the_lowest_level_that_meets_the_portal_and_its_request() -> None:
+    assert level_needed(Portal(), REQUEST) is TrustLevel.LEVEL_1
+    assert level_needed(Portal(minimum_trust_level=3), REQUEST) is TrustLevel.LEVEL_3
+    at_least_4 = replace(REQUEST, requested_contexts=("STORK-QAA-Level-4",),
+                         comparison="minimum")
+    assert level_needed(Portal(minimum_trust_level=3), at_least_4) is TrustLevel.LEVEL_4
+    assert TrustLevel.LEVEL_3.label == "substantiell"
 
 
 def test_without_a_login_the_citizen_logs_in_first() -> None:
