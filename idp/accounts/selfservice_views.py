@@ -1,17 +1,19 @@
 """Self-service pages: forgotten password or username, and "Mein Servicekonto".
 
 Thin, like :mod:`idp.accounts.views`: parse the form, call one service of
-:mod:`idp.accounts.forgotten` or :mod:`idp.accounts.selfservice`, render the page. Successful
-changes redirect (a reload does not send the form again); the links from mails show a button on
-GET and act only on its POST.
+:mod:`idp.accounts.forgotten`, :mod:`idp.accounts.selfservice` or :mod:`idp.accounts.export`,
+render the page. Successful changes redirect (a reload does not send the form again); the links
+from mails show a button on GET and act only on its POST.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from io import BytesIO
+
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts import forgotten
+from idp.accounts import export, forgotten
 from idp.accounts import selfservice as service
 from idp.accounts.context import FormErrors
 from idp.accounts.models import Citizen, Salutation
@@ -219,6 +221,23 @@ def password_change() -> Page:
 def _password_form(errors: dict[str, list[str]] | None = None) -> str:
     return render_template("idp/account_password.html", errors=errors or {},
                            rules=services().policy.rules())
+
+
+# A GET link, not a form: reading one's own data changes nothing. Another site can make the
+# browser fetch it but never read the answer (same-origin policy, no CORS), so the file only
+# ever lands with the citizen; the session's idle limit bounds an unattended browser.
+@selfservice.get("/konto/daten-herunterladen")
+@login_required
+def data_export() -> Page:
+    """"Meine Daten herunterladen": the export as a JSON file (GDPR Art. 15 and 20)."""
+    citizen, now = _citizen(), utcnow()
+    document = export.export(db.session, citizen, now, app_parts().portal_names)
+    response = send_file(BytesIO(export.as_json(document).encode("utf-8")),
+                         mimetype="application/json", as_attachment=True,
+                         download_name=export.file_name(citizen, now))
+    # Personal data: in no cache, not even the browser's.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @selfservice.route("/konto/loeschen", methods=["GET", "POST"])
