@@ -177,10 +177,13 @@ def metadata(output: Path | None) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
     from idp.mail.sender import start_background_sender
+    from idp.observability.management import serve_metrics
 
     app = _app_or_exit({"IDP_ENV": "development", **os.environ})
     start_background_sender(app)
     config = app.config["SERVICEKONTO"]
+    if serve_metrics(app) is not None:
+        click.echo(f"Metriken auf http://{config.metrics_host}:{config.metrics_port}/metrics")
     mode = "Entwicklungsmodus" if config.is_development else "Produktionsmodus"
     click.echo(f"Servicekonto läuft auf {config.base_url} ({mode})")
     if config.is_development and config.uses_dev_mailbox:

@@ -30,7 +30,8 @@ of workers.
   app's formatter, in production; gunicorn's plain text in development.
 - **Metrics** of all workers at ``/metrics``: each worker writes its counts to files in
   ``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder on tmpfs unless set), emptied at start; see
-  :func:`prepare_metrics_folder`.
+  :func:`prepare_metrics_folder`. With ``IDP_METRICS_PORT`` each worker also listens there
+  (the port shared), and only there: :mod:`idp.observability.management`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
@@ -323,6 +325,12 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Give this worker's access log the routes of the app it has just built."""
+    """Give this worker's access log the routes of the app it has just built, and open the
+    management port (``IDP_METRICS_PORT``) in this worker, shared with the others."""
     if isinstance(worker.log, RouteAccessLog):
         worker.log.use_routes_of(worker.wsgi)
+    if isinstance(worker.wsgi, Flask):
+        # Here, not at the top: the master must not import the metrics (module docstring).
+        from idp.observability.management import serve_metrics
+
+        serve_metrics(worker.wsgi)

@@ -43,10 +43,17 @@ def init_app(app: Flask, config: Config, engine: Engine, keys: KeyPair) -> None:
     if config.redis_url:
         checks["redis"] = redis_check(config.redis_url)
     checks["signing_key"] = SigningKeyCheck(keys.key_file, keys.certificate)
+    from idp.observability.management import EXPOSITION
+    from idp.observability.metrics import exposition
+
     remember_route(app)
+    gauges = [outbox_backlog(engine)]
+    # With a management port (IDP_METRICS_PORT) /metrics is answered there only, see
+    # idp.observability.management; the public port gives it the 404 of any unknown page.
+    app.extensions[EXPOSITION] = lambda: exposition(gauges)
     app.wsgi_app = OperatorMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, Readiness(checks), [outbox_backlog(engine)],
-        trust_request_id=config.proxy_count > 0, metrics_enabled=config.metrics_enabled)
+        app.wsgi_app, Readiness(checks), gauges, trust_request_id=config.proxy_count > 0,
+        metrics_enabled=config.metrics_enabled and config.metrics_port is None)
 
 
 def outbox_backlog(engine: Engine) -> ScrapeTimeGauge:
