@@ -70,6 +70,7 @@ def folders_made_for_the_user() -> set[str]:
     folders: set[str] = set()
     for item in final_stage():
         if item.keyword == "RUN" and "install -d" in item.arguments:
-            words = item.arguments.split("install -d", 1)[1].split("&&")[0].split()
-            folders |= {word for word in words if word.startswith("/")}
+            for made in item.arguments.split("install -d")[1:]:
+                words = made.split("&&")[0].split()
+                folders |= {word for word in words if word.startswith("/")}
     return folders

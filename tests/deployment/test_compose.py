@@ -1,6 +1,7 @@
 """docker/compose.yaml: valid by the Compose specification, started in the right order, secrets
-only from files, and URLs, host names and ports that agree between the IdP, the portals'
-policies, the portals themselves and the proxy (docker/Caddyfile).
+made by a one-shot into volumes (never values in the file), the demo portals in the profile
+demo, and URLs, host names and ports that agree between the IdP, the portals' policies, the
+portals themselves and the proxy (docker/Caddyfile).
 
 No Docker engine is needed: the files are read, and the IdP's own configuration loader and the
 portals' own command-line parser judge the settings they would be given.
@@ -22,7 +23,7 @@ import yaml
 
 from idp.config import PROJECT_ROOT, load_config
 from idp.gunicorn_conf import check_argon2_budget, default_size
-from idp.portals.policy import load_portal_policies
+from idp.portals.policy import load_portal_files
 from idp.samlkit.bindings import MAX_ENCODED_BYTES
 from sp_client import MAX_REQUEST_BYTES
 from sp_client.__main__ import parse_arguments
@@ -34,6 +35,12 @@ CERTIFICATES = "/var/lib/portal-certificates"
 COMPOSE = DOCKER / "compose.yaml"
 SECRETS = PurePosixPath("/run/secrets")
 IDP = "idp"
+DEMO = "demo"
+# The demo portals' files, which the profile demo registers (`portal import --from`).
+DEMO_PORTALS = DOCKER / "demo-portals"
+CREDENTIALS = "credentials"
+# What docker/credentials.py makes: (in its first folder, in its second), tested below.
+MADE_BY_CREDENTIALS = ({"idp_secret_key", "idp_database_url"}, {"postgres_password"})
 
 
 def compose() -> dict[str, Any]:
@@ -154,23 +161,26 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def docker_compose_model() -> dict[str, Any]:
-    """The file as Docker Compose itself resolves it (`docker compose config`): anchors, merge
-    keys, defaults and paths worked out, and errors Compose would stop `up` with."""
+def docker_compose_model(*profiles: str) -> dict[str, Any]:
+    """The file as Docker Compose itself resolves it (`docker compose config`) with these
+    profiles: anchors, merge keys, defaults and paths worked out, and errors Compose would stop
+    `up` with."""
     docker = shutil.which("docker")
     if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True,
                                         timeout=60, check=False).returncode != 0:
         pytest.skip("no docker command with the Compose plugin (tests/system-packages.sh "
                     "installs the plugin where the docker command is)")
-    result = subprocess.run([docker, "compose", "--file", str(COMPOSE), "config", "--format",
-                             "json"], capture_output=True, text=True, timeout=120, check=False)
+    chosen = [word for profile in profiles for word in ("--profile", profile)]
+    result = subprocess.run([docker, "compose", "--file", str(COMPOSE), *chosen, "config",
+                             "--format", "json"], capture_output=True, text=True, timeout=120,
+                            check=False)
     assert result.returncode == 0, result.stderr
     model: dict[str, Any] = json.loads(result.stdout)
     return model
 
 
 def test_docker_compose_accepts_the_file_and_reads_it_as_these_tests_do() -> None:
-    model = docker_compose_model()
+    model = docker_compose_model(DEMO)
 
     assert set(model["services"]) == set(services())
     for name, service in services().items():
@@ -181,11 +191,21 @@ def test_docker_compose_accepts_the_file_and_reads_it_as_these_tests_do() -> Non
         assert resolved.get("environment", {}) == {
             key: None if value is None else str(value)
             for key, value in service.get("environment", {}).items()}, name
-        assert [secret["source"] for secret in resolved.get("secrets", [])] == [
-            secret if isinstance(secret, str) else secret["source"]
-            for secret in service.get("secrets", [])], name
-    assert {secret["file"] for secret in model["secrets"].values()} == {
-        str(DOCKER / entry["file"]) for entry in compose()["secrets"].values()}
+        assert not resolved.get("secrets"), f"{name}: secrets come from the volumes"
+    assert not model.get("secrets")
+
+
+def test_without_the_demo_profile_compose_starts_the_idp_alone_in_production_shape() -> None:
+    model = docker_compose_model()
+    demo = {name for name, service in services().items() if DEMO in service.get("profiles", [])}
+
+    assert set(model["services"]) == set(services()) - demo
+    assert {"dueren", "mags", "dueren-keys", "mags-keys"} <= demo
+    for name, service in model["services"].items():
+        needed = {other for other, how in service.get("depends_on", {}).items()
+                  if how.get("required", True)}
+        assert not needed & demo, f"{name} needs {needed & demo} of the demo"
+    assert model["services"][IDP]["environment"]["IDP_ENV"] == "production"
 
 
 def test_every_service_named_in_depends_on_exists() -> None:
@@ -251,29 +271,98 @@ def test_the_signing_key_is_made_once_into_the_volume_the_idp_reads_it_from() ->
 
 # --- secrets ------------------------------------------------------------------------------------
 
-def test_secrets_reach_the_containers_as_files_never_as_values_in_the_compose_file() -> None:
-    declared = compose()["secrets"]
+def secret_readers() -> dict[str, list[PurePosixPath]]:
+    """Each service and the files it reads its secrets from (``*_FILE`` variables)."""
+    found: dict[str, list[PurePosixPath]] = {}
     for name, service in services().items():
-        environment = service.get("environment", {})
-        for key, value in environment.items():
+        for key, value in service.get("environment", {}).items():
+            if key.endswith("_FILE") and re.search(r"SECRET|PASSWORD|DATABASE_URL", key):
+                found.setdefault(name, []).append(PurePosixPath(str(value)))
+    return found
+
+
+def test_secrets_reach_the_containers_as_files_never_as_values_in_the_compose_file() -> None:
+    for name, service in services().items():
+        for key in service.get("environment", {}):
             if re.search(r"SECRET|PASSWORD", key) or key == "IDP_DATABASE_URL":
                 assert key.endswith("_FILE"), f"{name}: {key} holds a secret as a value"
-            if key.endswith("_FILE") and str(value).startswith(f"{SECRETS}/"):
-                secret = PurePosixPath(value).name
-                assert secret in service.get("secrets", []), f"{name}: {secret} not mounted"
-                assert secret in declared
+    assert "secrets" not in compose()  # nothing for an operator to create by hand
     assert idp_environment()["IDP_SECRET_KEY_FILE"].startswith(f"{SECRETS}/")
     assert idp_environment()["IDP_DATABASE_URL_FILE"].startswith(f"{SECRETS}/")
 
 
-def test_git_ignores_the_secret_files_compose_reads() -> None:
-    git = shutil.which("git")
-    assert git, "git is needed to ask what it ignores"
-    for name, secret in compose()["secrets"].items():
-        path = (DOCKER / secret["file"]).resolve().relative_to(PROJECT_ROOT)
-        ignored = subprocess.run([git, "check-ignore", "--quiet", "--no-index", str(path)],
-                                 cwd=PROJECT_ROOT, timeout=30, check=False)
-        assert ignored.returncode == 0, f"{name}: git would commit {path}"
+def test_every_secret_is_read_read_only_from_a_volume_the_credentials_one_shot_fills_first(
+        ) -> None:
+    maker = services()[CREDENTIALS]
+    written = {target: source for target, (source, read_only)
+               in volume_mounts(maker).items() if not read_only}
+    readers = secret_readers()
+
+    assert maker["restart"] == "no"
+    assert {IDP, "mailer", "purge", "migrate", "postgres"} <= set(readers)
+    for name, files in readers.items():
+        mounts = volume_mounts(services()[name])
+        for file in files:
+            source, read_only = mounts[str(file.parent)]
+            assert read_only, f"{name} may write {file.parent}"
+            assert source in written.values(), f"{name}: {file} is not made by {CREDENTIALS}"
+            # A file the one-shot makes, in the folder it is told to make it in.
+            target = next(target for target, volume in written.items() if volume == source)
+            assert target in maker["command"], name
+            assert file.name in MADE_BY_CREDENTIALS[target == maker["command"][-1]], name
+        assert services()[name]["depends_on"][CREDENTIALS]["condition"] == \
+            "service_completed_successfully", name
+    # PostgreSQL sees its password only, not the IdP's secret key.
+    postgres = {source for source, _ in volume_mounts(services()["postgres"]).values()}
+    idp_secrets = volume_mounts(services()[IDP])[str(SECRETS)][0]
+    assert idp_secrets not in postgres
+
+
+def run_credentials(idp: Path, postgres: Path) -> subprocess.CompletedProcess[str]:
+    command = services()[CREDENTIALS]["command"]
+    assert command[:2] == ["python", "/app/docker/credentials.py"]
+    return subprocess.run([sys.executable, str(DOCKER / "credentials.py"), str(idp),
+                           str(postgres)], capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_a_fresh_stack_gets_its_secrets_made_once_and_a_second_start_keeps_them(
+        tmp_path: Path) -> None:
+    idp, postgres = tmp_path / "idp", tmp_path / "postgres"
+    idp.mkdir()
+    postgres.mkdir()
+    first = run_credentials(idp, postgres)
+    made = {path.name: path.read_text(encoding="utf-8") for path in (*idp.iterdir(),
+                                                                       *postgres.iterdir())}
+    second = run_credentials(idp, postgres)
+
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert set(made) == {"idp_secret_key", "idp_database_url", "postgres_password"}
+    assert made["idp_database_url"] == (f"postgresql+psycopg://servicekonto:"
+                                        f"{made['postgres_password']}@postgres:5432/servicekonto")
+    assert len(made["idp_secret_key"]) >= 48 and len(made["postgres_password"]) >= 32
+    assert {path.name: path.read_text(encoding="utf-8") for path in (
+        *idp.iterdir(), *postgres.iterdir())} == made, "a second start must keep every secret"
+    assert "every secret was there already" in second.stdout
+    for value in made.values():
+        assert value not in first.stdout + first.stderr, "never printed"
+    assert (postgres / "postgres_password").stat().st_mode & 0o777 == 0o644  # the db's own user
+    assert (idp / "idp_secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_operators_own_database_password_goes_into_the_database_url_made_for_it(
+        tmp_path: Path) -> None:
+    idp, postgres = tmp_path / "idp", tmp_path / "postgres"
+    idp.mkdir()
+    postgres.mkdir()
+    (postgres / "postgres_password").write_text("mein/Pass@wort", encoding="utf-8")
+    (idp / "idp_secret_key").write_text("mine", encoding="utf-8")
+
+    assert run_credentials(idp, postgres).returncode == 0
+    assert (idp / "idp_database_url").read_text(encoding="utf-8") == (
+        "postgresql+psycopg://servicekonto:mein%2FPass%40wort@postgres:5432/servicekonto")
+    assert (idp / "idp_secret_key").read_text(encoding="utf-8") == "mine"
+    assert (postgres / "postgres_password").read_text(encoding="utf-8") == "mein/Pass@wort"
 
 
 # --- containers of our image --------------------------------------------------------------------
@@ -305,20 +394,28 @@ def test_what_our_containers_write_lies_on_volumes_their_user_owns() -> None:
 
 # --- the IdP's settings -------------------------------------------------------------------------
 
-def test_the_idp_would_start_with_the_settings_and_portals_of_the_compose_file(
+def demo_portal_folder() -> tuple[str, Path]:
+    """The service that registers the demo portals, and the folder of files it imports."""
+    importers = {name: service for name, service in ours().items()
+                 if service.get("command", [])[:4] == ["servicekonto", "portal", "import",
+                                                       "--from"]}
+    assert len(importers) == 1
+    (name, service), = importers.items()
+    source, read_only = volume_mounts(service)[service["command"][4]]
+    assert read_only and source.startswith("./")
+    return name, DOCKER / source
+
+
+def test_the_idp_would_start_with_the_settings_and_no_portal_files_of_the_compose_file(
         tmp_path: Path) -> None:
     policy_dir = tmp_path / "policies"
-    # The portals are mounted over those shipped in the image, where its IdP looks for them.
+    # The operator's portal folder is mounted over the image's demo portals, where its IdP
+    # looks for them.
     image_portals = f"{image_env()['IDP_POLICY_DIR']}/portals"
-    for name in (IDP, "mailer"):
+    for name in (IDP, "mailer", "purge"):
         assert image_portals in volume_mounts(services()[name]), name
     portal_mount = volume_mounts(services()[IDP])[image_portals]
     shutil.copytree(COMPOSE.parent / portal_mount[0], policy_dir / "portals")
-    # The pinned certificates are in a volume at run time: here, files in the same place.
-    for policy_file in (policy_dir / "portals").glob("*.yaml"):
-        text = policy_file.read_text(encoding="utf-8").replace(CERTIFICATES, str(tmp_path))
-        policy_file.write_text(text, encoding="utf-8")
-        (tmp_path / f"{policy_file.stem}.crt").write_text("pinned", encoding="ascii")
     shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", policy_dir / "password.yaml")
     (tmp_path / "idp_secret_key").write_text("s" * 48, encoding="ascii")
     (tmp_path / "idp_database_url").write_text(
@@ -328,20 +425,39 @@ def test_the_idp_would_start_with_the_settings_and_portals_of_the_compose_file(
     env.update(IDP_POLICY_DIR=str(policy_dir), IDP_INSTANCE_PATH=str(tmp_path / "instance"))
 
     config = load_config(env)
-    policies = load_portal_policies(policy_dir)
 
     assert config.environment == "production" and config.uses_https
     assert config.proxy_count == 1  # Caddy, and nothing else, sets X-Forwarded-For
     assert config.database_url.startswith("postgresql+psycopg://")  # from the secret file
+    # Production shape: no portal until the operator adds one (or the profile demo does).
+    assert load_portal_files(policy_dir / "portals") == []
+
+
+def test_the_demo_profile_registers_exactly_the_portals_it_runs(tmp_path: Path) -> None:
+    importer, folder = demo_portal_folder()
+    # The pinned certificates are in a volume at run time: here, files in the same place.
+    copied = tmp_path / "demo-portals"
+    shutil.copytree(folder, copied)
+    for policy_file in copied.glob("*.yaml"):
+        text = policy_file.read_text(encoding="utf-8").replace(CERTIFICATES, str(tmp_path))
+        policy_file.write_text(text, encoding="utf-8")
+        (tmp_path / f"{policy_file.stem}.crt").write_text("pinned", encoding="ascii")
+
+    policies = load_portal_files(copied)
+
     assert sorted(policy.name for policy in policies) == sorted(portals())
+    assert DEMO in services()[importer]["profiles"]
+    for name in portals():
+        assert DEMO in services()[name]["profiles"], name
+        # Registered once the portal answers, so that the IdP's first fetch finds it.
+        assert services()[importer]["depends_on"][name]["condition"] == "service_healthy"
 
 
 def test_the_compose_portals_ask_for_what_the_shipped_portals_ask_for() -> None:
     for name in portals():
         shipped = yaml.safe_load((PROJECT_ROOT / "policies" / "portals" / f"{name}.yaml")
                                  .read_text(encoding="utf-8"))
-        composed = yaml.safe_load((DOCKER / "portals" / f"{name}.yaml")
-                                  .read_text(encoding="utf-8"))
+        composed = yaml.safe_load((DEMO_PORTALS / f"{name}.yaml").read_text(encoding="utf-8"))
         for url_key in ("entity_id", "metadata"):
             shipped.pop(url_key)
             composed.pop(url_key)
@@ -372,7 +488,7 @@ def test_compose_gives_gunicorn_time_to_finish_running_logins_when_stopping() ->
 
 def test_each_portal_is_reached_where_the_idp_fetches_its_metadata() -> None:
     for name, arguments in portals().items():
-        policy = yaml.safe_load((DOCKER / "portals" / f"{arguments.profile}.yaml")
+        policy = yaml.safe_load((DEMO_PORTALS / f"{arguments.profile}.yaml")
                                 .read_text(encoding="utf-8"))
         service = services()[name]
         metadata = urlsplit(policy["metadata"])
@@ -441,7 +557,7 @@ def test_the_mail_inbox_is_published_on_the_loopback_address_only() -> None:
 # --- what the network and the public site may do -----------------------------------------------
 
 def compose_policy(profile: str) -> dict[str, Any]:
-    policy: dict[str, Any] = yaml.safe_load((DOCKER / "portals" / f"{profile}.yaml")
+    policy: dict[str, Any] = yaml.safe_load((DEMO_PORTALS / f"{profile}.yaml")
                                             .read_text(encoding="utf-8"))
     return policy
 
@@ -468,15 +584,16 @@ def test_portal_metadata_over_plain_http_counts_only_with_a_pinned_signing_certi
         assert exporter_service["restart"] == "no"
         assert services()[name]["depends_on"][exporter]["condition"] == \
             "service_completed_successfully"
-        # Every process that reads the portal files finds the certificate, read-only, and
-        # starts after it was written (a missing certificate stops the start).
-        for reader in (IDP, "mailer", "purge"):
-            mounts = volume_mounts(services()[reader])
-            assert mounts[str(certificate.parent)] == (volume, True), reader
-            # The certificate only: the portal's keys and database stay in its own volume.
-            assert instance not in {source for source, _ in mounts.values()}, reader
-            assert services()[reader]["depends_on"][exporter]["condition"] == \
-                "service_completed_successfully", reader
+        # The service that registers the demo portals finds the certificate, read-only, after
+        # it was written (a missing certificate stops the import); the registry keeps it for
+        # every IdP process from then on.
+        reader, _ = demo_portal_folder()
+        mounts = volume_mounts(services()[reader])
+        assert mounts[str(certificate.parent)] == (volume, True), reader
+        # The certificate only: the portal's keys and database stay in its own volume.
+        assert instance not in {source for source, _ in mounts.values()}, reader
+        assert services()[reader]["depends_on"][exporter]["condition"] == \
+            "service_completed_successfully", reader
 
 
 def test_the_portals_are_served_by_gunicorn_not_by_the_development_server() -> None:
