@@ -46,12 +46,12 @@ def test_the_registration_choice_offers_the_online_ausweisfunktion(browser: Brow
 
 def test_registering_with_the_card_asks_only_for_the_email_and_takes_the_identity_from_it(
         app: Flask, browser: Browser) -> None:
-    card_id = card(app)
+    card_id = card(app, doctoral_degree="Dr.")
     response = read_card(browser, card_id)
     form = browser.get(response.location).get_data(as_text=True)
     assert "Simulation – kein echter Ausweis" in form
-    for shown in ("Erika", "Mustermann", "Gabler", "12.08.1964", "Berlin",
-                  "Heidestraße 17, 51147 Köln"):
+    for shown in ("<dt>Doktorgrad</dt><dd>Dr.</dd>", "Erika", "Mustermann", "Gabler",
+                  "12.08.1964", "Berlin", "Heidestraße 17, 51147 Köln"):
         assert shown in form, shown
     assert 'name="given_name"' not in form
     done = browser.submit(response.location, {"email": EMAIL, "privacy_accepted": "yes"})

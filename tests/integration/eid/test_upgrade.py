@@ -19,7 +19,8 @@ PIN = "123456"
 
 
 def card(app: Flask, *, given_name: str = "Erika", surname: str = "Mustermann",
-         holder: int | None = None, pseudonym: str = "a1b2c3") -> int:
+         holder: int | None = None, pseudonym: str = "a1b2c3",
+         doctoral_degree: str | None = None) -> int:
     """Erika's test card (her persona's data), of nobody's account unless ``holder``."""
     with app.app_context():
         made = EidTestCard(
@@ -27,7 +28,7 @@ def card(app: Flask, *, given_name: str = "Erika", surname: str = "Mustermann",
             surname=surname, birth_name="Gabler", date_of_birth=date(1964, 8, 12),
             place_of_birth="Berlin", street="Heidestraße 17", postal_code="51147",
             locality="Köln", country="DE", nationality="D", pseudonym=pseudonym, pin=PIN,
-            state=CardState.VALID)
+            state=CardState.VALID, doctoral_degree=doctoral_degree)
         db.session.add(made)
         db.session.commit()
         return made.id
@@ -73,6 +74,7 @@ def test_hochstufen_shows_old_and_new_values_and_then_takes_the_cards_level_and_
     assert "<tr><th scope=\"row\">Geburtsname</th><td>–</td><td>Gabler</td></tr>" in confirm
     assert "<td>basisregistriert</td><td>hoch</td>" in confirm
     assert "<td>–</td><td>12.08.1964</td>" in confirm
+    assert "<tr><th scope=\"row\">Doktorgrad</th><td>–</td><td>–</td></tr>" in confirm
     done = erika.submit("/konto/hochstufen/bestaetigen")
     assert done.status_code == 302 and done.location.endswith("/konto")
     assert "Ihr Servicekonto ist jetzt hochgestuft" in erika.get("/konto").get_data(
