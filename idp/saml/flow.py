@@ -28,7 +28,7 @@ import logging
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from functools import cached_property
 from typing import Any, Protocol
@@ -96,7 +96,6 @@ from idp.samlkit.bindings import (
 from idp.samlkit.bundid import BPK2
 from idp.samlkit.crypto import InProcessCryptoBackend
 from idp.samlkit.ids import new_id
-from idp.security.lifetimes import LIFETIMES
 
 log = logging.getLogger(__name__)
 
@@ -549,7 +548,8 @@ class SsoFlow:
         authentication = Authentication(
             class_ref=level.class_ref_for(portal.eidas_loa, pending.request.requested_contexts),
             instant=authenticated_at, session_index=session_index,
-            session_not_on_or_after=authenticated_at + session_lifetime(level))
+            session_not_on_or_after=authenticated_at
+            + self.saml.session_lifetimes[level].absolute)
         signing = Signing(portal.sign_response, portal.sign_assertion)
         if self.saml.faults is not None and (injected := self.saml.faults.inject(
                 portal.entity_id, PlannedAnswer(
@@ -950,11 +950,6 @@ def name_id_for(portal: SsoPortal, pairwise: str | None) -> tuple[str, str]:
         return pairwise, NAMEID_FORMAT_PERSISTENT
     # New for every login (pysaml2's own would repeat per citizen and portal).
     return new_id(), NAMEID_FORMAT_TRANSIENT
-
-
-def session_lifetime(level: TrustLevel) -> timedelta:
-    """TR-03160-1: absolute session lifetime by level reached (SessionNotOnOrAfter)."""
-    return LIFETIMES[level].absolute
 
 
 def _signed_parts(portal: PortalPolicy) -> str:

@@ -40,6 +40,7 @@ from idp.samlkit.keys import (
     load_key_pair,
     published_certificates,
 )
+from idp.security.lifetimes import Lifetime, session_lifetimes
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class SamlRuntime:
     key_folder: Path
     _refresher: MetadataRefresher
     _live: LiveRegistry
+    # How long a session lasts by the level of its login (IDP_SESSION_*): SessionNotOnOrAfter.
+    session_lifetimes: dict[int, Lifetime]
     # The login methods this IdP offers (docs/architecture.md, "Trust levels"): username and
     # password always, the Online-Ausweisfunktion when its simulation is on.
     methods: tuple[AuthnMethod, ...] = (AuthnMethod.BENUTZERNAME,)
@@ -111,7 +114,8 @@ class SamlRuntime:
                    key_folder=keys.cert_file.parent, _refresher=MetadataRefresher(registry),
                    _live=live,
                    methods=(AuthnMethod.BENUTZERNAME, AuthnMethod.EID) if config.eid_simulation
-                   else (AuthnMethod.BENUTZERNAME,))
+                   else (AuthnMethod.BENUTZERNAME,),
+                   session_lifetimes=session_lifetimes(config))
 
     def refresh(self, now: datetime) -> None:
         """Follow the registry in the database (at most one read a second), fetch due URL

@@ -10,6 +10,9 @@ from typing import NamedTuple
 
 from idp.config import Config
 
+# The levels a login may reach (STORK QAA 1 to 4, TR-03160-1).
+LEVELS = frozenset({1, 2, 3, 4})
+
 
 class Lifetime(NamedTuple):
     """A session ends ``absolute`` after the login and ``idle`` after its last request."""
@@ -24,7 +27,3 @@ def session_lifetimes(config: Config) -> dict[int, Lifetime]:
     return {level: Lifetime(timedelta(minutes=absolute), timedelta(minutes=idle))
             for level, (absolute, idle) in config.session_minutes.items()}
 
-
-# The defaults: the higher the level, the shorter; an eID login ("hoch") lasts 30 minutes, 5
-# without a request.
-LIFETIMES: dict[int, Lifetime] = session_lifetimes(Config())

@@ -23,7 +23,7 @@ from werkzeug.datastructures import CallbackDict
 
 from idp.clock import utcnow
 from idp.db import Database, first_row
-from idp.security.lifetimes import LIFETIMES, Lifetime
+from idp.security.lifetimes import LEVELS, Lifetime
 from idp.security.models import BrowserSession
 
 # Refresh last_seen_at at most this often, so that reading a page rarely writes.
@@ -39,7 +39,7 @@ IDENTITY_KEY = "identity"
 
 def _level_of(data: dict[str, Any]) -> int:
     level = data.get(TRUST_LEVEL_KEY, 1)
-    return level if isinstance(level, int) and level in LIFETIMES else 1
+    return level if isinstance(level, int) and level in LEVELS else 1
 
 
 def _hash(session_id: str) -> str:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from idp.db import db
 from idp.testing.models import EidTestCard
 from tests.conftest import Browser, Clock
-from tests.flows.test_eid import PIN, card, registered
+from tests.flows.conftest import Portal
+from tests.flows.test_eid import PIN, authn_times, card, eid_login, registered
 
 
 @pytest.fixture
@@ -44,3 +45,12 @@ def test_an_eid_session_ends_after_the_configured_idle_and_absolute_minutes(
         assert visitor.get("/konto").status_code == 200
     clock.advance(minutes=2, seconds=1)
     assert visitor.get("/konto").status_code == 302  # 12 minutes after the login
+
+
+def test_the_portal_is_told_the_configured_end_of_an_eid_session(
+        sso_app: Flask, visitor: Browser, portal: Portal) -> None:
+    page = eid_login(sso_app, registered(sso_app, visitor), portal)
+
+    instant, not_after = authn_times(page)
+
+    assert (not_after - instant).total_seconds() == 12 * 60  # SessionNotOnOrAfter
