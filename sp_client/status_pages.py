@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flask import render_template
 
-from sp_client.saml.responses import Refusal
+from idp.samlkit.sp_response import Refusal
 
 SAML_STATUS = "urn:oasis:names:tc:SAML:2.0:status:"
 REQUIRED_ATTRIBUTES_MISSING = "IDP_REQUIRED_ATTRIBUTES_MISSING"

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 
 from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from idp.samlkit.bundid import BPK2
+from idp.samlkit.sp_response import LoginNotGranted, ResponseRejected
 from sp_client import catalogue, received
 from sp_client import kassenzeichen as kassenzeichen_service
 from sp_client.database import utcnow
@@ -29,7 +30,7 @@ from sp_client.saml.provider import (
     IdpUnavailable,
     Outgoing,
 )
-from sp_client.saml.responses import LoginNotGranted, ResponseRejected, read_authn_response
+from sp_client.saml.responses import message_of, read_authn_response
 from sp_client.sessions import LOGIN_LIFETIME, Login, current_session, end_sessions_of
 from sp_client.status_pages import refusal_page
 from sp_client.web import auto_post, error_page, provider, settings
@@ -109,7 +110,7 @@ def acs() -> ResponseReturnValue:
                                     request.form.to_dict(flat=False), browser, now)
     except ResponseRejected as rejected:
         log.info("SAML response refused: %s", rejected)
-        return error_page(400, rejected.problem.value, title="Anmeldung nicht möglich")
+        return error_page(400, message_of(rejected.problem), title="Anmeldung nicht möglich")
     except LoginNotGranted as refused:
         return refusal_page(refused.refusal)
     except IdpUnavailable:

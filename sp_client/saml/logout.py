@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from idp.samlkit.bindings import IncomingMessage, verify_redirect_signature
 from idp.samlkit.instants import parse_instant
+from idp.samlkit.sp_response import RESPONSE_MAX_AGE_SECONDS, SAMLP
 from idp.samlkit.untrusted_xml import DSIG, RefusedDocument, parse_xml
 from sp_client.saml import state
 from sp_client.saml.messages import STATUS_SUCCESS
 from sp_client.saml.provider import CLOCK_SKEW, ServiceProvider
-from sp_client.saml.responses import RESPONSE_MAX_AGE_SECONDS, SAMLP
 
 
 class LogoutRefused(Exception):
