@@ -99,6 +99,13 @@ def cli_environment(config: Config) -> str:
     return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in settings.items())
 
 
+def demo_folder(environ: Mapping[str, str]) -> Path:
+    """Where the demo keeps its files: under ``IDP_INSTANCE_PATH`` when set (in the image, its
+    writable volume; the rest of a container is read-only), else ``instance/demo``."""
+    configured = environ.get("IDP_INSTANCE_PATH")
+    return (Path(configured) if configured else default_instance_folder()) / "demo"
+
+
 def is_loopback_host(host: str) -> bool:
     """Whether listening on ``host`` keeps the demo on this machine."""
     if host == "localhost":
@@ -167,7 +174,8 @@ def stop_signal() -> Iterator[threading.Event]:
                help="IdP und beide Demo-Portale starten (SQLite, erzeugte Schlüssel, "
                    "Entwicklungs-Postfach).")
 @click.option("--instance", type=click.Path(file_okay=False, path_type=Path),
-              default=default_instance_folder() / "demo", show_default=True,
+              default=lambda: demo_folder(os.environ),
+              show_default="$IDP_INSTANCE_PATH/demo, sonst instance/demo",
               help="Ordner für Datenbanken, Schlüssel und Richtlinien der Demo.")
 @click.option("--idp-port", default=5000, show_default=True, type=int)
 @click.option("--dueren-port", default=5001, show_default=True, type=int)

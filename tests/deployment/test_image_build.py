@@ -31,15 +31,22 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.xmldsig import SIG_RSA_SHA256
 from sqlalchemy import make_url
 
 from idp.config import PROJECT_ROOT
+from idp.portals.live import CHECK_EVERY
+from idp.samlkit.crypto import install_backend
+from idp.testing.browser import Response, Send, WebBrowser, trace
+from tests.conftest import GOOD_PASSWORD
 from tests.deployment.gunicorn_process import free_port
 from tests.deployment.image_build import (
     BASE_IMAGE,
@@ -54,6 +61,7 @@ from tests.deployment.image_build import (
 )
 from tests.deployment.test_image import pinned_versions
 from tests.postgres import temporary_database
+from tests.saml_support import key_pair, metadata_of, sp_config
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +69,8 @@ COMPOSE = PROJECT_ROOT / "docker" / "compose.yaml"
 SECRET_FILE = re.compile(r"(\.(key|pem|crt|p12|env)$|^\.env|^secret_key$)")  # test_image.py
 UID = 10001
 CLIENT_ADDRESS = "203.0.113.9"  # what Caddy says the citizen's address is
+PORTAL = "https://portal.test/saml/metadata"
+PORTAL_ACS = "https://portal.test/saml/acs"
 STARTUP_SECONDS = 90
 POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "")
 
@@ -104,6 +114,10 @@ class Deployment:
     keys_runs: list[subprocess.CompletedProcess[str]]
     migrate_runs: list[subprocess.CompletedProcess[str]]
     keys_volume: Path
+    credentials_runs: list[subprocess.CompletedProcess[str]]
+    secrets_volume: Path
+    postgres_secrets_volume: Path
+    database_url: str  # the one the test put into the secrets volume first
 
     def get(self, target: str, host: str | None = None) -> tuple[int, str, str]:
         """A GET as Caddy would send it: status, content type, body."""
@@ -148,27 +162,17 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
     podman = built.podman
     services = compose_services()
     idp, keys, migrate = services["idp"], services["keys"], services["migrate"]
+    credentials = services["credentials"]
     volumes = {spec.split(":")[1]: spec.split(":")[0] for spec in idp["volumes"]}
     instance = next(path for path, name in volumes.items() if name == "idp-instance")
     with ExitStack() as stack:
-        folder = tmp_path_factory.mktemp("deployment")
-        # Secrets as compose mounts them: files under /run/secrets, 0644 as the README says.
-        secrets = folder / "secrets"
-        secrets.mkdir()
-        (secrets / "idp_secret_key").write_text(os.urandom(32).hex(), encoding="utf-8")
-        (secrets / "idp_database_url").write_text(
-            container_url_of_the_database(stack, instance), encoding="utf-8")
-        for secret in secrets.iterdir():
-            secret.chmod(0o644)
-        secret_flags = [f"--volume={secrets / name}:/run/secrets/{name}:ro"
-                        for name in idp["secrets"]]
-        # The other one-shots the IdP waits for: the portals' keys and pinned certificates.
+        # The other one-shots the IdP waits for (compose: service_completed_successfully).
         portal_keys = [services[name] for name, needed in idp["depends_on"].items()
                        if needed["condition"] == "service_completed_successfully"
-                       and name not in ("keys", "migrate")]
+                       and name not in ("keys", "migrate", "credentials")]
         # Named volumes: a fresh one takes over the owner and mode of the image's folder.
         prefix = f"imagecheck-{os.getpid()}"
-        for name in {spec.split(":")[0] for service in (idp, *portal_keys)
+        for name in {spec.split(":")[0] for service in (idp, credentials, *portal_keys)
                      for spec in service["volumes"]} - {"./portals"}:
             podman("volume", "create", f"{prefix}-{name}")
 
@@ -181,19 +185,32 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
                 flags.append(f"--volume={source}:{target}")
             return flags
 
+        one_shot = ["run", "--rm", f"--network={NETWORK}"]
+        # The database is this test's, not the compose file's PostgreSQL: its URL goes into the
+        # secrets volume first, as docs/deployment.md tells an operator with a database of
+        # their own; the one-shot `credentials` then makes only what is missing.
+        own_url = container_url_of_the_database(stack, instance)
+        supplied = podman(*one_shot, *hardening(credentials), *volume_flags(credentials),
+                          f"--env=URL={own_url}", IMAGE, "sh", "-c",
+                          'umask 077 && printf %s "$URL" > /run/secrets/idp_database_url',
+                          check=False)
+        assert supplied.returncode == 0, supplied.stderr
+        credentials_runs = [podman(*one_shot, *hardening(credentials),
+                                   *volume_flags(credentials), IMAGE, *credentials["command"],
+                                   check=False) for _ in range(2)]
         environment = {name: str(value) for name, value in idp["environment"].items()}
         if redis := os.environ.get("IDP_TEST_REDIS_URL"):
             environment["IDP_REDIS_URL"] = via_host_loopback(redis)
         else:
             environment.pop("IDP_REDIS_URL", None)
         env_flags = [f"--env={name}={value}" for name, value in environment.items()]
-        one_shot = ["run", "--rm", f"--network={NETWORK}"]
 
         keys_runs = [podman(*one_shot, *hardening(keys), *volume_flags(keys), IMAGE,
                             *keys["command"], check=False) for _ in range(2)]
         sqlite_volume = [] if POSTGRES_URL else [f"--volume={prefix}-idp-instance:{instance}"]
-        migrate_runs = [podman(*one_shot, *hardening(migrate), *env_flags, *secret_flags,
-                               *sqlite_volume, IMAGE, *migrate["command"], check=False)
+        migrate_runs = [podman(*one_shot, *hardening(migrate), *env_flags,
+                               *volume_flags(migrate), *sqlite_volume, IMAGE,
+                               *migrate["command"], check=False)
                         for _ in range(2)]
         for one in portal_keys:
             exported = podman(*one_shot, *hardening(one), *volume_flags(one), IMAGE,
@@ -202,13 +219,16 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
         port = free_port()
         started = podman("run", "--detach", "--name", prefix, f"--network={NETWORK}",
                          f"--publish=127.0.0.1:{port}:8000", *hardening(idp), *env_flags,
-                         *secret_flags, *volume_flags(idp), IMAGE, check=False)
+                         *volume_flags(idp), IMAGE, check=False)
         stack.callback(lambda: podman("rm", "--force", "--time=0", prefix, check=False))
         assert started.returncode == 0, started.stderr
-        keys_volume = Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}",
-                                  f"{prefix}-idp-keys").stdout.strip())
+        mountpoints = {name: Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}",
+                                         f"{prefix}-{name}").stdout.strip())
+                       for name in ("idp-keys", "idp-secrets", "postgres-secrets")}
         running = Deployment(podman, prefix, port, urlsplit(environment["IDP_BASE_URL"]).netloc,
-                             keys_runs, migrate_runs, keys_volume)
+                             keys_runs, migrate_runs, mountpoints["idp-keys"],
+                             credentials_runs, mountpoints["idp-secrets"],
+                             mountpoints["postgres-secrets"], own_url)
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
@@ -343,6 +363,24 @@ def test_the_migration_one_shot_brings_the_schema_up_to_date_and_may_run_again(
     assert "Datenbankschema ist auf Stand" in deployment.migrate_runs[1].stdout
 
 
+def test_the_credentials_one_shot_makes_the_missing_secrets_once_and_keeps_the_operators(
+        deployment: Deployment) -> None:
+    first, second = deployment.credentials_runs
+    secret_key = deployment.secrets_volume / "idp_secret_key"
+    url = deployment.secrets_volume / "idp_database_url"
+    password = deployment.postgres_secrets_volume / "postgres_password"
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "idp_secret_key" in first.stdout and "idp_database_url" not in first.stdout
+    assert second.returncode == 0 and "every secret was there already" in second.stdout
+    assert url.read_text(encoding="utf-8") == deployment.database_url  # the operator's own
+    assert len(secret_key.read_text(encoding="utf-8")) >= 48
+    assert secret_key.stat().st_uid == UID and stat.S_IMODE(secret_key.stat().st_mode) == 0o600
+    # PostgreSQL's own user (not ours) reads its password: readable, in a volume of its own.
+    assert stat.S_IMODE(password.stat().st_mode) == 0o644 and password.stat().st_size >= 32
+    assert stat.S_IMODE(deployment.secrets_volume.stat().st_mode) == 0o700
+
+
 # --- the running IdP -----------------------------------------------------------------------------
 
 def test_the_idp_answers_healthz_and_readyz_on_its_published_port(
@@ -409,6 +447,129 @@ def test_the_saml_metadata_answers_the_portals_inside_the_network(
     assert "xml" in content_type
     assert f'entityID="https://{deployment.host}/saml/metadata"' in body
     assert "SignatureValue" in body and "X509Certificate" in body
+
+
+def through_the_proxy(deployment: Deployment, acs_posts: list[dict[str, list[str]]]) -> Send:
+    """The citizen's browser's way to the sites: the IdP's public URL as Caddy forwards it,
+    and the portal's ACS, which keeps what it was sent."""
+    def send(url: str, method: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        parts = urlsplit(url)
+        if parts.netloc != deployment.host:
+            acs_posts.append(parse_qs((body or b"").decode()))
+            return Response(200, [], "<p>Bürgerportal</p>")
+        connection = http.client.HTTPConnection("127.0.0.1", deployment.port, timeout=30)
+        try:
+            connection.request(method, (parts.path or "/") + (f"?{parts.query}" if parts.query
+                                                               else ""), body=body, headers={
+                **headers, "Host": deployment.host, "X-Forwarded-For": CLIENT_ADDRESS,
+                "X-Forwarded-Proto": "https"})
+            answer = connection.getresponse()
+            return Response(answer.status, answer.getheaders(),
+                            answer.read().decode("utf-8", errors="replace"))
+        finally:
+            connection.close()
+    return send
+
+
+def test_a_citizen_logs_in_through_a_portal_added_to_the_running_container(
+        deployment: Deployment, tmp_path: Path) -> None:
+    container, podman = deployment.container, deployment.podman
+    status, _, idp_metadata = deployment.get("/saml/metadata")
+    keys = key_pair(tmp_path / "portal", "portal")
+    podman("exec", f"--env=METADATA={metadata_of(sp_config(PORTAL, PORTAL_ACS, *keys))}",
+           container, "sh", "-c", 'printf %s "$METADATA" > /tmp/portal.xml')
+    # The policy folder is read-only in the container: the portal goes into the database.
+    added = podman("exec", container, "servicekonto", "portal", "add", "--name", "testportal",
+                   "--metadata", "/tmp/portal.xml",  # noqa: S108 (the container's tmpfs)
+                   "--attributes", "givenName,surname",
+                   check=False)
+    created = podman("exec", container, "servicekonto", "user", "create", "--username",
+                     "ErikaM", "--email", "erika@example.org", "--given-name", "Erika",
+                     "--surname", "Mustermann", "--password", GOOD_PASSWORD, check=False)
+    time.sleep(CHECK_EVERY + 0.5)  # both workers look at the registry's version
+    client = Saml2Client(config=sp_config(PORTAL, PORTAL_ACS, *keys, idp_metadata))
+    install_backend(client)
+    request_id, info = client.prepare_for_authenticate(
+        entityid=f"https://{deployment.host}/saml/metadata", binding=BINDING_HTTP_REDIRECT,
+        relay_state="/antrag", sign=True, sigalg=SIG_RSA_SHA256)
+    posted: list[dict[str, list[str]]] = []
+    browser = WebBrowser(through_the_proxy(deployment, posted))
+
+    login = browser.open(dict(info["headers"])["Location"])
+    consent = browser.submit(login, login.form("username"), username="ErikaM",
+                             password=GOOD_PASSWORD)
+    browser.submit(consent, consent.form("transaction"), button=("decision", "agree"))
+
+    assert status == 200
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "Zustimmung zur Weitergabe" in consent.text, consent.text[-2000:]
+    assert len(posted) == 1, trace(browser.history)
+    response = client.parse_authn_request_response(
+        posted[0]["SAMLResponse"][0], BINDING_HTTP_POST, outstanding={request_id: "/antrag"})
+    assert posted[0]["RelayState"] == ["/antrag"]
+    # The two attributes the portal was registered with, and nothing else.
+    assert sorted(value for values in response.ava.values() for value in values) == [
+        "Erika", "Mustermann"], response.ava
+
+
+def test_the_demo_runs_in_a_container_and_answers_the_host_on_its_published_ports(
+        built: Built) -> None:
+    """`servicekonto demo --host 0.0.0.0` in the image, its three ports published as they are:
+    the URLs it prints (http://127.0.0.1:PORT) work from the host."""
+    podman, name = built.podman, f"imagecheck-demo-{os.getpid()}"
+    ports = {"idp": free_port(), "dueren": free_port(), "mags": free_port()}
+    podman("volume", "create", name)
+    started = podman(
+        "run", "--detach", "--name", name, f"--network={NETWORK}", "--read-only",
+        "--tmpfs=/tmp", "--cap-drop=ALL", f"--volume={name}:/var/lib/servicekonto",
+        *[f"--publish=127.0.0.1:{port}:{port}" for port in ports.values()],
+        IMAGE, "servicekonto", "demo", "--host", "0.0.0.0",  # noqa: S104 (in its container)
+        "--idp-port", str(ports["idp"]),
+        "--dueren-port", str(ports["dueren"]), "--mags-port", str(ports["mags"]), check=False)
+    try:
+        assert started.returncode == 0, started.stderr
+
+        def get(port: int, path: str) -> tuple[int, str, str]:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            try:
+                connection.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
+                answer = connection.getresponse()
+                return (answer.status, answer.getheader("Location", ""),
+                        answer.read().decode(errors="replace"))
+            finally:
+                connection.close()
+
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                if get(ports["idp"], "/anmelden")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                logs = podman("logs", name, check=False)
+                pytest.fail(f"the demo did not answer:\n{(logs.stdout + logs.stderr)[-3000:]}")
+            time.sleep(0.5)
+        mailbox = get(ports["idp"], "/entwicklung/postfach/")
+        portal = get(ports["dueren"], "/")
+        # "Zum Servicekonto.NRW" at Düren, in a browser on the host: the IdP's login page.
+        browser = WebBrowser()
+        start = browser.open(f"http://127.0.0.1:{ports['dueren']}/anmelden")
+        login = browser.submit(start, start.forms[0])
+        printed = podman("logs", name, check=False).stdout
+    finally:
+        podman("rm", "--force", "--time=0", name, check=False)
+        podman("volume", "rm", "--force", name, check=False)
+
+    # From the host the requests come from beyond the container's loopback: the mailbox
+    # answers them all the same (the demo says so when it starts).
+    assert mailbox[0] == 200, mailbox[2][-1000:]
+    assert portal[0] == 200 and "Düren" in portal[2]
+    assert login.status == 200 and login.url.startswith(
+        f"http://127.0.0.1:{ports['idp']}/anmelden"), trace(browser.history)
+    assert "Passwort" in login.text
+    assert f"http://127.0.0.1:{ports['idp']}/" in printed
 
 
 def test_the_idp_stops_cleanly_within_the_compose_grace_period(
