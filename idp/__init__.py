@@ -73,6 +73,21 @@ def create_app(test_config: Mapping[str, Any] | None = None,
         from idp.eid.views import eid
 
         app.register_blueprint(eid)
+    from idp.broker.runtime import Broker
+
+    app.jinja_env.globals["external_login"] = False
+
+    if (broker := Broker.build(config, saml_runtime.keys, saml_runtime.crypto)) is not None:
+        from idp.broker.views import external
+        from idp.saml.akdb import AuthnMethod
+        from idp.saml.identifiers import TrustLevel
+
+        broker.install(app)
+        app.register_blueprint(external)
+        app.jinja_env.globals["external_login"] = True
+        # "Login mit externem Servicekonto", up to the highest level an upstream may reach.
+        saml_runtime.methods = (*saml_runtime.methods, AuthnMethod.FINK)
+        saml_runtime.method_levels[AuthnMethod.FINK] = TrustLevel(broker.highest_level)
     if config.is_development and config.uses_dev_mailbox:
         app.register_blueprint(mailbox)
     if config.is_development:

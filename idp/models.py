@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def import_all_models() -> None:
     import idp.accounts.models
+    import idp.broker.models
     import idp.consent.models
     import idp.mail.models
     import idp.portals.models

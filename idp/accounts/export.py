@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.models import AccountToken, Citizen, TokenPurpose
 from idp.accounts.tokens import LinkState, link_state
+from idp.broker.models import ExternalLink
 from idp.consent.models import Consent
 from idp.german import LOCAL_TIME
 from idp.saml.models import PersistentNameId, PortalSession
@@ -217,6 +218,14 @@ TABLES: dict[str, TableExport] = {
                 "puk_uses": Field("puk_eingaben"), "persona": Field("testperson")},
         left_out={"id": ROW_NUMBERS, "citizen_id": ROW_NUMBERS, "pin": CARD_SECRETS,
                   "puk": CARD_SECRETS}),
+    # The accounts of other states' Servicekonten linked to this one (idp/broker/).
+    "broker_external_link": TableExport(
+        fields={"upstream": Field("externes_servicekonto"), "name_id": Field("kennung_dort"),
+                "made_for_it": Field("fuer_die_anmeldung_dort_angelegt"),
+                "bpk2_prefix": Field("praefix_der_portal_kennungen"),
+                "linked_at": Field("verknuepft_am"),
+                "last_login_at": Field("zuletzt_angemeldet_am")},
+        left_out={"id": ROW_NUMBERS, "citizen_id": ROW_NUMBERS}),
 }
 
 
@@ -262,6 +271,8 @@ def export(session: Session, citizen: Citizen, now: datetime,
         "sitzungen": [row for _, row in rows(BrowserSession, BrowserSession.created_at)],
         "links": links,
         "ausweise": [row for _, row in rows(EidTestCard, EidTestCard.id)],
+        "externe_servicekonten": [row for _, row in rows(ExternalLink, ExternalLink.linked_at,
+                                                         ExternalLink.id)],
         "nicht_enthalten": [omission.as_entry() for omission in left_out()],
     }
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from io import BytesIO
 
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import export, forgotten
@@ -18,9 +27,13 @@ from idp.accounts import selfservice as service
 from idp.accounts.context import FormErrors
 from idp.accounts.models import Citizen, Salutation
 from idp.accounts.tokens import LinkState
+from idp.broker.login import links_of, unlink
+from idp.broker.models import ExternalLink
+from idp.broker.runtime import BROKER_KEY
 from idp.clock import utcnow
 from idp.container import app_parts
 from idp.db import db
+from idp.german import local_time
 from idp.links import (
     EMAIL_CHANGE_PATH,
     PASSWORD_FORGOTTEN_PATH,
@@ -127,7 +140,27 @@ def account() -> Page:
     return render_template("idp/account.html", citizen=citizen,
                            pending_email=service.pending_email_change(account_context(), citizen),
                            portals=_portals_to_visit(), upgrade_url=upgrade_url,
-                           level_label=TrustLevel(citizen.trust_level).label)
+                           level_label=TrustLevel(citizen.trust_level).label,
+                           external_links=_external_links(citizen), local_time=local_time)
+
+
+def _external_links(citizen: Citizen) -> list[tuple[ExternalLink, str]]:
+    """The upstream accounts bound to this one, each with its upstream's display name (its
+    short name when the registry no longer has it)."""
+    upstreams = current_app.extensions.get(BROKER_KEY)
+    return [(link, upstreams.upstreams[link.upstream].display_name
+             if upstreams is not None and link.upstream in upstreams.upstreams
+             else link.upstream) for link in links_of(db.session, citizen.id)]
+
+
+@selfservice.post("/konto/extern/<int:link_id>/loesen")
+@login_required
+def unlink_external(link_id: int) -> Page:
+    """"Verknüpfung lösen": the upstream account no longer logs in to this account."""
+    if unlink(db.session, _citizen().id, link_id):
+        flash("Die Verknüpfung ist gelöst. Sie können sich darüber nicht mehr in dieses "
+              "Servicekonto anmelden.")
+    return redirect(url_for("selfservice.account"))
 
 
 def _portals_to_visit() -> list[tuple[str, str]]:

@@ -64,6 +64,10 @@ BY_USERNAME = Proof(qaa_level="STORK-QAA-Level-1", proved_by="Benutzername",
 BY_EID = Proof(qaa_level="STORK-QAA-Level-4", proved_by="eID", qaa_label="hoch")
 BY_EID_SUBSTANTIAL = Proof(qaa_level="STORK-QAA-Level-3", proved_by="eID",
                            qaa_label="substantiell")
+# "Login mit externem Servicekonto" (idp/broker/): the upstream's level, capped by the registry.
+FINK = "FINK"
+# The key under which a broker login's identity names its upstream (idp.broker.login).
+UPSTREAM_KEY = "upstream"
 
 # ISO 5218 codes. "divers" has none; it is released as 9 like "keine Angabe"
 # (docs/architecture.md, "Attributes").
@@ -220,10 +224,16 @@ def release(citizen: Citizen, names: Iterable[str], pairwise_id: str | None,
     invented value.
     """
     wanted = set(names)
-    facts = Facts(citizen, pairwise_id, proof, identity)
+    upstream = identity is not None and UPSTREAM_KEY in identity
+    # A broker login's identity holds the upstream's values by our Names (idp.broker.login),
+    # not a card's: the card's fields are read from none.
+    facts = Facts(citizen, pairwise_id, proof, None if upstream else identity)
     released = []
     for entry in CATALOGUE:
         if entry.name not in wanted:
+            continue
+        if upstream and (brought := _from_upstream(entry, identity or {})) is not None:
+            released.append(brought)
             continue
         value = entry.value_of(facts)
         if value is not None:
@@ -231,6 +241,25 @@ def release(citizen: Citizen, names: Iterable[str], pairwise_id: str | None,
             released.append(ReleasedAttribute(entry.name, entry.friendly_name, entry.label,
                                               (value.sent,), trust, (value.shown,)))
     return released
+
+
+# What we compute for every login, whatever the upstream sent.
+_COMPUTED = {BPK2, QAA_LEVEL, ASSERTION_PROVED_BY}
+
+
+def _from_upstream(entry: CatalogueAttribute,
+                   identity: Mapping[str, str]) -> ReleasedAttribute | None:
+    """The upstream's value of ``entry`` with the level it came with (capped by the broker at
+    the login's level); None when it sent none (the account's own value is used then)."""
+    text = identity.get(entry.name)
+    if entry.name in _COMPUTED or not text:
+        return None
+    level = identity.get(f"level:{entry.name}", "UNTERGEORDNET")
+    trust = AttributeTrust(level) if level in set(AttributeTrust) else \
+        AttributeTrust.UNTERGEORDNET
+    shown = _date(text) if entry.name == BIRTHDATE and text.count("-") == 2 else text
+    return ReleasedAttribute(entry.name, entry.friendly_name, entry.label, (text,), trust,
+                             (shown,))
 
 
 def missing_required(citizen: Citizen, required: Iterable[str], pairwise_id: str | None,

@@ -46,6 +46,8 @@ from idp.consent.attributes import (
     BY_EID,
     BY_EID_SUBSTANTIAL,
     BY_USERNAME,
+    FINK,
+    UPSTREAM_KEY,
     Proof,
     ReleasedAttribute,
     labels_in_catalogue_order,
@@ -58,6 +60,7 @@ from idp.portals.registry import Portal
 from idp.saml import state
 from idp.saml.akdb import AuthenticationRequest, AuthnMethod, StatusDetail
 from idp.saml.identifiers import (
+    METHOD_LEVELS,
     TrustLevel,
     citizen_of_persistent_name_id,
     existing_persistent_name_id,
@@ -187,6 +190,8 @@ class AskConsent:
     attributes: Sequence[ReleasedAttribute]
     # A stable identifier goes to the portal although bPK2 is not among the attributes.
     persistent_identifier: bool
+    # The upstream the data came from (its short name), for a login through the broker.
+    upstream: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,12 +232,17 @@ VERSION_MISMATCH = SAML_STATUS + "VersionMismatch"
 _OUR_FORMATS = (None, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT)
 # An xs:ID (NCName) as InResponseTo may carry it; anything else is not echoed.
 _XS_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
-# The level each login method reaches (docs/architecture.md, "Trust levels"); which of them this
-# IdP offers is SamlRuntime.methods.
-METHOD_LEVELS: dict[AuthnMethod, TrustLevel] = {AuthnMethod.BENUTZERNAME: TrustLevel.LEVEL_1,
-                                                AuthnMethod.EID: TrustLevel.LEVEL_4}
 # How the citizen was identified, by the level the session reached.
 PROOFS: dict[int, Proof] = {1: BY_USERNAME, 2: BY_USERNAME, 3: BY_EID_SUBSTANTIAL, 4: BY_EID}
+
+
+def proof_of(level: int, identity: Mapping[str, str] | None) -> Proof:
+    """How the session's login identified the citizen: through an upstream ("FINK", at the
+    level it reached there, capped), else by its level."""
+    if identity is not None and UPSTREAM_KEY in identity:
+        reached = TrustLevel(level)
+        return Proof(qaa_level=reached.class_ref, proved_by=FINK, qaa_label=reached.label)
+    return PROOFS[level]
 
 
 class SsoPortal(Protocol):
@@ -377,7 +387,8 @@ class SsoFlow:
             return ErrorPage(400, REJECTED)
         self._trace_in(message, seen, "angenommen")
         transaction = Transaction(pending, portal)
-        if refusal := refusal_before_login(pending, portal, self.saml.methods):
+        if refusal := refusal_before_login(pending, portal, self.saml.methods,
+                                           self.saml.method_levels):
             return self._answer(transaction, error=refusal)
         return self._proceed(transaction)
 
@@ -397,6 +408,15 @@ class SsoFlow:
                 len(self._offered(transaction)) == 1:
             return self._answer(transaction, error=level_not_reached())
         return self._answer(transaction, error=cancelled())
+
+    def refuse_through_upstream(self, reference: str, status: str | None,
+                                sub_status: str | None) -> Outcome:
+        """"Zurück zum Portal" after a login through an upstream that logged nobody in: the
+        portal gets the upstream's status when it was one of SAML's (docs/broker.md), else
+        AuthnFailed."""
+        if (transaction := self._parked(reference)) is None:
+            return ErrorPage(410, EXPIRED)
+        return self._answer(transaction, error=upstream_refusal(status, sub_status))
 
     def decide(self, reference: str, decision: str, privacy_version: str) -> Outcome:
         """ZUSTIMMEN sends the data; ABLEHNEN tells the portal RequestDenied, with no data."""
@@ -470,7 +490,8 @@ class SsoFlow:
         if persistent and pairwise is None:
             return self._answer(transaction, error=no_identifier_to_create())
         if missing := missing_required(citizen, transaction.selection.required, pairwise,
-                                      PROOFS[self.visitor.trust_level], self.visitor.identity):
+                                      proof_of(self.visitor.trust_level, self.visitor.identity),
+                                      self.visitor.identity):
             return self._answer(transaction, error=required_missing(missing))
         if step is Next.CONSENT:
             display = pending.request.akdb.display if pending.request.akdb else None
@@ -479,7 +500,8 @@ class SsoFlow:
                 organization_display_name=display.organization_display_name if display else None,
                 purpose=display.purpose if display else None, attributes=released,
                 # The NameID is data too: a stable identifier is named even without bPK2.
-                persistent_identifier=persistent and BPK2 not in {item.name for item in released})
+                persistent_identifier=persistent and BPK2 not in {item.name for item in released},
+                upstream=(self.visitor.identity or {}).get(UPSTREAM_KEY))
         return self._answer(transaction, citizen=citizen, released=released)
 
     def _answer(self, transaction: Transaction, *, citizen: Citizen | None = None,
@@ -633,14 +655,16 @@ class SsoFlow:
         """Exactly the attributes the request gets: those its policy allows, narrowed by
         akdb:RequestedAttributes (never more; docs/security.md, "Privacy towards portals")."""
         return release(citizen, transaction.selection.names,
-                       self._pairwise(transaction, citizen), PROOFS[self.visitor.trust_level],
+                       self._pairwise(transaction, citizen),
+                       proof_of(self.visitor.trust_level, self.visitor.identity),
                        self.visitor.identity)
 
     def _offered(self, transaction: Transaction) -> tuple[str, ...]:
         """The login methods the login page offers for this request: those we have, the portal
         enables (akdb:AuthnMethods) and that reach the level it needs."""
         return tuple(method.value for method in methods_reaching(
-            transaction.portal, transaction.pending.request, self.saml.methods))
+            transaction.portal, transaction.pending.request, self.saml.methods,
+            self.saml.method_levels))
 
 
 def _unsolicited_refusal(portal: PortalPolicy,
@@ -748,7 +772,8 @@ def principal_named(session: Session, request: ParsedAuthnRequest) -> int | None
 
 
 def refusal_before_login(pending: Pending, portal: SsoPortal,
-                         methods: Sequence[AuthnMethod] = (AuthnMethod.BENUTZERNAME,)
+                         methods: Sequence[AuthnMethod] = (AuthnMethod.BENUTZERNAME,),
+                         levels: Mapping[AuthnMethod, TrustLevel] = METHOD_LEVELS
                          ) -> ErrorStatus | None:
     """Errors the portal can be told at once, before anyone logs in; ``methods``: the login
     methods this IdP offers."""
@@ -768,7 +793,7 @@ def refusal_before_login(pending: Pending, portal: SsoPortal,
                            "The Subject of the request names nobody known to this portal")
     # The level must be reachable with a method we have; never a silent downgrade.
     reaching = [method for method in methods
-                if level_meets(METHOD_LEVELS[method], portal, request)]
+                if level_meets(levels[method], portal, request)]
     if not reaching:
         return level_not_reached()
     if request.akdb is not None:
@@ -850,12 +875,14 @@ def level_needed(portal: SsoPortal, request: ParsedAuthnRequest) -> TrustLevel:
 
 
 def methods_reaching(portal: SsoPortal, request: ParsedAuthnRequest,
-                     methods: Sequence[AuthnMethod]) -> list[AuthnMethod]:
-    """Those of ``methods`` the portal enables (akdb:AuthnMethods) whose level meets what it
-    needs, in the login page's order."""
+                     methods: Sequence[AuthnMethod],
+                     levels: Mapping[AuthnMethod, TrustLevel] = METHOD_LEVELS
+                     ) -> list[AuthnMethod]:
+    """Those of ``methods`` the portal enables (akdb:AuthnMethods) whose level (``levels``)
+    meets what it needs, in the login page's order."""
     return [method for method in methods
             if (request.akdb is None or request.akdb.allows(method))
-            and level_meets(METHOD_LEVELS[method], portal, request)]
+            and level_meets(levels[method], portal, request)]
 
 
 def next_step(pending: Pending, citizen_id: int | None, logged_in_at: datetime | None,
@@ -889,6 +916,25 @@ def level_not_reached() -> ErrorStatus:
     return ErrorStatus(STATUS_RESPONDER, NO_AUTHN_CONTEXT,
                        "The requested level of assurance cannot be reached",
                        StatusDetail.TRUST_LEVEL_NOT_REACHABLE)
+
+
+# The status codes an upstream may pass on to the portal (SAML core §3.2.2.2); anything else
+# becomes AuthnFailed.
+_PASSED_ON = {STATUS_REQUESTER, STATUS_RESPONDER}
+_PASSED_ON_SECOND = {SAML_STATUS + code for code in (
+    "AuthnFailed", "NoAuthnContext", "RequestDenied", "NoPassive", "UnknownPrincipal",
+    "InvalidNameIDPolicy", "NoAvailableIDP", "RequestUnsupported")}
+
+
+def upstream_refusal(status: str | None, sub_status: str | None) -> ErrorStatus:
+    """What the portal is told when the login through an upstream failed: the upstream's own
+    codes if it refused with SAML's, else AuthnFailed (its answer was unusable, or the
+    citizen went back)."""
+    if status in _PASSED_ON and sub_status in _PASSED_ON_SECOND:
+        assert status is not None and sub_status is not None
+        return ErrorStatus(status, sub_status, "The external Servicekonto refused the login")
+    return ErrorStatus(STATUS_RESPONDER, AUTHN_FAILED,
+                       "No login through the external Servicekonto")
 
 
 def declined() -> ErrorStatus:

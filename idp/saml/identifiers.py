@@ -13,7 +13,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from idp.broker.models import ExternalLink
 from idp.db import first_row
+from idp.saml.akdb import AuthnMethod
 from idp.saml.models import PersistentNameId
 
 # Read at every SSO: built once (see idp.db.first_row).
@@ -41,13 +43,17 @@ def persistent_name_id(session: Session, citizen_id: int, portal_entity_id: str,
                        now: datetime) -> str:
     """The citizen's pairwise identifier at this portal, made once and kept (also bPK2).
 
-    Random, so that two portals cannot link a citizen by comparing identifiers.
+    Random, so that two portals cannot link a citizen by comparing identifiers. An account made
+    for an upstream's citizen (docs/broker.md) gets its upstream's prefix before it, so that it
+    can never equal one of our own citizens' identifiers.
     """
     ids = {"citizen_id": citizen_id, "portal_entity_id": portal_entity_id}
     if existing := existing_persistent_name_id(session, citizen_id, portal_entity_id):
         return existing
+    prefix = session.scalar(select(ExternalLink.bpk2_prefix).where(
+        ExternalLink.citizen_id == citizen_id, ExternalLink.made_for_it.is_(True))) or ""
     session.add(PersistentNameId(citizen_id=citizen_id, portal_entity_id=portal_entity_id,
-                                 value=secrets.token_urlsafe(32), created_at=now))
+                                 value=prefix + secrets.token_urlsafe(32), created_at=now))
     try:
         session.commit()
     except IntegrityError:
@@ -102,6 +108,11 @@ class TrustLevel(IntEnum):
         return stork.get(value) or eidas.get(value)
 
 
+# The level each login method reaches (docs/architecture.md, "Trust levels"); which of them this
+# IdP offers is SamlRuntime.methods, and a login through an upstream reaches what the broker's
+# registry allows (SamlRuntime.method_levels).
+METHOD_LEVELS: dict[AuthnMethod, TrustLevel] = {AuthnMethod.BENUTZERNAME: TrustLevel.LEVEL_1,
+                                                AuthnMethod.EID: TrustLevel.LEVEL_4}
 _LABELS = {TrustLevel.LEVEL_1: "basisregistriert", TrustLevel.LEVEL_2: "basisregistriert",
            TrustLevel.LEVEL_3: "substantiell", TrustLevel.LEVEL_4: "hoch"}
 PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"

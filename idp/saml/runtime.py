@@ -27,6 +27,7 @@ from idp.portals.live import LiveRegistry, load_registry
 from idp.portals.registry import MetadataRefresher, PortalRegistry
 from idp.saml.akdb import AuthnMethod
 from idp.saml.configuration import IdpEndpoints, idp_config
+from idp.saml.identifiers import METHOD_LEVELS, TrustLevel
 from idp.saml.response import ResponseBuilder
 from idp.saml.server import SamlIdp
 from idp.saml.sp_metadata import verifier_from_backend
@@ -90,6 +91,9 @@ class SamlRuntime:
     # The login methods this IdP offers (docs/architecture.md, "Trust levels"): username and
     # password always, the Online-Ausweisfunktion when its simulation is on.
     methods: tuple[AuthnMethod, ...] = (AuthnMethod.BENUTZERNAME,)
+    # The level each of them reaches ("FINK": the highest any upstream may reach).
+    method_levels: dict[AuthnMethod, TrustLevel] = field(
+        default_factory=lambda: dict(METHOD_LEVELS))
     _next_refresh: datetime | None = None
     # The QA workbench's hooks (idp/testing, development only; None in production).
     trace: Tracer | None = None

@@ -52,16 +52,17 @@ def forget(reference: str) -> None:
 
 
 def offer(reference: str, methods: tuple[str, ...], portal_name: str,
-          data: tuple[str, ...], needed: str, step_up: dict[str, Any] | None) -> None:
+          data: tuple[str, ...], needed: int, needed_label: str,
+          step_up: dict[str, Any] | None) -> None:
     """What the login page offers for the parked SAML login ``reference``: only ``methods``
     (those reaching the portal's level), the portal and data the AusweisApp step names, the
-    level needed ("hoch"), and for a step-up the level reached (``{"reached":
+    level needed (4, "hoch"), and for a step-up the level reached (``{"reached":
     "basisregistriert", "by_card": False}``)."""
     current = _session()
     parked = current.get(PENDING_KEY, [])
     kept = {key: value for key, value in current.get(OFFER_KEY, {}).items() if key in parked}
     kept[reference] = {"methods": list(methods), "portal": portal_name, "data": list(data),
-                       "needed": needed, "step_up": step_up}
+                       "needed": needed_label, "needed_level": needed, "step_up": step_up}
     current[OFFER_KEY] = kept
 
 
