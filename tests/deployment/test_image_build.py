@@ -118,6 +118,8 @@ class Deployment:
     secrets_volume: Path
     postgres_secrets_volume: Path
     database_url: str  # the one the test put into the secrets volume first
+    # The IdP's environment as podman flags (and the SQLite volume when there is no PostgreSQL).
+    idp_flags: list[str]
 
     def get(self, target: str, host: str | None = None) -> tuple[int, str, str]:
         """A GET as Caddy would send it: status, content type, body."""
@@ -156,6 +158,18 @@ def hardening(service: dict[str, Any]) -> list[str]:
     return flags
 
 
+def compose_volume_flags(service: dict[str, Any], prefix: str) -> list[str]:
+    """compose's volumes of ``service`` as podman flags: bind mounts from docker/, named
+    volumes as ``<prefix>-<name>``."""
+    flags = []
+    for spec in service.get("volumes", []):
+        source, _, target = spec.partition(":")
+        source = (str(PROJECT_ROOT / "docker" / source) if source.startswith("./")
+                  else f"{prefix}-{source}")
+        flags.append(f"--volume={source}:{target}")
+    return flags
+
+
 @pytest.fixture(scope="module")
 def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
                ) -> Iterator[Deployment]:
@@ -166,24 +180,15 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
     volumes = {spec.split(":")[1]: spec.split(":")[0] for spec in idp["volumes"]}
     instance = next(path for path, name in volumes.items() if name == "idp-instance")
     with ExitStack() as stack:
-        # The other one-shots the IdP waits for (compose: service_completed_successfully).
-        portal_keys = [services[name] for name, needed in idp["depends_on"].items()
-                       if needed["condition"] == "service_completed_successfully"
-                       and name not in ("keys", "migrate", "credentials")]
         # Named volumes: a fresh one takes over the owner and mode of the image's folder.
         prefix = f"imagecheck-{os.getpid()}"
-        for name in {spec.split(":")[0] for service in (idp, credentials, *portal_keys)
-                     for spec in service["volumes"]} - {"./portals"}:
+        for name in {spec.split(":")[0] for service in services.values()
+                     for spec in service.get("volumes", [])
+                     if not spec.startswith((".", "/")) and service.get("image") == idp["image"]}:
             podman("volume", "create", f"{prefix}-{name}")
 
         def volume_flags(service: dict[str, Any]) -> list[str]:
-            flags = []
-            for spec in service.get("volumes", []):
-                source, _, target = spec.partition(":")
-                source = (str(PROJECT_ROOT / "docker" / source) if source.startswith("./")
-                          else f"{prefix}-{source}")
-                flags.append(f"--volume={source}:{target}")
-            return flags
+            return compose_volume_flags(service, prefix)
 
         one_shot = ["run", "--rm", f"--network={NETWORK}"]
         # The database is this test's, not the compose file's PostgreSQL: its URL goes into the
@@ -212,10 +217,6 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
                                *volume_flags(migrate), *sqlite_volume, IMAGE,
                                *migrate["command"], check=False)
                         for _ in range(2)]
-        for one in portal_keys:
-            exported = podman(*one_shot, *hardening(one), *volume_flags(one), IMAGE,
-                              *one["command"], check=False)
-            assert exported.returncode == 0, exported.stderr
         port = free_port()
         started = podman("run", "--detach", "--name", prefix, f"--network={NETWORK}",
                          f"--publish=127.0.0.1:{port}:8000", *hardening(idp), *env_flags,
@@ -228,7 +229,8 @@ def deployment(built: Built, tmp_path_factory: pytest.TempPathFactory,
         running = Deployment(podman, prefix, port, urlsplit(environment["IDP_BASE_URL"]).netloc,
                              keys_runs, migrate_runs, mountpoints["idp-keys"],
                              credentials_runs, mountpoints["idp-secrets"],
-                             mountpoints["postgres-secrets"], own_url)
+                             mountpoints["postgres-secrets"], own_url,
+                             [*env_flags, *sqlite_volume])
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
@@ -511,6 +513,38 @@ def test_a_citizen_logs_in_through_a_portal_added_to_the_running_container(
     # The two attributes the portal was registered with, and nothing else.
     assert sorted(value for values in response.ava.values() for value in values) == [
         "Erika", "Mustermann"], response.ava
+
+
+def test_the_demo_profile_registers_its_portals_with_their_pinned_certificates(
+        deployment: Deployment) -> None:
+    """The profile demo's one-shots as compose runs them: each portal's keys and certificate,
+    then `demo-portals` (its own mounts: docker/demo-portals, the certificates) into the
+    registry of the running IdP."""
+    services, podman = compose_services(), deployment.podman
+    importer = services["demo-portals"]
+    one_shot = ["run", "--rm", f"--network={NETWORK}"]
+    for name, needed in importer["depends_on"].items():
+        if needed["condition"] == "service_completed_successfully" and name.endswith("-keys"):
+            made = podman(*one_shot, *hardening(services[name]),
+                          *compose_volume_flags(services[name], deployment.container), IMAGE,
+                          *services[name]["command"], check=False)
+            assert made.returncode == 0, made.stdout + made.stderr
+
+    imported = podman(*one_shot, *hardening(importer), *deployment.idp_flags,
+                      *compose_volume_flags(importer, deployment.container), IMAGE,
+                      *importer["command"], check=False)
+    again = podman(*one_shot, *hardening(importer), *deployment.idp_flags,
+                   *compose_volume_flags(importer, deployment.container), IMAGE,
+                   *importer["command"], check=False)
+    listed = podman("exec", deployment.container, "servicekonto", "portal", "list",
+                    check=False)
+
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert imported.stdout.strip().endswith("dueren, mags."), imported.stdout
+    assert again.stdout.strip().endswith("keine Änderung."), again.stdout + again.stderr
+    assert listed.returncode == 0, listed.stderr
+    assert "dueren\tBürgerportal der Stadt Düren" in listed.stdout
+    assert "mags\tmags Bürgerportal" in listed.stdout
 
 
 def test_the_demo_runs_in_a_container_and_answers_the_host_on_its_published_ports(
