@@ -19,6 +19,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
+from idp.broker.cli import upstream
 from idp.config import Config, ConfigError, load_config
 from idp.config_cli import ENV_FILE_OPTION, config_group
 from idp.portals.cli import portal
@@ -85,6 +86,7 @@ def main() -> None:
 main.add_command(config_group)
 main.add_command(keys)
 main.add_command(portal)
+main.add_command(upstream)
 main.add_command(persona)
 main.add_command(testing)
 testing.add_command(fault_group)
