@@ -52,6 +52,7 @@ from idp.portals.store import (
     policy_of,
     read_portal_files,
     remove_portal,
+    stored_origins,
     stored_policies,
     stored_portal,
 )
@@ -244,6 +245,7 @@ def portal_list() -> None:
         try:
             registry = PortalRegistry.of(stored_policies(session), portals.sources, now,
                                          offline=True)
+            origins = stored_origins(session)
         except ConfigError as error:
             raise click.ClickException(str(error)) from None
     if not registry.portals():
@@ -253,7 +255,7 @@ def portal_list() -> None:
         state = "" if policy.enabled else " (deaktiviert)"
         click.echo(f"{policy.name}\t{policy.display_name}{state}")
         click.echo(f"  Entity-ID:        {policy.entity_id}")
-        click.echo(f"  Herkunft:         {_origin(config, policy)}")
+        click.echo(f"  Herkunft:         {_origin(config, policy.name, origins)}")
         click.echo(f"  Metadaten:        {policy.metadata}")
         click.echo(f"  Stand:            {_freshness(item, now)}")
         click.echo(f"  Attribute:        {', '.join(policy.attributes) or '(keine)'}")
@@ -262,9 +264,9 @@ def portal_list() -> None:
         click.echo(f"  Zustimmung:       {'ja' if policy.consent_required else 'nein'}")
 
 
-def _origin(config: Config, policy: PortalPolicy) -> str:
-    if policy.source.endswith(f"({FROM_FILE})"):
-        return f"Datei {portal_folder(config.policy_dir) / policy.name}.yaml"
+def _origin(config: Config, name: str, origins: dict[str, str]) -> str:
+    if origins.get(name) == FROM_FILE:
+        return f"Datei {portal_folder(config.policy_dir) / name}.yaml"
     return "servicekonto portal add"
 
 

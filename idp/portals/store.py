@@ -59,6 +59,11 @@ def stored_policies(session: Session) -> list[PortalPolicy]:
             session.scalars(select(StoredPortal).order_by(StoredPortal.name))]
 
 
+def stored_origins(session: Session) -> dict[str, str]:
+    """Where each stored portal came from (FROM_FILE or FROM_COMMAND), by name."""
+    return dict(session.execute(select(StoredPortal.name, StoredPortal.origin)).tuples().all())
+
+
 def stored_portal(session: Session, name: str) -> StoredPortal | None:
     return session.get(StoredPortal, name)
 
