@@ -137,13 +137,13 @@ def through_musterland(visitor: Browser, there: Browser, portal: Portal,
     return str(back.location)
 
 
-def finish(visitor: Browser, location: str) -> str:
+def finish(visitor: Browser, location: str, source: str = "Servicekonto Musterland") -> str:
     response = visitor.get(location)
     while response.status_code in (302, 303):
         response = visitor.get(response.location)
     if "Zustimmung zur Weitergabe" in visitor.last_html:
         # Consent as today, naming where the data came from.
-        assert "Die Daten stammen aus Ihrem Servicekonto Musterland" in visitor.last_html
+        assert f"Die Daten stammen aus Ihrem {source}" in visitor.last_html
         response = decide(visitor)
     page = response.get_data(as_text=True)
     assert "SAMLResponse" in page, page
