@@ -61,7 +61,8 @@ def stored_policies(session: Session) -> list[PortalPolicy]:
 
 def stored_origins(session: Session) -> dict[str, str]:
     """Where each stored portal came from (FROM_FILE or FROM_COMMAND), by name."""
-    return dict(session.execute(select(StoredPortal.name, StoredPortal.origin)).tuples().all())
+    return {name: origin for name, origin in
+            session.execute(select(StoredPortal.name, StoredPortal.origin))}
 
 
 def stored_portal(session: Session, name: str) -> StoredPortal | None:
