@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 
 from idp.samlkit.bindings import BindingError, IncomingMessage, decode_post, decode_redirect
 from idp.samlkit.bundid import BPK2
+from idp.samlkit.sp_logout import LogoutRefused
 from idp.samlkit.sp_response import LoginNotGranted, ResponseRejected
 from sp_client import catalogue, received
 from sp_client import kassenzeichen as kassenzeichen_service
@@ -21,7 +22,7 @@ from sp_client.extensions import csrf, portal_db
 from sp_client.models import PropertyRecord
 from sp_client.profiles import trust_level_of
 from sp_client.saml import messages, state
-from sp_client.saml.logout import LogoutRefused, read_logout_request, read_logout_response
+from sp_client.saml.logout import read_logout_request, read_logout_response
 from sp_client.saml.provider import (
     ACS_PATH,
     METADATA_PATH,
