@@ -7,6 +7,8 @@ Create Date: 2026-12-05 23:40:00.000000
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -32,13 +34,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_portal")),
         sa.UniqueConstraint("entity_id", name=op.f("uq_portal_entity_id")),
     )
-    op.create_table(
+    version = op.create_table(
         "portal_registry_version",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("changed_at", idp.db.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_portal_registry_version")),
     )
+    # The row every change locks (SELECT … FOR UPDATE), so that workers starting together
+    # import the policy folder one after the other; the code copes without it too.
+    op.bulk_insert(version, [{"id": 1, "version": 0, "changed_at": datetime.now(UTC)}])
 
 
 def downgrade() -> None:
