@@ -92,6 +92,8 @@ class Arrival:
     # with their values and levels, the upstream's name.
     identity: dict[str, str]
     reference: str | None
+    # The upstream's SessionIndex, for our LogoutRequest to it.
+    session_index: str | None = None
 
 
 def receive(session: Session, clients: UpstreamClients, upstream_named: Callable[[str],
@@ -142,7 +144,7 @@ def receive(session: Session, clients: UpstreamClients, upstream_named: Callable
         link.last_login_at = now
         session.commit()
     return Arrival(link.citizen_id if link else None, upstream.name, login.name_id, level,
-                   identity, waiting.reference)
+                   identity, waiting.reference, login.session_index)
 
 
 def identity_of(upstream: Upstream, attributes: dict[str, list[str]],

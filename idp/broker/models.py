@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, UtcDateTime
@@ -31,6 +31,8 @@ class BrokerRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A LogoutRequest: what happens once the upstream answered (idp/broker/logout.py, JSON).
+    after: Mapped[str | None] = mapped_column(Text)
 
 
 class BrokerSeenAssertion(Base):

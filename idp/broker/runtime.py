@@ -43,6 +43,10 @@ class Broker:
     def upstream(self, name: str) -> Upstream | None:
         return self.upstreams.get(name)
 
+    def by_entity_id(self, entity_id: str) -> Upstream | None:
+        return next((upstream for upstream in self.upstreams.values()
+                     if upstream.entity_id == entity_id), None)
+
     def choices(self, search: str = "", minimum: int = 1) -> list[Upstream]:
         """The upstreams that may reach ``minimum`` whose display name contains ``search``
         (case and accents ignored), by display name."""

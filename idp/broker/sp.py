@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 METADATA_PATH = "/extern/metadata"
 ACS_PATH = "/extern/acs"
+SLO_PATH = "/extern/slo"
 SIGN_ALG = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 DIGEST_ALG = "http://www.w3.org/2001/04/xmlenc#sha256"
 # How far an upstream's clock may be from ours.
@@ -60,6 +61,11 @@ class BrokerEndpoints:
     def acs_url(self) -> str:
         return self.base_url + ACS_PATH
 
+    @property
+    def slo_url(self) -> str:
+        """Both bindings at one URL: the upstream's logout messages, requests and answers."""
+        return self.base_url + SLO_PATH
+
 
 def _config(endpoints: BrokerEndpoints, key_file: Path, cert_file: Path,
             metadata: str | None, display_name: str) -> SPConfig:
@@ -81,8 +87,12 @@ def _config(endpoints: BrokerEndpoints, key_file: Path, cert_file: Path,
         "digest_algorithm": DIGEST_ALG,
         "service": {"sp": {
             "name": display_name,
-            "endpoints": {"assertion_consumer_service": [(endpoints.acs_url,
-                                                          BINDING_HTTP_POST)]},
+            "endpoints": {
+                "assertion_consumer_service": [(endpoints.acs_url, BINDING_HTTP_POST)],
+                "single_logout_service": [(endpoints.slo_url, BINDING_HTTP_REDIRECT),
+                                          (endpoints.slo_url, BINDING_HTTP_POST)]},
+            "logout_requests_signed": True,
+            "logout_responses_signed": True,
             "authn_requests_signed": True,
             # Both the Response and its Assertion must be signed: always, for every upstream.
             "want_response_signed": True,

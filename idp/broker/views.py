@@ -22,19 +22,26 @@ from idp.accounts.authentication import (
     LoginOutcome,
     authenticate,
 )
-from idp.broker import login
+from idp.broker import login, logout
+from idp.broker.logout import NAME_ID_KEY, SESSION_INDEX_KEY
 from idp.broker.runtime import broker
 from idp.broker.sp import UpstreamUnavailable
 from idp.clock import utcnow
 from idp.db import db
 from idp.extensions import csrf
+from idp.saml.logout_views import finish
+from idp.saml.logout_views import flow as logout_flow
+from idp.saml.logout_views import show as show_logout
 from idp.saml.views import flow, show
+from idp.samlkit.bindings import BindingError, decode_post, decode_redirect
+from idp.samlkit.sp_logout import LogoutRefused
+from idp.security.sessions import IDENTITY_KEY
 from idp.web import continuation
 from idp.web.context import accounts as account_context
 from idp.web.context import client_address, server_session, services
 from idp.web.errors import error_page
 from idp.web.forms import single_values
-from idp.web.saml_pages import resubmit_same_site
+from idp.web.saml_pages import auto_post, resubmit_same_site
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +173,10 @@ def _arrival() -> login.Arrival | None:
 def _logged_in(arrival: login.Arrival, citizen_id: int) -> ResponseReturnValue:
     """Log the citizen in as the upstream vouched (its level, its data) and go on."""
     server_session().pop(ARRIVAL_KEY, None)
-    server_session().log_in(citizen_id, utcnow(), arrival.level, arrival.identity)
+    # The upstream login goes with the session: single logout tells the upstream at the end.
+    identity = arrival.identity | {NAME_ID_KEY: arrival.name_id,
+                                   SESSION_INDEX_KEY: arrival.session_index or ""}
+    server_session().log_in(citizen_id, utcnow(), arrival.level, identity)
     reference = arrival.reference if continuation.is_parked(arrival.reference) else None
     return redirect(continuation.after_login(reference), code=303)
 
@@ -178,6 +188,52 @@ def back(reference: str) -> ResponseReturnValue:
     status = refusal if isinstance(refusal, dict) else {}
     return show(flow().refuse_through_upstream(reference, status.get("status"),
                                                status.get("sub_status")))
+
+
+@external.route("/extern/slo", methods=["GET", "POST"])
+def slo() -> ResponseReturnValue:
+    """The upstream's logout messages: its answer to our LogoutRequest (what waited for it
+    goes on), or its own LogoutRequest (our session of the account it names ends, the portals
+    are told, then it gets its answer)."""
+    if request.method == "POST":
+        for field in ("SAMLResponse", "SAMLRequest"):
+            if field in request.form and (page := resubmit_same_site(
+                    field, "Abmeldung wird fortgesetzt")) is not None:
+                return page
+    try:
+        message = decode_redirect(request.query_string, parameter=None) \
+            if request.method == "GET" else decode_post(request.form.to_dict(flat=False),
+                                                        parameter=None)
+    except BindingError as error:
+        log.info("upstream logout message refused: %s", error)
+        return error_page(400)
+    now = utcnow()
+    try:
+        if message.is_response:
+            after = logout.receive_logout_response(db.session, broker().clients,
+                                                   broker().upstream, message, now)
+            return finish(after)
+        order = logout.receive_logout_request(broker().clients, broker().by_entity_id,
+                                              message, now)
+    except (LogoutRefused, UpstreamUnavailable) as error:
+        log.info("upstream logout message refused: %s", error)
+        return error_page(400)
+    ours = logout.upstream_login(server_session().get(IDENTITY_KEY))
+    if ours is None or ours["upstream"] != order.upstream.name or \
+            ours["name_id"] != order.order.name_id:
+        # Not this browser's upstream login (over already, or someone else's): nothing ends.
+        outgoing = logout.answer_upstream(broker().clients, order.upstream,
+                                          order.as_initiator(), logout.STATUS_RESPONDER,
+                                          logout.STATUS_UNKNOWN_PRINCIPAL, now)
+        return _to_upstream(outgoing)
+    return show_logout(logout_flow().log_out_for_upstream(order.as_initiator()))
+
+
+def _to_upstream(outgoing: logout.Outgoing) -> ResponseReturnValue:
+    if outgoing.fields:
+        return auto_post(outgoing.url, list(outgoing.fields), "Abmeldung",
+                         "Sie werden zu Ihrem externen Servicekonto zurückgeleitet.")
+    return redirect(outgoing.url, code=302 if request.method == "GET" else 303)
 
 
 @external.get("/extern/metadata")
@@ -209,3 +265,4 @@ def _hash(binding: str) -> str:
 # A cross-site POST from the upstream: its own checks (signature, InResponseTo of a request
 # this browser sent) replace the CSRF token.
 csrf.exempt(acs)
+csrf.exempt(slo)

@@ -116,6 +116,9 @@ class Chain:
     to_notify: tuple[Participant, ...]
     logged_out: tuple[str, ...] = ()
     not_logged_out: tuple[str, ...] = ()
+    # The upstream the ended session had logged in through (idp/broker/logout.py: its name,
+    # NameID and SessionIndex), told last; None for our own logins.
+    upstream: dict[str, str] | None = None
 
     @property
     def complete(self) -> bool:
@@ -136,7 +139,8 @@ class Chain:
         return cls(initiator=Initiator(**initiator) if initiator else None,
                    to_notify=tuple(Participant(**item) for item in data["to_notify"]),
                    logged_out=tuple(data["logged_out"]),
-                   not_logged_out=tuple(data["not_logged_out"]))
+                   not_logged_out=tuple(data["not_logged_out"]),
+                   upstream=data.get("upstream"))
 
 
 @dataclass(frozen=True)
@@ -241,7 +245,8 @@ def names_this_session(request: ParsedLogoutRequest, logins: Sequence[Participan
 
 
 def start(session: Session, idp: SamlIdp, browser_session: str, logins: Sequence[Participant],
-          initiator: Initiator | None, portal_of: PortalLookup, now: datetime) -> Step:
+          initiator: Initiator | None, portal_of: PortalLookup, now: datetime,
+          upstream: dict[str, str] | None = None) -> Step:
     """Begin telling every portal of the (already ended) browser session but the initiator.
 
     The session's portals are forgotten at once: whatever happens to the chain, no later
@@ -249,7 +254,8 @@ def start(session: Session, idp: SamlIdp, browser_session: str, logins: Sequence
     """
     state.forget_portal_sessions(session, browser_session)
     chain = Chain(initiator, tuple(login for login in logins
-                                   if initiator is None or login.entity_id != initiator.entity_id))
+                                   if initiator is None or login.entity_id != initiator.entity_id),
+                  upstream=upstream)
     return _go_on(session, idp, chain, portal_of, now, stored=None)
 
 

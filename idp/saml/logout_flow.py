@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -44,6 +44,8 @@ class Browser:
     citizen_id: int | None
     # Ends the IdP session of this browser.
     end: Callable[[], None]
+    # The upstream this session logged in through (idp/broker/logout.py), told last.
+    upstream: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class Hop:
     portal: str
     message: OutgoingMessage
     to_initiator: bool
+    # With the answer to the initiator: the upstream the session logged in through, to be told
+    # before the answer goes.
+    upstream: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class LoggedOut:
     not_reached: tuple[str, ...]
     # False: the session had logged in to no portal (nothing to list).
     any_portal: bool = True
+    # The upstream the session logged in through: to be told before this page is shown.
+    upstream: dict[str, str] | None = None
 
 
 LogoutOutcome = ErrorPage | Hop | LoggedOut
@@ -104,9 +111,22 @@ class LogoutFlow:
         if browser_session is None or not (
                 logins := logout.portal_logins(self.session, browser_session)):
             events.logout_finished(logged_out=(), not_reached=())
-            return LoggedOut((), (), any_portal=False)
+            return LoggedOut((), (), any_portal=False, upstream=self.browser.upstream)
         return self._show(logout.start(self.session, self.saml.idp, browser_session, logins,
-                                       None, self.saml.registry.portal, self.now))
+                                       None, self.saml.registry.portal, self.now,
+                                       self.browser.upstream))
+
+    def log_out_for_upstream(self, answer: dict[str, str]) -> LogoutOutcome:
+        """The upstream this session logged in through asked (idp/broker/logout.py): end the
+        session here, tell every portal it logged in to, then answer the upstream (``answer``:
+        what its LogoutResponse needs, kept with the chain)."""
+        browser_session = self.browser.session_id
+        self.browser.end()
+        if browser_session is None or not (
+                logins := logout.portal_logins(self.session, browser_session)):
+            return LoggedOut((), (), any_portal=False, upstream=answer)
+        return self._show(logout.start(self.session, self.saml.idp, browser_session, logins,
+                                       None, self.saml.registry.portal, self.now, answer))
 
     def _requested(self, message: IncomingMessage) -> LogoutOutcome:
         """A portal's LogoutRequest: end this browser's session and tell the other portals."""
@@ -138,7 +158,8 @@ class LogoutFlow:
         # out.
         browser.end()
         return self._show(logout.start(self.session, idp, browser.session_id, logins,
-                                       received.initiator, self.saml.registry.portal, self.now))
+                                       received.initiator, self.saml.registry.portal, self.now,
+                                       browser.upstream))
 
     def _answered(self, message: IncomingMessage) -> LogoutOutcome:
         """A portal's LogoutResponse to our LogoutRequest: note it, go on to the next portal."""
@@ -166,11 +187,12 @@ class LogoutFlow:
         chain = step.chain
         events.logout_finished(logged_out=chain.logged_out, not_reached=chain.not_logged_out)
         if chain.initiator is not None:
-            return self._to_initiator(chain.initiator, logout.outcome(chain))
-        return LoggedOut(chain.logged_out, chain.not_logged_out)
+            return replace(self._to_initiator(chain.initiator, logout.outcome(chain)),
+                           upstream=chain.upstream)
+        return LoggedOut(chain.logged_out, chain.not_logged_out, upstream=chain.upstream)
 
     def _to_initiator(self, initiator: logout.Initiator,
-                      status: logout.LogoutStatus) -> LogoutOutcome:
+                      status: logout.LogoutStatus) -> Hop:
         message = logout.answer(self.saml.idp, initiator, status)
         self._trace_out("LogoutResponse", initiator.entity_id, message,
                         f"Status {status.sub_status or status.status}"

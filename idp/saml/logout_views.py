@@ -17,21 +17,40 @@ How each hop to another site travels (docs/portal-integration.md, "Single logout
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from saml2 import BINDING_HTTP_REDIRECT
 
+from idp.broker.logout import (
+    STATUS_PARTIAL,
+    STATUS_RESPONDER,
+    STATUS_SUCCESS,
+    Outgoing,
+    answer_upstream,
+    request_logout,
+    upstream_login,
+)
+from idp.broker.runtime import BROKER_KEY
+from idp.broker.sp import UpstreamUnavailable
 from idp.clock import utcnow
 from idp.container import app_parts
 from idp.db import db
 from idp.extensions import csrf
 from idp.saml.configuration import SLO_POST_PATH, SLO_REDIRECT_PATH
 from idp.saml.flow import ErrorPage
-from idp.saml.logout_flow import Browser, Hop, LoggedOut, LogoutFlow, LogoutOutcome
+from idp.saml.logout_flow import Browser, LoggedOut, LogoutFlow, LogoutOutcome
+from idp.saml.messages import OutgoingMessage
 from idp.saml.views import runtime
+from idp.samlkit.sp_logout import LogoutRefused
+from idp.security.sessions import IDENTITY_KEY
 from idp.web.context import server_session
 from idp.web.errors import error_page
 from idp.web.saml_pages import auto_post, resubmit_same_site
+
+log = logging.getLogger(__name__)
 
 slo = Blueprint("slo", __name__)
 
@@ -41,7 +60,8 @@ IN_PROGRESS = "Abmeldung läuft"
 def flow() -> LogoutFlow:
     session = server_session()
     return LogoutFlow(db.session, runtime(),
-                      Browser(session.session_id, session.citizen_id, session.end), utcnow())
+                      Browser(session.session_id, session.citizen_id, session.end,
+                              upstream_login(session.get(IDENTITY_KEY))), utcnow())
 
 
 @slo.get(SLO_REDIRECT_PATH)
@@ -71,27 +91,79 @@ def logout() -> ResponseReturnValue:
 
 
 def show(outcome: LogoutOutcome) -> ResponseReturnValue:
-    """What the browser is shown next."""
+    """What the browser is shown next. A session that logged in through an upstream tells it
+    last (docs/broker.md, "Single logout"): before our last page or the initiator's answer."""
     if isinstance(outcome, ErrorPage):
         return error_page(outcome.status, outcome.message)
     if isinstance(outcome, LoggedOut):
-        if not outcome.any_portal:
-            return redirect(url_for("accounts.logged_out"))
-        return render_template("idp/logged_out.html",
-                               logged_out=[_name(portal) for portal in outcome.logged_out],
-                               not_reached=[_name(portal) for portal in outcome.not_reached])
-    return _send(outcome)
+        finished = {"kind": "page", "logged_out": list(outcome.logged_out),
+                    "not_reached": list(outcome.not_reached), "any_portal": outcome.any_portal}
+        if outcome.upstream is not None and (
+                told := _tell_upstream(outcome.upstream, finished)) is not None:
+            return told
+        return finish(finished)
+    if outcome.to_initiator and outcome.upstream is not None:
+        message = outcome.message
+        answer = {"kind": "hop", "portal": outcome.portal, "binding": message.binding,
+                  "url": message.url, "fields": [list(field) for field in message.fields]}
+        if (told := _tell_upstream(outcome.upstream, answer)) is not None:
+            return told
+    return _send(outcome.portal, outcome.message, outcome.to_initiator)
 
 
-def _send(hop: Hop) -> ResponseReturnValue:
+def finish(after: dict[str, Any]) -> ResponseReturnValue:
+    """What waited for the upstream's answer (or needed none): our logged-out page, or the
+    answer to the portal that asked."""
+    if after.get("kind") == "hop":
+        fields = tuple((name, value) for name, value in after["fields"])
+        return _send(after["portal"], OutgoingMessage(after["binding"], after["url"], fields),
+                     to_initiator=True)
+    if not after.get("any_portal"):
+        return redirect(url_for("accounts.logged_out"))
+    return render_template("idp/logged_out.html",
+                           logged_out=[_name(portal) for portal in after["logged_out"]],
+                           not_reached=[_name(portal) for portal in after["not_reached"]])
+
+
+def _tell_upstream(upstream: dict[str, str], after: dict[str, Any]) -> ResponseReturnValue | None:
+    """Our LogoutRequest to the upstream the session logged in through, or (it asked) our
+    LogoutResponse to it; None when it cannot be told (no broker, gone, no endpoint)."""
+    found = current_app.extensions.get(BROKER_KEY)
+    known = found.upstream(upstream["upstream"]) if found is not None else None
+    if found is None or known is None:
+        return None
+    now = utcnow()
+    outgoing: Outgoing | None
+    try:
+        if "request_id" in upstream:  # the upstream asked: it gets the answer
+            complete = after.get("kind") == "hop" or not after.get("not_reached")
+            outgoing = answer_upstream(found.clients, known, upstream,
+                                       STATUS_SUCCESS if complete else STATUS_RESPONDER,
+                                       None if complete else STATUS_PARTIAL, now)
+        else:
+            outgoing = request_logout(db.session, found.clients, known, upstream, after, now)
+    except (UpstreamUnavailable, LogoutRefused) as error:
+        log.warning("upstream %s not told of the logout: %s", upstream["upstream"], error)
+        return None
+    if outgoing is None:
+        return None
+    text = f"Sie werden bei Ihrem {known.display_name} abgemeldet."
+    if outgoing.fields:
+        return auto_post(outgoing.url, list(outgoing.fields), IN_PROGRESS, text)
+    if request.method == "GET":
+        return redirect(outgoing.url, 302)
+    return render_template("idp/logout_redirect.html", url=outgoing.url, heading=IN_PROGRESS,
+                           text=text)
+
+
+def _send(portal: str, message: OutgoingMessage, to_initiator: bool) -> ResponseReturnValue:
     """The hop to the next portal (see the module's docstring for which way it travels)."""
-    if hop.to_initiator:
+    if to_initiator:
         heading, text = "Weiter zum Portal", \
-            f"Sie werden zum Portal „{_name(hop.portal)}“ zurückgeleitet."
+            f"Sie werden zum Portal „{_name(portal)}“ zurückgeleitet."
     else:
-        heading, text = IN_PROGRESS, (f"Sie werden beim Portal „{_name(hop.portal)}“ "
+        heading, text = IN_PROGRESS, (f"Sie werden beim Portal „{_name(portal)}“ "
                                       "abgemeldet. Bitte warten Sie einen Moment.")
-    message = hop.message
     if message.binding == BINDING_HTTP_REDIRECT:
         if request.method == "GET":
             return redirect(message.url, 302)

@@ -29,8 +29,10 @@ from idp.broker.models import ExternalLink
 from idp.broker.runtime import broker
 from idp.cli import main
 from idp.db import db
+from idp.samlkit.bindings import decode_redirect
 from tests.conftest import GOOD_PASSWORD, Browser, Clock, activate, log_in, register
-from tests.flows.conftest import Portal, answer_to, decide, field_value
+from tests.flows.conftest import Portal, answer_to, decide, field_value, hop_from
+from tests.flows.test_single_logout import go
 from tests.saml_support import key_pair
 
 MUSTERLAND = "http://localhost:5003"
@@ -371,3 +373,82 @@ def test_linking_with_a_wrong_password_links_nothing(
     assert "Die Anmeldung ist fehlgeschlagen" in visitor.last_html
     with sso_app.app_context():
         assert db.session.scalar(select(ExternalLink)) is None
+
+
+# --- single logout with the upstream (docs/broker.md, "Single logout") ------------------------
+
+def logged_in_through_musterland(sso_app: Flask, musterland: Flask, visitor: Browser,
+                                 portal: Portal) -> Browser:
+    """The citizen logged in at the portal through Musterland; the browser at Musterland."""
+    there = musterland_citizen(musterland)
+    portal.receive(finish(visitor, through_musterland(visitor, there, portal)))
+    return there
+
+
+def test_abmelden_logs_out_at_the_portals_and_then_at_musterland(
+        sso_app: Flask, musterland: Flask, visitor: Browser, portal: Portal) -> None:
+    there = logged_in_through_musterland(sso_app, musterland, visitor, portal)
+    visitor.get("/konto")
+    to_portal = hop_from(visitor.submit("/abmelden"))
+    answered = go(visitor, *portal.answer_logout(to_portal))
+    # After the portals, Musterland: our signed LogoutRequest.
+    to_musterland = hop_from(answered)
+    assert to_musterland.endpoint == f"{MUSTERLAND}/saml/slo/redirect"
+    back = there.get(to_musterland.url)
+    assert back.status_code == 302 and back.location.startswith("http://localhost/extern/slo")
+    assert there.client.get("/konto").status_code == 302  # logged out at Musterland
+    done = visitor.client.get(back.location)
+    page = done.get_data(as_text=True)
+    assert done.status_code == 200 and "Sie sind abgemeldet" in page, page
+    assert "Bürgerportal Musterstadt" in page
+    assert visitor.client.get("/konto").status_code == 302
+
+
+def test_abmelden_at_musterland_ends_our_session_and_tells_our_portals(
+        sso_app: Flask, musterland: Flask, visitor: Browser, portal: Portal) -> None:
+    there = logged_in_through_musterland(sso_app, musterland, visitor, portal)
+    there.get("/konto")
+    to_us = hop_from(there.submit("/abmelden"))
+    assert to_us.endpoint == "http://localhost/extern/slo"
+    to_portal = hop_from(visitor.client.get(to_us.url))
+    assert visitor.client.get("/konto").status_code == 302  # our session ended
+    assert portal.logout_request(to_portal).message.name_id == portal.name_id
+    answered = go(visitor, *portal.answer_logout(to_portal))
+    # Then Musterland gets our answer: Success, everyone was told.
+    to_musterland = hop_from(answered)
+    assert to_musterland.endpoint == f"{MUSTERLAND}/saml/slo/redirect"
+    finished = there.get(to_musterland.url)
+    assert finished.status_code == 200, there.last_html
+    assert "Sie sind abgemeldet" in there.last_html
+    # Musterland lists our broker among the portals that confirmed the logout.
+    confirmed = there.last_html.split('id="abgemeldet-bei"')[1]
+    assert "Servicekonto (Vermittlung)" in confirmed.split('id="nicht-abgemeldet-bei"')[0]
+
+
+def test_a_logout_request_of_musterland_for_another_browser_ends_nothing_here(
+        sso_app: Flask, musterland: Flask, visitor: Browser, portal: Portal) -> None:
+    there = logged_in_through_musterland(sso_app, musterland, visitor, portal)
+    there.get("/konto")
+    to_us = hop_from(there.submit("/abmelden"))
+    stranger = Browser(sso_app.test_client())
+    answered = stranger.client.get(to_us.url)
+    assert answered.status_code == 302 and answered.location.startswith(MUSTERLAND)
+    answer = decode_redirect(urlsplit(answered.location).query.encode(), parameter=None)
+    assert b"urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal" in answer.xml
+    assert answer.sig_alg  # signed
+    assert visitor.client.get("/konto").status_code == 200  # the citizen's session stays
+
+
+def test_an_unsigned_logout_request_in_musterland_s_name_is_refused(
+        sso_app: Flask, musterland: Flask, visitor: Browser, portal: Portal) -> None:
+    logged_in_through_musterland(sso_app, musterland, visitor, portal)
+    forged = ('<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+              'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_x" Version="2.0" '
+              f'IssueInstant="2026-12-06T00:00:00Z" Destination="http://localhost/extern/slo">'
+              f'<saml:Issuer>{MUSTERLAND}/saml/metadata</saml:Issuer>'
+              '<saml:NameID>someone</saml:NameID></samlp:LogoutRequest>')
+    refused = visitor.client.post("/extern/slo", data={
+        "SAMLRequest": base64.b64encode(forged.encode()).decode(),
+        "servicekonto_resubmitted": "1"})
+    assert refused.status_code == 400
+    assert visitor.client.get("/konto").status_code == 200

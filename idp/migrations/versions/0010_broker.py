@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("created_at", idp.db.UtcDateTime(), nullable=False),
         sa.Column("expires_at", idp.db.UtcDateTime(), nullable=False),
         sa.Column("used_at", idp.db.UtcDateTime(), nullable=True),
+        sa.Column("after", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_broker_request")),
     )
     op.create_index(op.f("ix_broker_request_expires_at"), "broker_request", ["expires_at"])
