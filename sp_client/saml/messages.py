@@ -26,9 +26,10 @@ STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 def akdb_extension(profile: PortalProfile) -> Extensions:
     """The BundID request extension: the attributes we want (by Name), the login methods
-    (username and password, and the Online-Ausweisfunktion for services needing "hoch"), and
-    what the consent page should say about us (docs/architecture.md, "The
-    akdb:AuthenticationRequest extension")."""
+    (username and password, the Online-Ausweisfunktion for services needing "hoch", and the
+    account of another state: "Login mit externem Servicekonto", FINK), and what the consent
+    page should say about us (docs/architecture.md, "The akdb:AuthenticationRequest
+    extension")."""
     wishes = "".join(
         f'<akdb:RequestedAttribute Name={quoteattr(wish.name)} '
         f'RequiredAttribute="{"true" if wish.required else "false"}"/>'
@@ -38,6 +39,7 @@ def akdb_extension(profile: PortalProfile) -> Extensions:
         f'EnableStatusDetail="true">'
         f'<akdb:AuthnMethods><akdb:Benutzername><akdb:Enabled>true</akdb:Enabled>'
         f'</akdb:Benutzername><akdb:eID><akdb:Enabled>true</akdb:Enabled></akdb:eID>'
+        f'<akdb:FINK><akdb:Enabled>true</akdb:Enabled></akdb:FINK>'
         f'</akdb:AuthnMethods>'
         f'<akdb:RequestedAttributes>{wishes}</akdb:RequestedAttributes>'
         f'<akdb:DisplayInformation><classic-ui:Version xmlns:classic-ui="{CLASSIC_UI_NAMESPACE}">'

@@ -1,6 +1,6 @@
-"""Real processes for the end-to-end tests: the IdP as ``servicekonto run``, the demo (IdP and
-both portals) as ``servicekonto demo``, and a small HTTP client that behaves like a citizen's
-browser without JavaScript."""
+"""Real processes for the end-to-end tests: the IdP as ``servicekonto run``, the demo (IdP, both
+portals and Servicekonto Musterland) as ``servicekonto demo``, and a small HTTP client that
+behaves like a citizen's browser without JavaScript."""
 
 from __future__ import annotations
 
@@ -135,12 +135,13 @@ def free_ports(count: int) -> list[int]:
 
 @dataclass
 class Demo:
-    """A running ``servicekonto demo``: its process, the three base URLs, and its output."""
+    """A running ``servicekonto demo``: its process, the four base URLs, and its output."""
 
     process: subprocess.Popen[bytes]
     idp: str
     dueren: str
     mags: str
+    musterland: str
     log: Path
 
     @property
@@ -164,10 +165,11 @@ def run_demo(instance: Path, log: Path, env: dict[str, str] | None = None, *,
 
     The output goes to ``log`` (a pipe nobody reads would fill up and stop the servers).
     """
-    ports = free_ports(3)
+    ports = free_ports(4)
     command = [str(SERVICEKONTO), "demo", "--instance", str(instance),
                "--idp-port", str(ports[0]), "--dueren-port", str(ports[1]),
-               "--mags-port", str(ports[2]), *(["--seed"] if seed else [])]
+               "--mags-port", str(ports[2]), "--musterland-port", str(ports[3]),
+               *(["--seed"] if seed else [])]
     environment = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as output:
         process = subprocess.Popen(command, env=environment, stdout=output,

@@ -1,5 +1,6 @@
-"""``servicekonto demo`` as a real process: three servers, metadata exchanged over HTTP, a seeded
-citizen logs in at the Düren portal, and Ctrl-C stops everything cleanly."""
+"""``servicekonto demo`` as a real process: four servers, metadata exchanged over HTTP, a seeded
+citizen logs in at the Düren portal, so does Musterland's through the broker, and Ctrl-C stops
+everything cleanly."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sp_client.demo import DEMO_PASSWORD
+from sp_client.demo import DEMO_PASSWORD, MUSTERLAND_NAME, MUSTERLAND_USERNAME
 from tests.e2e.processes import Demo, run_demo
 
 pytestmark = pytest.mark.slow
@@ -58,13 +59,17 @@ class Browser:
         return self.open(html.unescape(form.group(1)), fields)
 
 
-def test_the_demo_serves_idp_and_both_portals_and_prints_their_urls(demo: Demo) -> None:
+def test_the_demo_serves_idp_both_portals_and_musterland_and_prints_their_urls(
+        demo: Demo) -> None:
     printed = demo.output
-    for url in (demo.idp, demo.dueren, demo.mags):
+    for url in (demo.idp, demo.dueren, demo.mags, demo.musterland):
         assert f"{url}/" in printed
     assert "Entwicklungs-Postfach" in printed and "ErikaM" in printed
-    pages = {url: Browser().open(url + "/") for url in (demo.idp, demo.dueren, demo.mags)}
-    assert "Servicekonto" in pages[demo.idp]
+    assert f"{MUSTERLAND_NAME}:" in printed
+    assert f"{MUSTERLAND_USERNAME} / {DEMO_PASSWORD}" in printed
+    urls = (demo.idp, demo.dueren, demo.mags, demo.musterland)
+    pages = {url: Browser().open(url + "/") for url in urls}
+    assert "Servicekonto" in pages[demo.idp] and "Servicekonto" in pages[demo.musterland]
     assert "Bürgerportal der Stadt Düren" in pages[demo.dueren]
     assert "mags Bürgerportal" in pages[demo.mags]
 
@@ -84,6 +89,38 @@ def test_a_seeded_citizen_logs_in_at_dueren_through_the_running_idp(demo: Demo) 
     browser.go_on()
     assert browser.url == demo.dueren + "/uebersicht"
     assert "Sie sind angemeldet" in browser.page and "Mustermann" in browser.page
+
+
+def agree_at(browser: Browser, idp: str) -> str:
+    """On ``idp``'s consent page: ZUSTIMMEN, and on to where its answer goes."""
+    transaction = re.search(r'name="transaction" value="([^"]+)"', browser.page)
+    assert transaction, browser.page[:1500]
+    browser.submit(idp + "/saml/zustimmung", {"transaction": transaction.group(1),
+                                              "decision": "agree"})
+    return browser.go_on()
+
+
+def test_musterlands_citizen_logs_in_at_dueren_through_the_running_broker(demo: Demo) -> None:
+    browser = Browser()
+    browser.open(demo.dueren + "/anmelden")
+    browser.submit(demo.dueren + "/anmelden")
+    browser.go_on()
+    reference = urllib.parse.parse_qs(urllib.parse.urlsplit(browser.url).query)["anfrage"][0]
+    browser.open(f"{demo.idp}/extern?anfrage={reference}")
+    assert MUSTERLAND_NAME in browser.page
+    browser.submit(f"{demo.idp}/extern/musterland?anfrage={reference}")
+    # Our broker fetched Musterland's metadata on this first use and sent the browser there.
+    assert browser.url.startswith(demo.musterland + "/anmelden")
+    browser.submit(browser.url, {"username": MUSTERLAND_USERNAME, "password": DEMO_PASSWORD})
+    assert "Servicekonto.NRW" in browser.page  # Musterland asks to pass the data on to us
+    agree_at(browser, demo.musterland)
+    # Both sessions live on: each instance has a cookie of its own on the shared host.
+    assert browser.url == demo.idp + "/extern/erste-anmeldung", browser.page[:1500]
+    browser.submit(browser.url, {"aktion": "neu"})
+    assert f"Die Daten stammen aus Ihrem {MUSTERLAND_NAME}" in browser.page
+    agree_at(browser, demo.idp)
+    assert browser.url == demo.dueren + "/uebersicht"
+    assert "Sie sind angemeldet" in browser.page and ">MU:" in browser.page
 
 
 def test_ctrl_c_stops_the_demo_cleanly(demo: Demo) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sp_client.demo import build_idp, build_portals, passed_on, write_policies
+from idp.broker.upstreams import load_upstreams
+from idp.portals.policy import load_portal_policies
+from sp_client.demo import (
+    MUSTERLAND_NAME,
+    build_idp,
+    build_portals,
+    passed_on,
+    write_musterland_policies,
+    write_policies,
+)
 
 
 def test_the_demo_takes_mail_hash_cost_and_clock_from_the_environment_and_nothing_else() -> None:
@@ -57,3 +66,19 @@ def test_a_demo_listening_beyond_loopback_shows_the_postal_outbox_to_other_machi
         response = mags.test_client().get("/post", base_url="http://127.0.0.1:2",
                                           environ_base={"REMOTE_ADDR": "172.17.0.1"})
         assert response.status_code == expected
+
+
+def test_the_demo_names_musterland_as_upstream_and_musterland_our_broker_as_its_portal(
+        tmp_path: Path) -> None:
+    ours = write_policies(tmp_path, {"dueren": 1, "mags": 2}, musterland_port=4)
+    [upstream] = load_upstreams(ours)
+    assert upstream.display_name == MUSTERLAND_NAME and upstream.bpk2_prefix == "MU:"
+    assert upstream.entity_id == upstream.metadata == "http://127.0.0.1:4/saml/metadata"
+    [broker] = load_portal_policies(write_musterland_policies(tmp_path, 3))
+    assert broker.entity_id == broker.metadata == "http://127.0.0.1:3/extern/metadata"
+    assert broker.name_id_format == "persistent" and broker.consent_required
+    assert "bPK2" in broker.attributes
+    # Musterland's folder is its own: our personas are not its accounts.
+    assert not (tmp_path / "musterland" / "policies" / "personas").exists()
+    # Without Musterland's port, no upstream is left from an earlier start.
+    assert load_upstreams(write_policies(tmp_path, {"dueren": 1, "mags": 2})) == []
