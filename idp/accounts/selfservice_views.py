@@ -8,11 +8,11 @@ from mails show a button on GET and act only on its POST.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import BytesIO
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -27,10 +27,11 @@ from idp.accounts import selfservice as service
 from idp.accounts.context import FormErrors
 from idp.accounts.models import Citizen, Salutation
 from idp.accounts.tokens import LinkState
-from idp.broker.login import links_of, unlink
+from idp.broker.login import external_upstream, links_of, unlink
 from idp.broker.models import ExternalLink
-from idp.broker.runtime import BROKER_KEY
+from idp.broker.runtime import upstream_display_name
 from idp.clock import utcnow
+from idp.consent.attributes import UPSTREAM_KEY
 from idp.container import app_parts
 from idp.db import db
 from idp.german import local_time
@@ -43,6 +44,7 @@ from idp.links import (
 from idp.saml.akdb import AuthnMethod
 from idp.saml.identifiers import TrustLevel
 from idp.security.rate_limit_views import rate_limited
+from idp.security.sessions import IDENTITY_KEY
 from idp.web.context import accounts as account_context
 from idp.web.context import (
     client_address,
@@ -141,16 +143,15 @@ def account() -> Page:
                            pending_email=service.pending_email_change(account_context(), citizen),
                            portals=_portals_to_visit(), upgrade_url=upgrade_url,
                            level_label=TrustLevel(citizen.trust_level).label,
-                           external_links=_external_links(citizen), local_time=local_time)
+                           external_links=_external_links(citizen), local_time=local_time,
+                           external=upstream_display_name(external)
+                           if (external := external_upstream(db.session, citizen.id)) else None)
 
 
 def _external_links(citizen: Citizen) -> list[tuple[ExternalLink, str]]:
-    """The upstream accounts bound to this one, each with its upstream's display name (its
-    short name when the registry no longer has it)."""
-    upstreams = current_app.extensions.get(BROKER_KEY)
-    return [(link, upstreams.upstreams[link.upstream].display_name
-             if upstreams is not None and link.upstream in upstreams.upstreams
-             else link.upstream) for link in links_of(db.session, citizen.id)]
+    """The upstream accounts bound to this one, each with its upstream's display name."""
+    return [(link, upstream_display_name(link.upstream))
+            for link in links_of(db.session, citizen.id)]
 
 
 @selfservice.post("/konto/extern/<int:link_id>/loesen")
@@ -277,6 +278,8 @@ def data_export() -> Page:
 @login_required
 def delete_account() -> Page:
     citizen = _citizen()
+    if (external := external_upstream(db.session, citizen.id)) is not None:
+        return _delete_external_account(citizen, external)
     if request.method == "GET":
         return render_template("idp/account_delete.html", errors={})
     form = single_values(request.form, ("password",))
@@ -285,6 +288,26 @@ def delete_account() -> Page:
     except FormErrors as error:
         return render_template("idp/account_delete.html", errors=error.errors), 422
     server_session().end()
+    return render_template("idp/account_deleted.html")
+
+
+# An external account has no password: its deletion is confirmed by a login through its
+# upstream at most this long ago.
+REAUTHENTICATION = timedelta(minutes=10)
+
+
+def _delete_external_account(citizen: Citizen, upstream: str) -> Page:
+    """"Servicekonto löschen" for an account made for an upstream account (docs/broker.md)."""
+    session = server_session()
+    identity = session.get(IDENTITY_KEY) or {}
+    recent = identity.get(UPSTREAM_KEY) == upstream and session.authenticated_at is not None \
+        and session.authenticated_at + REAUTHENTICATION > utcnow()
+    name = upstream_display_name(upstream)
+    if request.method == "GET" or not recent:
+        return render_template("idp/account_delete.html", errors={}, external=name,
+                               recent=recent), 200 if request.method == "GET" else 403
+    service.remove_account(account_context(), citizen, services().throttle(db.session))
+    session.end()
     return render_template("idp/account_deleted.html")
 
 

@@ -275,6 +275,12 @@ def links_of(session: Session, citizen_id: int) -> list[ExternalLink]:
                                                         ExternalLink.id)))
 
 
+def external_upstream(session: Session, citizen_id: int) -> str | None:
+    """The upstream an external account was made for (None: one of our own accounts)."""
+    return session.scalar(select(ExternalLink.upstream).where(
+        ExternalLink.citizen_id == citizen_id, ExternalLink.made_for_it.is_(True)))
+
+
 def unlink(session: Session, citizen_id: int, link_id: int) -> bool:
     """Remove a link the citizen made to a local account (an external account's own link is
     the account: it goes with "Konto löschen"); whether one was removed."""

@@ -66,6 +66,14 @@ def broker(app: Flask | None = None) -> Broker:
     return found
 
 
+def upstream_display_name(name: str) -> str:
+    """An upstream's display name ("Servicekonto Musterland"); its short name when the broker
+    no longer has it (or none runs)."""
+    found: Broker | None = current_app.extensions.get(BROKER_KEY)
+    upstream = found.upstream(name) if found is not None else None
+    return upstream.display_name if upstream is not None else name
+
+
 def _folded(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(char for char in decomposed if not unicodedata.combining(char))

@@ -95,7 +95,12 @@ def start(name: str) -> ResponseReturnValue:
     except UpstreamUnavailable as error:
         log.warning("upstream %s unavailable: %s", name, error)
         return error_page(503, UNAVAILABLE.format(name=upstream.display_name))
-    return redirect(url, code=303)
+    # A page, not a 303: a browser checks a redirect to another site after this form's POST
+    # against the list page's CSP form-action, which names only our own site
+    # (idp/saml/logout_views.py explains the same for logout).
+    return render_template("idp/logout_redirect.html", url=url,
+                           heading=f"Weiter zum {upstream.display_name}",
+                           text="Sie werden zur Anmeldung weitergeleitet.")
 
 
 @external.post("/extern/acs")
@@ -230,10 +235,15 @@ def slo() -> ResponseReturnValue:
 
 
 def _to_upstream(outgoing: logout.Outgoing) -> ResponseReturnValue:
+    """The answer to the upstream's LogoutRequest (a 302 after a GET; after a POST a page, for
+    the reason :func:`start` gives)."""
+    text = "Sie werden zu Ihrem externen Servicekonto zurückgeleitet."
     if outgoing.fields:
-        return auto_post(outgoing.url, list(outgoing.fields), "Abmeldung",
-                         "Sie werden zu Ihrem externen Servicekonto zurückgeleitet.")
-    return redirect(outgoing.url, code=302 if request.method == "GET" else 303)
+        return auto_post(outgoing.url, list(outgoing.fields), "Abmeldung", text)
+    if request.method == "GET":
+        return redirect(outgoing.url, code=302)
+    return render_template("idp/logout_redirect.html", url=outgoing.url, heading="Abmeldung",
+                           text=text)
 
 
 @external.get("/extern/metadata")

@@ -243,6 +243,13 @@ def release(citizen: Citizen, names: Iterable[str], pairwise_id: str | None,
     return released
 
 
+def _gender_shown(code: str) -> str:
+    """An upstream's ISO 5218 code in the citizen's words, as for our own ("Herr (Code 1)")."""
+    label = next((salutation.label for salutation, gender in GENDER_CODES.items()
+                  if gender.value == code and salutation is not Salutation.DIVERS), None)
+    return f"{label} (Code {code})" if label else code
+
+
 # What we compute for every login, whatever the upstream sent.
 _COMPUTED = {BPK2, QAA_LEVEL, ASSERTION_PROVED_BY}
 
@@ -257,7 +264,8 @@ def _from_upstream(entry: CatalogueAttribute,
     level = identity.get(f"level:{entry.name}", "UNTERGEORDNET")
     trust = AttributeTrust(level) if level in set(AttributeTrust) else \
         AttributeTrust.UNTERGEORDNET
-    shown = _date(text) if entry.name == BIRTHDATE and text.count("-") == 2 else text
+    shown = _date(text) if entry.name == BIRTHDATE and text.count("-") == 2 else \
+        _gender_shown(text) if entry.name == GENDER else text
     return ReleasedAttribute(entry.name, entry.friendly_name, entry.label, (text,), trust,
                              (shown,))
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -20,7 +19,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from idp.broker.runtime import BROKER_KEY
+from idp.broker.runtime import upstream_display_name
 from idp.clock import utcnow
 from idp.container import app_parts
 from idp.db import db
@@ -128,14 +127,6 @@ def unsolicited() -> ResponseReturnValue:
     return show(flow().unsolicited(provider[0], relay[0] if relay else None))
 
 
-def upstream_name(name: str) -> str:
-    """An upstream's display name ("Servicekonto Musterland"), its short name when the broker
-    no longer has it."""
-    found = current_app.extensions.get(BROKER_KEY)
-    upstream = found.upstream(name) if found is not None else None
-    return upstream.display_name if upstream is not None else name
-
-
 def show(outcome: Outcome) -> ResponseReturnValue:
     """What the browser is shown next."""
     if isinstance(outcome, ErrorPage):
@@ -153,7 +144,7 @@ def show(outcome: Outcome) -> ResponseReturnValue:
             organization_display_name=outcome.organization_display_name,
             purpose=outcome.purpose, attributes=outcome.attributes,
             persistent_identifier=outcome.persistent_identifier,
-            source=upstream_name(outcome.upstream) if outcome.upstream else None,
+            source=upstream_display_name(outcome.upstream) if outcome.upstream else None,
             transaction=outcome.reference, action_url=url_for("saml.consent"))
     if isinstance(outcome, PostToPortal):
         # The form goes to the portal's ACS (from its metadata): exactly that origin may receive.

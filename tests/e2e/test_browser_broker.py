@@ -27,10 +27,6 @@ EXTERNAL = "Login mit externem Servicekonto"
 FIRST_LOGIN = "Erste Anmeldung mit Ihrem externen Servicekonto"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "POST /extern/<name> answers 303 to the upstream: Chromium checks that redirect against "
-    "the list page's CSP form-action 'self' and stops there; idp.broker.views.start must "
-    "answer with a page that goes on by itself, as single logout does (logout_redirect.html)"))
 def test_a_citizen_of_musterland_logs_in_at_dueren_through_the_broker_and_agrees_twice(
         journey: Journey, demo: Demo) -> None:
     page = to_the_servicekonto(journey, demo.dueren, "Düren")

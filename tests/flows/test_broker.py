@@ -118,9 +118,9 @@ def through_musterland(visitor: Browser, there: Browser, portal: Portal,
     assert 'id="anmelden-extern"' in visitor.last_html
     visitor.get(f"/extern?anfrage={reference}")
     assert "Servicekonto Musterland" in visitor.last_html
-    sent = visitor.submit(f"/extern/musterland?anfrage={reference}")
-    assert sent.status_code == 303 and sent.location.startswith(MUSTERLAND + "/saml/sso/")
-    answer = there.get(sent.location)
+    sent = hop_from(visitor.submit(f"/extern/musterland?anfrage={reference}")).url
+    assert sent.startswith(MUSTERLAND + "/saml/sso/")
+    answer = there.get(sent)
     while answer.status_code == 302:
         answer = there.get(answer.location)
     if "Zustimmung zur Weitergabe" in there.last_html:
@@ -146,6 +146,9 @@ def finish(visitor: Browser, location: str, source: str = "Servicekonto Musterla
     if "Zustimmung zur Weitergabe" in visitor.last_html:
         # Consent as today, naming where the data came from.
         assert f"Die Daten stammen aus Ihrem {source}" in visitor.last_html
+        # The upstream's values in the citizen's words, as for our own logins.
+        if "<dt>Anrede</dt>" in visitor.last_html:
+            assert re.search(r"<dt>Anrede</dt>\s*<dd>[^<]+ \(Code \d\)</dd>", visitor.last_html)
         response = decide(visitor)
     page = response.get_data(as_text=True)
     assert "SAMLResponse" in page, page
@@ -206,8 +209,8 @@ def test_an_answer_replayed_to_our_acs_logs_nobody_in(
     login_page = visitor.client.get(path).location
     reference = parse_qs(urlsplit(login_page).query)["anfrage"][0]
     visitor.get(f"/extern?anfrage={reference}")
-    sent = visitor.submit(f"/extern/musterland?anfrage={reference}")
-    answer = there.get(sent.location)
+    sent = hop_from(visitor.submit(f"/extern/musterland?anfrage={reference}")).url
+    answer = there.get(sent)
     if "Zustimmung zur Weitergabe" in there.last_html:
         answer = decide(there)
     response = field_value(answer.get_data(as_text=True), "SAMLResponse")
@@ -226,8 +229,7 @@ def test_a_refusal_of_the_upstream_reaches_the_portal_with_its_status(
     login_page = visitor.client.get(path).location
     reference = parse_qs(urlsplit(login_page).query)["anfrage"][0]
     visitor.get(f"/extern?anfrage={reference}")
-    sent = visitor.submit(f"/extern/musterland?anfrage={reference}")
-    there.get(sent.location)
+    there.get(hop_from(visitor.submit(f"/extern/musterland?anfrage={reference}")).url)
     declined = decide(there, "decline").get_data(as_text=True)
     refused = visitor.client.post("/extern/acs", data={
         "SAMLResponse": field_value(declined, "SAMLResponse"), "servicekonto_resubmitted": "1"})
@@ -268,8 +270,8 @@ def upstream_answer(visitor: Browser, there: Browser, portal: Portal) -> tuple[s
     login_page = visitor.client.get(path).location
     reference = parse_qs(urlsplit(login_page).query)["anfrage"][0]
     visitor.get(f"/extern?anfrage={reference}")
-    sent = visitor.submit(f"/extern/musterland?anfrage={reference}")
-    answer = there.get(sent.location)
+    sent = hop_from(visitor.submit(f"/extern/musterland?anfrage={reference}")).url
+    answer = there.get(sent)
     while answer.status_code == 302:
         answer = there.get(answer.location)
     if "Zustimmung zur Weitergabe" in there.last_html:
@@ -452,3 +454,33 @@ def test_an_unsigned_logout_request_in_musterland_s_name_is_refused(
         "servicekonto_resubmitted": "1"})
     assert refused.status_code == 400
     assert visitor.client.get("/konto").status_code == 200
+
+
+# --- an external account on "Mein Servicekonto" --------------------------------------------------
+
+def test_an_external_account_says_it_has_no_password_and_deletes_after_a_fresh_upstream_login(
+        sso_app: Flask, musterland: Flask, visitor: Browser, portal: Portal,
+        clock: Clock) -> None:
+    there = logged_in_through_musterland(sso_app, musterland, visitor, portal)
+    account = visitor.get("/konto").get_data(as_text=True)
+    assert "Sie melden sich über Ihr Servicekonto Musterland an" in account
+    assert "/konto/passwort" not in account and "/konto/email" not in account
+    # Ten minutes after the login through Musterland, deleting asks for a fresh one.
+    clock.advance(minutes=11)
+    page = visitor.get("/konto/loeschen").get_data(as_text=True)
+    assert "melden Sie sich bitte erneut über Ihr Servicekonto Musterland an" in page
+    visitor.last_html = account
+    assert visitor.submit("/konto/loeschen").status_code == 403
+    with sso_app.app_context():
+        assert db.session.scalar(select(ExternalLink)) is not None
+    # Logged in through Musterland again (back at the machine's time, which the portal and
+    # Musterland keep): one click deletes it, with its link.
+    clock.advance(minutes=-11)
+    fresh = Browser(sso_app.test_client())
+    finish(fresh, through_musterland(fresh, there, portal))
+    fresh.get("/konto/loeschen")
+    assert "das bestätigt das Löschen" in fresh.last_html
+    deleted = fresh.submit("/konto/loeschen")
+    assert deleted.status_code == 200 and fresh.client.get("/konto").status_code == 302
+    with sso_app.app_context():
+        assert db.session.scalar(select(ExternalLink)) is None
