@@ -549,10 +549,11 @@ def test_the_demo_profile_registers_its_portals_with_their_pinned_certificates(
 
 def test_the_demo_runs_in_a_container_and_answers_the_host_on_its_published_ports(
         built: Built) -> None:
-    """`servicekonto demo --host 0.0.0.0` in the image, its three ports published as they are:
+    """`servicekonto demo --host 0.0.0.0` in the image, its four ports published as they are:
     the URLs it prints (http://127.0.0.1:PORT) work from the host."""
     podman, name = built.podman, f"imagecheck-demo-{os.getpid()}"
-    ports = {"idp": free_port(), "dueren": free_port(), "mags": free_port()}
+    ports = {"idp": free_port(), "dueren": free_port(), "mags": free_port(),
+             "musterland": free_port()}
     podman("volume", "create", name)
     started = podman(
         "run", "--detach", "--name", name, f"--network={NETWORK}", "--read-only",
@@ -560,7 +561,8 @@ def test_the_demo_runs_in_a_container_and_answers_the_host_on_its_published_port
         *[f"--publish=127.0.0.1:{port}:{port}" for port in ports.values()],
         IMAGE, "servicekonto", "demo", "--host", "0.0.0.0",  # noqa: S104 (in its container)
         "--idp-port", str(ports["idp"]),
-        "--dueren-port", str(ports["dueren"]), "--mags-port", str(ports["mags"]), check=False)
+        "--dueren-port", str(ports["dueren"]), "--mags-port", str(ports["mags"]),
+        "--musterland-port", str(ports["musterland"]), check=False)
     try:
         assert started.returncode == 0, started.stderr
 
