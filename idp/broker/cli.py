@@ -23,9 +23,7 @@ from flask.cli import AppGroup
 from saml2 import BINDING_HTTP_REDIRECT
 
 from idp.broker.upstreams import (
-    NAME_PATTERN,
     OUR_ATTRIBUTES,
-    TRUST_LEVELS,
     Upstream,
     default_mapping,
     load_upstream,
@@ -34,7 +32,7 @@ from idp.broker.upstreams import (
     upstream_folder,
 )
 from idp.config import Config, ConfigError, PolicyError, load_config
-from idp.portals.policy import is_url
+from idp.portals.policy import NAME_PATTERN, TRUST_LEVELS, is_url
 from idp.saml.sp_metadata import check_signature, default_verifier
 from idp.samlkit.metadata import MetadataError, fetch_metadata
 from idp.samlkit.untrusted_xml import parse_xml

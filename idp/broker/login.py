@@ -235,37 +235,33 @@ def make_account(session: Session, upstream: Upstream, arrival: Arrival,
         privacy_version=privacy_version, trust_level=arrival.level)
     session.add(citizen)
     session.flush()
-    session.add(ExternalLink(upstream=upstream.name, name_id=arrival.name_id,
-                             citizen_id=citizen.id, made_for_it=True,
-                             bpk2_prefix=upstream.bpk2_prefix, linked_at=now, last_login_at=now))
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return _linked(session, upstream.name, arrival.name_id)
-    return citizen.id
+    return _bind(session, upstream, arrival, citizen.id, made_for_it=True, now=now)
 
 
 def link(session: Session, upstream: Upstream, arrival: Arrival, citizen_id: int,
          now: datetime) -> int:
     """Bind the upstream account to the local account the citizen just logged in to (never
     chosen by name or e-mail); the account it is bound to (another, if linked meanwhile)."""
+    return _bind(session, upstream, arrival, citizen_id, made_for_it=False, now=now)
+
+
+def _bind(session: Session, upstream: Upstream, arrival: Arrival, citizen_id: int, *,
+          made_for_it: bool, now: datetime) -> int:
+    """Store the link (committing what the caller added with it); when the same upstream
+    account was bound a moment ago (another tab), nothing of ours is kept and that account's id
+    comes back."""
     session.add(ExternalLink(upstream=upstream.name, name_id=arrival.name_id,
-                             citizen_id=citizen_id, made_for_it=False,
+                             citizen_id=citizen_id, made_for_it=made_for_it,
                              bpk2_prefix=upstream.bpk2_prefix, linked_at=now, last_login_at=now))
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        return _linked(session, upstream.name, arrival.name_id)
+        found = session.scalar(select(ExternalLink.citizen_id).where(
+            ExternalLink.upstream == upstream.name, ExternalLink.name_id == arrival.name_id))
+        assert found is not None
+        return int(found)
     return citizen_id
-
-
-def _linked(session: Session, upstream: str, name_id: str) -> int:
-    found = session.scalar(select(ExternalLink.citizen_id).where(
-        ExternalLink.upstream == upstream, ExternalLink.name_id == name_id))
-    assert found is not None
-    return int(found)
 
 
 def links_of(session: Session, citizen_id: int) -> list[ExternalLink]:

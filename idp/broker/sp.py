@@ -24,6 +24,7 @@ from idp.broker.upstreams import Upstream
 from idp.saml.sp_metadata import check_signature, verifier_from_backend
 from idp.samlkit.crypto import InProcessCryptoBackend, install_backend, security_context
 from idp.samlkit.metadata import MAX_METADATA_BYTES, MetadataError, fetch_metadata
+from idp.samlkit.sp_response import CLOCK_SKEW
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ ACS_PATH = "/extern/acs"
 SLO_PATH = "/extern/slo"
 SIGN_ALG = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 DIGEST_ALG = "http://www.w3.org/2001/04/xmlenc#sha256"
-# How far an upstream's clock may be from ours.
-CLOCK_SKEW = timedelta(minutes=1)
 OUR_METADATA_VALID_HOURS = 24 * 7
 
 

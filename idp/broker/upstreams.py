@@ -14,22 +14,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from idp.config import PolicyError
 from idp.consent.attributes import CATALOGUE
+from idp.portals.policy import DEFAULT_REFRESH_MINUTES, NAME_PATTERN, TRUST_LEVELS, is_url
 
 # Our attributes by FriendlyName and by Name: an upstream's attribute maps to one of them.
 OUR_ATTRIBUTES: dict[str, str] = {entry.friendly_name: entry.name for entry in CATALOGUE}
 _OUR_NAMES = frozenset(OUR_ATTRIBUTES.values())
 # What a login through the broker never takes from upstream: we compute these ourselves.
 _COMPUTED = frozenset({"bPK2", "EID-CITIZEN-QAA-LEVEL", "AssertionProvedBy"})
-TRUST_LEVELS = {f"STORK-QAA-Level-{level}": level for level in range(1, 5)}
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.-]{0,19}$")
-DEFAULT_REFRESH_MINUTES = 60
 
 _REQUIRED = ("display_name", "entity_id", "metadata", "maximum_trust_level", "bpk2_prefix")
 _OPTIONAL = ("metadata_certificate", "metadata_refresh_minutes", "attributes",
@@ -68,7 +65,7 @@ class Upstream:
 
     @property
     def metadata_is_url(self) -> bool:
-        return urlsplit(self.metadata).scheme in ("http", "https")
+        return is_url(self.metadata)
 
 
 def default_mapping() -> dict[str, str]:
@@ -152,7 +149,7 @@ def parse_upstream(raw: Any, path: Path) -> Upstream:
 
     display_name, entity_id, metadata = text("display_name"), text("entity_id"), text("metadata")
     folder = path.parent
-    if metadata and urlsplit(metadata).scheme not in ("http", "https"):
+    if metadata and not is_url(metadata):
         if "://" in metadata:
             fail("metadata", "must be a file path or an http(s) URL")
         else:
