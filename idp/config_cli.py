@@ -51,10 +51,14 @@ def _reading() -> ConfigReading:
 
 def start_problems(reading: ConfigReading) -> list[str]:
     """The problems the start would meet: the settings', then (when those are fine) the password
-    policy's and the signing key's, which need no database either."""
+    policy's, the portal and upstream files' and the signing key's, which need neither the
+    database nor the network."""
     if reading.problems:
         return reading.problems
     from idp.accounts.passwords import PasswordPolicy
+    from idp.broker.upstreams import load_upstreams
+    from idp.portals.policy import load_portal_policies
+    from idp.portals.registry import refuse_plain_http
     from idp.saml.runtime import load_keys
 
     config, problems = reading.config, []
@@ -62,6 +66,14 @@ def start_problems(reading: ConfigReading) -> list[str]:
         PasswordPolicy.load(config.policy_dir / "password.yaml")
     except ConfigError as error:
         problems.append(str(error))
+    try:
+        refuse_plain_http(load_portal_policies(config.policy_dir), config.is_development)
+    except ConfigError as error:
+        problems.append(str(error))
+    try:
+        load_upstreams(config.policy_dir)
+    except ConfigError as error:
+        problems.extend(str(error).splitlines())
     # In development a missing key is made at the first start, which a check must not do.
     if config.key_file or config.cert_file or not config.is_development:
         try:

@@ -5,6 +5,7 @@ would do, none of them needing a running IdP."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,8 +41,13 @@ def in_a_process(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 
 def keys(tmp_path: Path, signing_keys: tuple[Path, Path]) -> dict[str, str]:
+    """The signing key, and an operator's policy folder: the password rules and no portal
+    (the shipped one names the demo portals, over plain http)."""
+    policies = tmp_path / "policies"
+    (policies / "portals").mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "policies" / "password.yaml", policies / "password.yaml")
     return {"IDP_KEY_FILE": str(signing_keys[0]), "IDP_CERT_FILE": str(signing_keys[1]),
-            "IDP_INSTANCE_PATH": str(tmp_path)}
+            "IDP_INSTANCE_PATH": str(tmp_path), "IDP_POLICY_DIR": str(policies)}
 
 
 def test_config_check_says_ok_without_reaching_the_database(
@@ -63,6 +69,25 @@ def test_config_check_lists_every_problem_and_exits_with_1(tmp_path: Path) -> No
     assert "- IDP_SECRET_KEY (or IDP_SECRET_KEY_FILE) is required in production" \
         in result.output
     assert "OK" not in result.output
+
+
+def test_config_check_names_portal_and_upstream_files_the_start_would_refuse(
+        tmp_path: Path, signing_keys: tuple[Path, Path]) -> None:
+    settings = keys(tmp_path, signing_keys)
+    policies = Path(settings["IDP_POLICY_DIR"])
+    shutil.copy(PROJECT_ROOT / "policies" / "portals" / "dueren.yaml",
+                policies / "portals" / "dueren.yaml")
+    (policies / "upstreams").mkdir()
+    (policies / "upstreams" / "kaputt.yaml").write_text(
+        "display_name: Servicekonto Kaputt\naccept_unsigned: true\n", encoding="utf-8")
+
+    result = servicekonto("config", "check", env=PRODUCTION | settings)
+
+    assert result.exit_code == 1
+    assert "portal dueren: metadata over plain http" in result.output
+    assert "kaputt.yaml: accept_unsigned: unknown setting; unsigned assertions are always " \
+        "refused" in result.output
+    assert "kaputt.yaml: bpk2_prefix: missing" in result.output
 
 
 def test_config_check_finds_a_signing_key_that_is_missing(tmp_path: Path) -> None:
