@@ -32,6 +32,7 @@ from idp.db import db
 from idp.samlkit.bindings import decode_redirect
 from tests.conftest import GOOD_PASSWORD, Browser, Clock, activate, log_in, register
 from tests.flows.conftest import Portal, answer_to, decide, field_value, hop_from
+from tests.flows.test_akdb import bundid
 from tests.flows.test_single_logout import go
 from tests.saml_support import key_pair
 
@@ -484,3 +485,16 @@ def test_an_external_account_says_it_has_no_password_and_deletes_after_a_fresh_u
     assert deleted.status_code == 200 and fresh.client.get("/konto").status_code == 302
     with sso_app.app_context():
         assert db.session.scalar(select(ExternalLink)) is None
+
+
+def test_a_portal_whose_authn_methods_disable_fink_is_offered_no_external_login(
+        sso_app: Flask, musterland: Flask, visitor: Browser, portal: Portal) -> None:
+    path, _ = portal.login_url(extensions=bundid(methods={"Benutzername": True, "FINK": False}))
+    login_page = visitor.client.get(path).location
+    reference = parse_qs(urlsplit(login_page).query)["anfrage"][0]
+    page = visitor.get(login_page).get_data(as_text=True)
+    assert 'id="anmelden-extern"' not in page
+    assert "Login mit externem Servicekonto <small>(für dieses Portal nicht freigegeben)" in page
+    assert visitor.get(f"/extern?anfrage={reference}").status_code == 403
+    visitor.get("/anmelden")  # a page with a form: the choice cannot be forced by a POST either
+    assert visitor.submit(f"/extern/musterland?anfrage={reference}").status_code == 404
