@@ -593,7 +593,13 @@ def test_the_demo_runs_in_a_container_and_answers_the_host_on_its_published_port
         browser = WebBrowser()
         start = browser.open(f"http://127.0.0.1:{ports['dueren']}/anmelden")
         login = browser.submit(start, start.forms[0])
-        printed = podman("logs", name, check=False).stdout
+        # The banner comes once every part runs (Musterland, the broker's upstream, starts
+        # last, after the IdP already answers).
+        printed = ""
+        while f"http://127.0.0.1:{ports['musterland']}/" not in printed \
+                and time.monotonic() < deadline + STARTUP_SECONDS:
+            printed = podman("logs", name, check=False).stdout
+            time.sleep(0.5)
     finally:
         podman("rm", "--force", "--time=0", name, check=False)
         podman("volume", "rm", "--force", name, check=False)
@@ -606,6 +612,7 @@ def test_the_demo_runs_in_a_container_and_answers_the_host_on_its_published_port
         f"http://127.0.0.1:{ports['idp']}/anmelden"), trace(browser.history)
     assert "Passwort" in login.text
     assert f"http://127.0.0.1:{ports['idp']}/" in printed
+    assert f"http://127.0.0.1:{ports['musterland']}/" in printed
 
 
 def test_the_idp_stops_cleanly_within_the_compose_grace_period(
