@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,24 @@ def test_a_changed_portal_file_is_served_after_portal_import_without_a_restart(
     path, _ = portal.login_url()
     page = visitor.get(path, follow_redirects=True).get_data(as_text=True)
     assert "Bürgerportal Neustadt" in page and "Musterstadt" not in page
+
+
+def test_a_database_that_cannot_be_reached_keeps_the_portals_in_use_without_an_error(
+        running: Flask) -> None:
+    """The version read runs before every request (at most once a second): with the database
+    away it must let the request go on to its own German 503, not fail with a 500 itself."""
+    from sqlalchemy import create_engine
+
+    from idp.container import app_parts
+
+    registry = app_parts(running).saml._live
+    # A database nobody answers at (port 1 on loopback: refused at once).
+    away = create_engine("postgresql+psycopg://idp@127.0.0.1:1/idp")
+    monkey = registry._engine
+    registry._engine = away
+    try:
+        registry._next_check = 0.0
+        assert registry.check(datetime.now(UTC)) is False
+    finally:
+        registry._engine = monkey
+        away.dispose()
