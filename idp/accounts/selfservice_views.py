@@ -139,13 +139,15 @@ def account() -> Page:
     # "Konto hochstufen" with the Online-Ausweisfunktion, for a basisregistriert account.
     upgrade_url = url_for("eid.upgrade_read") if citizen.trust_level < 3 and \
         app_parts().saml.methods != (AuthnMethod.BENUTZERNAME,) else None
+    links = _external_links(citizen)
     return render_template("idp/account.html", citizen=citizen,
                            pending_email=service.pending_email_change(account_context(), citizen),
                            portals=_portals_to_visit(), upgrade_url=upgrade_url,
                            level_label=TrustLevel(citizen.trust_level).label,
-                           external_links=_external_links(citizen), local_time=local_time,
-                           external=upstream_display_name(external)
-                           if (external := external_upstream(db.session, citizen.id)) else None)
+                           external_links=links, local_time=local_time,
+                           # An external account's own link says so (one query for both).
+                           external=next((name for link, name in links if link.made_for_it),
+                                         None))
 
 
 def _external_links(citizen: Citizen) -> list[tuple[ExternalLink, str]]:

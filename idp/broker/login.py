@@ -103,11 +103,11 @@ def receive(session: Session, clients: UpstreamClients, upstream_named: Callable
     try:
         document = sp_response.read_envelope(form)
     except sp_response.ResponseRejected as error:
-        return _refused(Failure.REJECTED, error, _latest(session, browser_session_hash, now))
+        return _refused(Failure.REJECTED, error, _latest(session, browser_session_hash))
     waiting = _waiting(session, document.in_response_to, now)
     if waiting is None or waiting.browser_session_hash != browser_session_hash:
         return Refused(Failure.UNKNOWN_REQUEST, Failure.UNKNOWN_REQUEST.value,
-                       _latest(session, browser_session_hash, now))
+                       _latest(session, browser_session_hash))
     upstream = upstream_named(waiting.upstream)
     if upstream is None or not upstream.enabled:
         return Refused(Failure.UNKNOWN_UPSTREAM, Failure.UNKNOWN_UPSTREAM.value,
@@ -186,15 +186,15 @@ def _waiting(session: Session, request_id: str | None, now: datetime) -> BrokerR
     return found
 
 
-def _latest(session: Session, browser_session_hash: str | None, now: datetime) -> str | None:
-    """The portal's login this browser's newest open request was for: an answer we cannot
-    read still leaves the citizen a way back to that portal."""
+def _latest(session: Session, browser_session_hash: str | None) -> str | None:
+    """The portal's login this browser's newest unanswered request was for, expired or not:
+    an answer we cannot read, or one that came too late, still leaves the citizen a way back
+    to that portal (the way back itself checks the login is still parked)."""
     if browser_session_hash is None:
         return None
     return session.scalar(select(BrokerRequest.reference).where(
         BrokerRequest.browser_session_hash == browser_session_hash,
-        BrokerRequest.used_at.is_(None), BrokerRequest.expires_at > now).order_by(
-        BrokerRequest.created_at.desc()).limit(1))
+        BrokerRequest.used_at.is_(None)).order_by(BrokerRequest.created_at.desc()).limit(1))
 
 
 def _use(session: Session, request_id: str, now: datetime) -> bool:

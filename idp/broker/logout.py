@@ -174,10 +174,7 @@ def answer_upstream(clients: UpstreamClients, upstream: Upstream, initiator: Map
 def certificates(clients: UpstreamClients, upstream: Upstream,
                  now: datetime) -> list[x509.Certificate]:
     """The upstream's signing certificates from its metadata (for Redirect signatures)."""
-    client = clients.client(upstream, now)
-    return [x509.load_der_x509_certificate(base64.b64decode("".join(encoded.split())))
-            for _name, encoded in client.metadata.certs(upstream.entity_id, "idpsso",
-                                                        "signing")]
+    return sp_logout.idp_signing_certificates(clients.client(upstream, now), upstream.entity_id)
 
 
 def _expected(clients: UpstreamClients, upstream: Upstream, now: datetime) -> sp_logout.Expected:

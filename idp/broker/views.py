@@ -167,9 +167,11 @@ def _arrival() -> login.Arrival | None:
     kept = server_session().get(ARRIVAL_KEY)
     if not isinstance(kept, dict):
         return None
+    # A copy: the session's own dict keeps its time for the next try (a wrong password).
+    fields = dict(kept)
     try:
-        at = datetime.fromisoformat(kept.pop("at"))
-        arrival = login.Arrival(**kept)
+        at = datetime.fromisoformat(fields.pop("at"))
+        arrival = login.Arrival(**fields)
     except (KeyError, TypeError, ValueError):
         return None
     return arrival if at + ARRIVAL_KEPT > utcnow() else None

@@ -136,7 +136,8 @@ def _tell_upstream(upstream: dict[str, str], after: dict[str, Any]) -> ResponseR
     outgoing: Outgoing | None
     try:
         if "request_id" in upstream:  # the upstream asked: it gets the answer
-            complete = after.get("kind") == "hop" or not after.get("not_reached")
+            # It asked, so what waited is our page: complete unless a portal was not reached.
+            complete = not after.get("not_reached")
             outgoing = answer_upstream(found.clients, known, upstream,
                                        STATUS_SUCCESS if complete else STATUS_RESPONDER,
                                        None if complete else STATUS_PARTIAL, now)

@@ -11,6 +11,7 @@ sent is the caller's to check (it keeps its requests).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,13 @@ class LogoutAnswer:
 
     in_response_to: str | None
     success: bool
+
+
+def idp_signing_certificates(client: Any, entity_id: str) -> list[x509.Certificate]:
+    """The IdP's signing certificates from the metadata a pysaml2 client holds (for Redirect
+    signatures, which pysaml2 does not check)."""
+    return [x509.load_der_x509_certificate(base64.b64decode("".join(encoded.split())))
+            for _name, encoded in client.metadata.certs(entity_id, "idpsso", "signing")]
 
 
 def binding_of(message: IncomingMessage) -> str:

@@ -9,7 +9,6 @@ never through the ``xmlsec1`` program.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from saml2.population import Population
 
 from idp.samlkit.crypto import InProcessCryptoBackend, install_backend, security_context
 from idp.samlkit.metadata import MAX_METADATA_BYTES, MetadataError, fetch_metadata
+from idp.samlkit.sp_logout import idp_signing_certificates
 from sp_client.settings import PortalSettings
 
 log = logging.getLogger(__name__)
@@ -206,10 +206,7 @@ class ServiceProvider:
 
     def idp_certificates(self, now: datetime) -> list[x509.Certificate]:
         """The IdP's signing certificates from its metadata (for Redirect signatures)."""
-        client = self.client(now)
-        return [x509.load_der_x509_certificate(base64.b64decode("".join(encoded.split())))
-                for _name, encoded in client.metadata.certs(self._idp_entity_id, "idpsso",
-                                                            "signing")]
+        return idp_signing_certificates(self.client(now), self._idp_entity_id)
 
     def idp_endpoint(self, now: datetime, service: str, binding: str) -> str:
         """The IdP's SSO or SLO location for ``binding``; :class:`IdpUnavailable` if none."""
