@@ -350,7 +350,7 @@ def test_a_citizen_links_musterland_to_the_account_they_have_with_us_after_loggi
         assert db.session.scalar(select(ExternalLink)) is None
 
 
-def test_linking_with_a_wrong_password_links_nothing(
+def test_linking_with_a_wrong_password_links_nothing_and_the_right_one_then_links(
         sso_app: Flask, musterland: Flask, visitor: Browser, portal: Portal) -> None:
     ours = Browser(sso_app.test_client())
     register(ours, username="MaxHier", email="max.hier@example.org")
@@ -366,6 +366,12 @@ def test_linking_with_a_wrong_password_links_nothing(
     assert "Die Anmeldung ist fehlgeschlagen" in visitor.last_html
     with sso_app.app_context():
         assert db.session.scalar(select(ExternalLink)) is None
+    # The choice still waits: the right password links.
+    linked = visitor.submit("/extern/erste-anmeldung", {
+        "aktion": "verknuepfen", "username": "MaxHier", "password": GOOD_PASSWORD})
+    assert linked.status_code == 303, visitor.last_html
+    with sso_app.app_context():
+        assert db.session.scalar(select(ExternalLink)) is not None
 
 
 # --- single logout with the upstream (docs/broker.md, "Single logout") ------------------------
